@@ -1,0 +1,251 @@
+//! The execution event, as the workflow engine emits it (the vendor's "Base Schema").
+//!
+//! Base fields are typed; event metadata seen in real events is typed and optional; anything
+//! else the engine sends is kept verbatim in [`ExecutionEvent::extra`] so a newer engine never
+//! loses data on the way through ELS.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::ModelError;
+
+/// The five execution event types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EventType {
+    FlowStart,
+    FlowComplete,
+    FlowFailed,
+    FlowCanceled,
+    FlowThrottled,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 5] = [
+        EventType::FlowStart,
+        EventType::FlowComplete,
+        EventType::FlowFailed,
+        EventType::FlowCanceled,
+        EventType::FlowThrottled,
+    ];
+
+    /// The wire name, e.g. `FLOW_FAILED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::FlowStart => "FLOW_START",
+            EventType::FlowComplete => "FLOW_COMPLETE",
+            EventType::FlowFailed => "FLOW_FAILED",
+            EventType::FlowCanceled => "FLOW_CANCELED",
+            EventType::FlowThrottled => "FLOW_THROTTLED",
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a flow failed (present on `FLOW_FAILED`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowError {
+    pub error_code: String,
+    pub error_message: String,
+    /// The step (card) that failed, when the engine knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_name: Option<String>,
+}
+
+/// The limit that throttled a flow (present on `FLOW_THROTTLED`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThrottleLimit {
+    /// What was limited, e.g. `executions_per_minute`.
+    pub limit_type: String,
+    pub limit: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// One execution event. Serialises back to the same flat JSON object it was read from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionEvent {
+    /// Ours: assigned at ingest when absent, stable across retries and replays so receivers can
+    /// de-duplicate (ELS delivers at least once).
+    pub event_id: Uuid,
+    pub event_type: EventType,
+    pub execution_id: Uuid,
+    /// RFC 3339 UTC with milliseconds on the wire.
+    #[serde(serialize_with = "ser_ts", deserialize_with = "de_ts")]
+    pub timestamp: DateTime<Utc>,
+    pub flow_id: String,
+    pub flow_name: String,
+    pub org_id: String,
+    pub org_name: String,
+    pub org_hostname: String,
+    pub user_id: String,
+    /// Clear text at the engine; ELS hashes it at ingest (see [`crate::privacy`]).
+    pub user_email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_execution_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_flow_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_flow_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_execution_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_flow_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_flow_name: Option<String>,
+
+    // Event metadata seen in real events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder_id_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled: Option<bool>,
+    /// Execution time in milliseconds (on completion events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<FlowError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_limit: Option<ThrottleLimit>,
+
+    /// Fields this version of ELS does not know; passed through untouched.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn de_ts<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let raw = String::deserialize(d)?;
+    DateTime::parse_from_rfc3339(&raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| serde::de::Error::custom(format!("not an RFC 3339 timestamp: {e}")))
+}
+
+/// Base fields that must be present and non-empty.
+const REQUIRED_STRINGS: [&str; 7] = [
+    "flow_id",
+    "flow_name",
+    "org_id",
+    "org_name",
+    "org_hostname",
+    "user_id",
+    "user_email",
+];
+
+impl ExecutionEvent {
+    /// Semantic checks that serde cannot express. Field names in errors are relative to the event.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        for name in REQUIRED_STRINGS {
+            if self.string_field(name).trim().is_empty() {
+                return Err(ModelError::field(name, "must not be empty"));
+            }
+        }
+        if self.org_id.len() > 128 {
+            return Err(ModelError::field("org_id", "longer than 128 bytes"));
+        }
+        if self.event_type == EventType::FlowFailed {
+            if let Some(err) = &self.error {
+                if err.error_code.trim().is_empty() {
+                    return Err(ModelError::field("error.error_code", "must not be empty"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn string_field(&self, name: &str) -> &str {
+        match name {
+            "flow_id" => &self.flow_id,
+            "flow_name" => &self.flow_name,
+            "org_id" => &self.org_id,
+            "org_name" => &self.org_name,
+            "org_hostname" => &self.org_hostname,
+            "user_id" => &self.user_id,
+            "user_email" => &self.user_email,
+            _ => "",
+        }
+    }
+
+    /// Event time as seconds since the epoch with millisecond precision (HEC's `time`).
+    pub fn epoch_seconds(&self) -> f64 {
+        self.timestamp.timestamp_millis() as f64 / 1000.0
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample_json() -> Value {
+        serde_json::json!({
+            "event_id": "5f0c6f7e-8a41-4d57-9a7d-1f0e2c3b4a59",
+            "event_type": "FLOW_FAILED",
+            "execution_id": "0b6b1c9e-2f0a-4a49-8f51-7d1b7e3c9a10",
+            "timestamp": "2026-11-25T01:02:03.456Z",
+            "flow_id": "flo1",
+            "flow_name": "Onboard user",
+            "org_id": "org-1",
+            "org_name": "Acme",
+            "org_hostname": "acme.example.com",
+            "user_id": "u1",
+            "user_email": "Alice@Example.com",
+            "depth": 1,
+            "error": {"error_code": "E42", "error_message": "boom", "step_name": "HTTP"},
+            "future_field": {"nested": [1, 2]}
+        })
+    }
+
+    #[test]
+    fn round_trip_keeps_unknown_fields() {
+        let event: ExecutionEvent = serde_json::from_value(sample_json()).unwrap();
+        assert_eq!(event.event_type, EventType::FlowFailed);
+        assert_eq!(event.depth, Some(1));
+        assert!(event.extra.contains_key("future_field"));
+        let back = serde_json::to_value(&event).unwrap();
+        assert_eq!(back, sample_json());
+    }
+
+    #[test]
+    fn timestamp_normalised_to_utc_millis() {
+        let mut v = sample_json();
+        v["timestamp"] = "2026-11-25T02:02:03+01:00".into();
+        let event: ExecutionEvent = serde_json::from_value(v).unwrap();
+        let out = serde_json::to_value(&event).unwrap();
+        assert_eq!(out["timestamp"], "2026-11-25T01:02:03.000Z");
+        assert!((event.epoch_seconds() - 1_795_568_523.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn empty_required_field_named() {
+        let mut event: ExecutionEvent = serde_json::from_value(sample_json()).unwrap();
+        event.org_hostname = " ".into();
+        let err = event.validate().unwrap_err();
+        assert_eq!(err.field_name(), Some("org_hostname"));
+    }
+}

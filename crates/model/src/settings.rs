@@ -1,0 +1,431 @@
+//! Per-org stream settings: the vendor's "Execution log streaming" page as data.
+//!
+//! Validation returns the first problem with the field's name, so the admin API can answer
+//! `400 {"field": "url", ...}` and the CLI can print a precise message.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
+use crate::event::{EventType, ExecutionEvent};
+use crate::hec::HecOptions;
+use crate::template::BodyTemplate;
+
+/// How the org's endpoint speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointKind {
+    /// Splunk HEC: batched envelopes, HEC reply codes.
+    #[default]
+    Hec,
+    /// Any HTTPS endpoint: one event per request, rendered through the body template.
+    Http,
+}
+
+/// Which event types to stream: `"all"` or a list such as `["FLOW_FAILED","FLOW_CANCELED"]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EventSelection {
+    #[default]
+    #[serde(with = "all_literal")]
+    All,
+    Only(BTreeSet<EventType>),
+}
+
+mod all_literal {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("all")
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+        let text = String::deserialize(d)?;
+        if text.eq_ignore_ascii_case("all") {
+            Ok(())
+        } else {
+            Err(serde::de::Error::custom("expected \"all\""))
+        }
+    }
+}
+
+impl EventSelection {
+    pub fn includes(&self, event_type: EventType) -> bool {
+        match self {
+            EventSelection::All => true,
+            EventSelection::Only(set) => set.contains(&event_type),
+        }
+    }
+}
+
+/// Per-flow streaming: all flows, only the listed ones, or all but the listed ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowMode {
+    #[default]
+    All,
+    Include,
+    Exclude,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSelection {
+    #[serde(default)]
+    pub mode: FlowMode,
+    #[serde(default)]
+    pub flow_ids: BTreeSet<String>,
+}
+
+impl FlowSelection {
+    pub fn includes(&self, flow_id: &str) -> bool {
+        match self.mode {
+            FlowMode::All => true,
+            FlowMode::Include => self.flow_ids.contains(flow_id),
+            FlowMode::Exclude => !self.flow_ids.contains(flow_id),
+        }
+    }
+}
+
+/// A header value that must never be shown: `Debug` prints `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The clear value, for building the outgoing request only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A header pair; for auth headers the value is a [`Secret`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header<V> {
+    pub name: String,
+    pub value: V,
+}
+
+/// What to do with events over the org's limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitPolicy {
+    /// Wait for a token; events queue (and park when the queue is full).
+    #[default]
+    Delay,
+    /// Dead-letter the excess with reason `rate_limited` (replayable).
+    DeadLetter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Per {
+    Second,
+    Minute,
+}
+
+/// The org's `max_events` limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub rate: u32,
+    pub per: Per,
+    /// Events allowed at once; defaults to `rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    #[serde(default)]
+    pub policy: LimitPolicy,
+}
+
+/// A key/value pair added to every outbound event. The values `${org_id}` and `${user_id}`
+/// are replaced by the event's ids: the only way those ids leave ELS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomField {
+    pub key: String,
+    pub value: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One org's stream settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSettings {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Absolute http(s) URL of the SIEM endpoint; https unless `allow_http`.
+    pub url: String,
+    #[serde(default)]
+    pub endpoint: EndpointKind,
+    #[serde(default)]
+    pub events: EventSelection,
+    #[serde(default)]
+    pub flows: FlowSelection,
+    /// Authorization headers: write-only, encrypted at rest, never logged.
+    #[serde(default)]
+    pub auth_headers: Vec<Header<Secret>>,
+    #[serde(default)]
+    pub custom_headers: Vec<Header<String>>,
+    #[serde(default)]
+    pub custom_fields: Vec<CustomField>,
+    /// JSON with `"${event}"` where the event goes; `None` = the event itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_events: Option<RateLimit>,
+    #[serde(default)]
+    pub hec: HecOptions,
+    /// Permit plain http (local demos and tests only).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+const RESERVED_HEADERS: [&str; 6] = [
+    "host",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+];
+
+impl OrgSettings {
+    /// A minimal enabled HEC stream to `url` with one auth header.
+    pub fn hec(url: impl Into<String>, token: &str) -> Self {
+        Self {
+            enabled: true,
+            url: url.into(),
+            endpoint: EndpointKind::Hec,
+            events: EventSelection::All,
+            flows: FlowSelection::default(),
+            auth_headers: vec![Header {
+                name: "Authorization".into(),
+                value: Secret::new(format!("Splunk {token}")),
+            }],
+            custom_headers: Vec::new(),
+            custom_fields: Vec::new(),
+            body_template: None,
+            max_events: None,
+            hec: HecOptions::default(),
+            allow_http: false,
+        }
+    }
+
+    /// Check every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let url = url::Url::parse(&self.url)
+            .map_err(|e| ModelError::field("url", format!("not an absolute URL: {e}")))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_http => {}
+            "http" => {
+                return Err(ModelError::field(
+                    "url",
+                    "must use https (set allow_http for local endpoints)",
+                ))
+            }
+            other => {
+                return Err(ModelError::field(
+                    "url",
+                    format!("scheme `{other}` is not http(s)"),
+                ))
+            }
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(ModelError::field("url", "has no host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(ModelError::field(
+                "url",
+                "must not carry credentials; use auth_headers",
+            ));
+        }
+        if let EventSelection::Only(set) = &self.events {
+            if set.is_empty() {
+                return Err(ModelError::field(
+                    "events",
+                    "select at least one event type, or \"all\"",
+                ));
+            }
+        }
+        if self.flows.mode != FlowMode::All && self.flows.flow_ids.is_empty() {
+            return Err(ModelError::field(
+                "flows.flow_ids",
+                "list at least one flow",
+            ));
+        }
+        for (i, h) in self.auth_headers.iter().enumerate() {
+            check_header(&h.name, h.value.expose(), &format!("auth_headers[{i}]"))?;
+        }
+        for (i, h) in self.custom_headers.iter().enumerate() {
+            check_header(&h.name, &h.value, &format!("custom_headers[{i}]"))?;
+        }
+        for (i, f) in self.custom_fields.iter().enumerate() {
+            if f.key.trim().is_empty() {
+                return Err(ModelError::field(
+                    format!("custom_fields[{i}].key"),
+                    "must not be empty",
+                ));
+            }
+        }
+        if let Some(t) = &self.body_template {
+            BodyTemplate::parse(t, "body_template")?;
+        }
+        if let Some(limit) = &self.max_events {
+            if limit.rate == 0 {
+                return Err(ModelError::field("max_events.rate", "must be at least 1"));
+            }
+            if limit.burst == Some(0) {
+                return Err(ModelError::field("max_events.burst", "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this org wants `event` at all (enabled, event type and flow selected).
+    pub fn selects(&self, event: &ExecutionEvent) -> bool {
+        self.enabled
+            && self.events.includes(event.event_type)
+            && self.flows.includes(&event.flow_id)
+    }
+
+    /// The parsed body template, if any (validated settings always parse).
+    pub fn template(&self) -> Option<BodyTemplate> {
+        self.body_template
+            .as_deref()
+            .and_then(|t| BodyTemplate::parse(t, "body_template").ok())
+    }
+
+    /// Settings as shown by the API: auth header values are replaced by `********`.
+    pub fn redacted(&self) -> Self {
+        let mut out = self.clone();
+        for h in &mut out.auth_headers {
+            h.value = Secret::new("********");
+        }
+        out
+    }
+}
+
+fn check_header(name: &str, value: &str, field: &str) -> Result<(), ModelError> {
+    let valid_name = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !valid_name {
+        return Err(ModelError::field(
+            format!("{field}.name"),
+            "not a valid HTTP header name",
+        ));
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(ModelError::field(
+            format!("{field}.name"),
+            format!("`{name}` is set by ELS and cannot be overridden"),
+        ));
+    }
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(ModelError::field(
+            format!("{field}.value"),
+            "must not contain line breaks",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn settings(v: serde_json::Value) -> Result<OrgSettings, ModelError> {
+        let s: OrgSettings =
+            serde_json::from_value(v).map_err(|e| ModelError::field("", e.to_string()))?;
+        s.validate().map(|_| s)
+    }
+
+    #[test]
+    fn defaults_and_selection() {
+        let s =
+            settings(json!({"url": "https://siem.example.com/services/collector/event"})).unwrap();
+        assert!(s.enabled);
+        assert_eq!(s.events, EventSelection::All);
+        let s = settings(json!({
+            "url": "https://siem.example.com/x",
+            "events": ["FLOW_FAILED", "FLOW_CANCELED"],
+            "flows": {"mode": "exclude", "flow_ids": ["f2"]}
+        }))
+        .unwrap();
+        assert!(s.events.includes(EventType::FlowFailed));
+        assert!(!s.events.includes(EventType::FlowStart));
+        assert!(!s.flows.includes("f2") && s.flows.includes("f1"));
+        let back = serde_json::to_value(&s).unwrap();
+        assert_eq!(back["events"], json!(["FLOW_FAILED", "FLOW_CANCELED"]));
+        assert_eq!(
+            serde_json::to_value(EventSelection::All).unwrap(),
+            json!("all")
+        );
+    }
+
+    #[test]
+    fn field_named_errors() {
+        let cases = [
+            (json!({"url": "ftp://x/y"}), "url"),
+            (json!({"url": "http://x/y"}), "url"),
+            (json!({"url": "https://:443/x"}), "url"),
+            (json!({"url": "https://x", "events": []}), "events"),
+            (
+                json!({"url": "https://x", "flows": {"mode": "include"}}),
+                "flows.flow_ids",
+            ),
+            (
+                json!({"url": "https://x", "body_template": "{\"a\":1}"}),
+                "body_template",
+            ),
+            (
+                json!({"url": "https://x", "auth_headers": [{"name": "Bad Name", "value": "v"}]}),
+                "auth_headers[0].name",
+            ),
+            (
+                json!({"url": "https://x", "custom_headers": [{"name": "X-A", "value": "a\r\nb"}]}),
+                "custom_headers[0].value",
+            ),
+            (
+                json!({"url": "https://x", "custom_headers": [{"name": "Host", "value": "a"}]}),
+                "custom_headers[0].name",
+            ),
+            (
+                json!({"url": "https://x", "max_events": {"rate": 0, "per": "second"}}),
+                "max_events.rate",
+            ),
+        ];
+        for (v, field) in cases {
+            let err = settings(v.clone()).unwrap_err();
+            assert_eq!(err.field_name(), Some(field), "{v} -> {err}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_in_debug_or_redacted_view() {
+        let s = OrgSettings::hec("https://x/services/collector/event", "CANARY-7f3a");
+        assert!(!format!("{s:?}").contains("CANARY"));
+        let shown = serde_json::to_string(&s.redacted()).unwrap();
+        assert!(!shown.contains("CANARY"));
+        assert!(shown.contains("Authorization"));
+    }
+}
