@@ -9,8 +9,10 @@
 //! - [`hec`]: Splunk HTTP Event Collector envelopes and response codes.
 //! - [`settings`]: per-org stream settings (URL, event and flow selection, headers, limits).
 //! - [`template`]: the org's custom body template, parsed once and substituted structurally.
+//! - [`config`]: merging `ELS_*` environment variables over file configuration.
 //! - [`error`]: the crate's one error enum.
 
+pub mod config;
 pub mod error;
 pub mod event;
 pub mod hec;

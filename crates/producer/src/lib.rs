@@ -1,0 +1,22 @@
+//! `els-producer`: the front door of ELS.
+//!
+//! - [`config`]: defaults, TOML file, `ELS_*` environment.
+//! - [`kafka`]: an idempotent Kafka producer (`acks=all`) keyed by `org_id`; a send resolves
+//!   only when the broker acknowledged the record.
+//! - [`api`]: `POST /v1/events` (one event, a JSON array or NDJSON). It answers 202 only after
+//!   Kafka acknowledged every event of the request, 503 otherwise; bad input gets 400/413/415
+//!   with a JSON body naming the field, and nothing of a rejected request is enqueued.
+//! - [`generate`]: realistic demo traffic (all five event types, parent/root executions,
+//!   failures with error details) posted to the API.
+//! - [`metrics`]: Prometheus counters served on `/metrics`.
+//! - [`error`]: the crate's error enum.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod kafka;
+pub mod metrics;
+
+pub use config::Config;
+pub use error::ProducerError;

@@ -1,0 +1,213 @@
+//! Fault injection: one global set of faults, set by flags at start or `PUT /sim/faults` at run
+//! time, that makes ingest requests slow, hang or fail the way a real SIEM does under load.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::hec::{fault_code, Reply};
+use crate::Error;
+
+/// Longest a hung request is held open; it ends earlier when the client gives up or the server
+/// shuts down.
+pub const HANG_LIMIT: Duration = Duration::from_secs(3600);
+
+/// The faults applied to ingest requests (HEC and generic). The JSON form is what
+/// `GET`/`PUT /sim/faults` read and write; missing fields take their defaults (no fault).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Answer every ingest request with this HTTP status (and the fitting HEC body) without
+    /// storing anything.
+    pub status: Option<u16>,
+    /// HEC `code` for `status` answers, when the default for the status does not fit the test.
+    pub hec_code: Option<u16>,
+    /// Sleep this long before answering (the answer is normal unless `status` is set too).
+    pub delay_ms: u64,
+    /// When non-zero, the request faults (`status`, `hec_code`, `delay_ms`, `retry_after`,
+    /// `hang`) apply to the next N ingest requests only and then clear themselves.
+    pub fail_next: u64,
+    /// Value of a `Retry-After` header added to `status` answers (seconds or an HTTP date).
+    pub retry_after: Option<String>,
+    /// Never answer: hold the request open until the client gives up (bounded by
+    /// [`HANG_LIMIT`] and by shutdown).
+    pub hang: bool,
+    /// Make `GET /services/collector/health` answer 503 (code 18). Not cleared by `fail_next`.
+    pub unhealthy: bool,
+}
+
+/// What one ingest request suffers, decided by [`Faults::take`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injected {
+    pub delay: Duration,
+    pub hang: bool,
+    /// The answer to give instead of processing the request, if any.
+    pub reply: Option<Reply>,
+    pub retry_after: Option<HeaderValue>,
+}
+
+impl Faults {
+    /// A fault set that answers every ingest request with `status`.
+    pub fn status(status: u16) -> Self {
+        Faults {
+            status: Some(status),
+            ..Faults::default()
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(status) = self.status {
+            if !(200..=599).contains(&status) {
+                return Err(Error::InvalidConfig {
+                    field: "faults.status",
+                    reason: format!("{status} is not an HTTP status in 200..=599"),
+                });
+            }
+        }
+        if let Some(retry_after) = &self.retry_after {
+            if retry_after.is_empty() || HeaderValue::from_str(retry_after).is_err() {
+                return Err(Error::InvalidConfig {
+                    field: "faults.retry_after",
+                    reason: "must be a non-empty header value, e.g. \"3\"".to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn has_request_fault(&self) -> bool {
+        self.status.is_some() || self.delay_ms > 0 || self.hang
+    }
+
+    /// Decide the fault for the next ingest request and count `fail_next` down.
+    /// Call only on a validated set.
+    pub fn take(&mut self) -> Option<Injected> {
+        if !self.has_request_fault() {
+            return None;
+        }
+        let reply = self
+            .status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .map(|status| Reply::Fault {
+                status,
+                code: self.hec_code.unwrap_or_else(|| fault_code(status)),
+            });
+        let injected = Injected {
+            delay: Duration::from_millis(self.delay_ms),
+            hang: self.hang,
+            retry_after: reply
+                .as_ref()
+                .and(self.retry_after.as_deref())
+                .and_then(|v| HeaderValue::from_str(v).ok()),
+            reply,
+        };
+        if self.fail_next > 0 {
+            self.fail_next -= 1;
+            if self.fail_next == 0 {
+                *self = Faults {
+                    unhealthy: self.unhealthy,
+                    ..Faults::default()
+                };
+            }
+        }
+        Some(injected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_fault_by_default() {
+        assert_eq!(Faults::default().take(), None);
+        let mut only_unhealthy = Faults {
+            unhealthy: true,
+            fail_next: 2,
+            ..Faults::default()
+        };
+        assert_eq!(only_unhealthy.take(), None);
+        assert_eq!(only_unhealthy.fail_next, 2);
+    }
+
+    #[test]
+    fn persistent_status_fault() {
+        let mut f = Faults {
+            retry_after: Some("3".into()),
+            ..Faults::status(503)
+        };
+        for _ in 0..3 {
+            let got = f.take().unwrap();
+            assert_eq!(
+                got.reply,
+                Some(Reply::Fault {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: 9
+                })
+            );
+            assert_eq!(got.retry_after, Some(HeaderValue::from_static("3")));
+        }
+    }
+
+    #[test]
+    fn fail_next_clears_request_faults_only() {
+        let mut f = Faults {
+            hec_code: Some(8),
+            fail_next: 2,
+            unhealthy: true,
+            ..Faults::status(500)
+        };
+        assert!(f.take().is_some());
+        assert_eq!(f.fail_next, 1);
+        let last = f.take().unwrap();
+        assert_eq!(
+            last.reply,
+            Some(Reply::Fault {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: 8
+            })
+        );
+        assert_eq!(f.take(), None);
+        assert_eq!(
+            f,
+            Faults {
+                unhealthy: true,
+                ..Faults::default()
+            }
+        );
+    }
+
+    #[test]
+    fn delay_without_status_answers_normally() {
+        let mut f = Faults {
+            delay_ms: 250,
+            retry_after: Some("1".into()),
+            ..Faults::default()
+        };
+        let got = f.take().unwrap();
+        assert_eq!(got.delay, Duration::from_millis(250));
+        assert_eq!(got.reply, None);
+        assert_eq!(got.retry_after, None);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let err = Faults::status(42).validate().unwrap_err().to_string();
+        assert!(err.contains("faults.status"), "{err}");
+        let bad_header = Faults {
+            retry_after: Some("a\nb".into()),
+            ..Faults::default()
+        };
+        assert!(bad_header.validate().is_err());
+        assert!(Faults::status(429).validate().is_ok());
+    }
+
+    #[test]
+    fn json_form_takes_defaults_and_refuses_unknown_fields() {
+        let f: Faults = serde_json::from_str(r#"{"status":503,"fail_next":1}"#).unwrap();
+        assert_eq!(f.status, Some(503));
+        assert!(!f.hang);
+        assert!(serde_json::from_str::<Faults>(r#"{"stauts":503}"#).is_err());
+    }
+}

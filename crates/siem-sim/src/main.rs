@@ -1,0 +1,178 @@
+//! `siem-sim` binary: parse flags, bind, print the address, serve until SIGINT/SIGTERM.
+//! `siem-sim stats` prints a running simulator's counters.
+#![allow(clippy::print_stdout)]
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use siem_sim::{Config, Faults, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_STORED, DEFAULT_TOKEN};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// Splunk HEC-compatible receiver with fault injection (logs go to stderr; set RUST_LOG).
+#[derive(Debug, Parser)]
+#[command(name = "siem-sim", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Address to listen on; port 0 picks a free port (printed on start).
+    #[arg(long, env = "SIEM_SIM_LISTEN", default_value = "127.0.0.1:8088")]
+    listen: SocketAddr,
+    /// Accepted HEC token; repeat for several (env: comma-separated).
+    #[arg(
+        long = "token",
+        env = "SIEM_SIM_TOKENS",
+        value_delimiter = ',',
+        default_value = DEFAULT_TOKEN,
+        hide_env_values = true
+    )]
+    tokens: Vec<String>,
+    /// Largest request body in bytes (compressed and decompressed); larger answers 413.
+    #[arg(long, env = "SIEM_SIM_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// Full records kept for /sim/events (event ids and counters are kept beyond it).
+    #[arg(long, env = "SIEM_SIM_MAX_STORED", default_value_t = DEFAULT_MAX_STORED)]
+    max_stored: usize,
+    /// Answer every ingest request with this HTTP status (e.g. 503) from the start.
+    #[arg(long, env = "SIEM_SIM_FAULT_STATUS")]
+    fault_status: Option<u16>,
+    /// Sleep this many milliseconds before answering each ingest request.
+    #[arg(long, env = "SIEM_SIM_FAULT_DELAY_MS", default_value_t = 0)]
+    fault_delay_ms: u64,
+    /// Retry-After header value added to fault answers.
+    #[arg(long, env = "SIEM_SIM_FAULT_RETRY_AFTER")]
+    fault_retry_after: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a running simulator's /sim/stats, pretty.
+    Stats {
+        /// Base URL of the simulator.
+        #[arg(long, env = "SIEM_SIM_URL", default_value = "http://127.0.0.1:8088")]
+        url: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Stats { ref url }) => print_stats(url).await,
+        None => serve(cli).await,
+    }
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
+    let config = Config {
+        listen: cli.listen,
+        tokens: cli.tokens,
+        max_body_bytes: cli.max_body_bytes,
+        max_stored: cli.max_stored,
+        faults: Faults {
+            status: cli.fault_status,
+            delay_ms: cli.fault_delay_ms,
+            retry_after: cli.fault_retry_after,
+            ..Faults::default()
+        },
+    };
+    config.validate()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot bind {}", config.listen))?;
+    let addr = listener.local_addr().context("cannot read bound address")?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "siem-sim listening on http://{addr}")?;
+    stdout.flush()?;
+    drop(stdout);
+    siem_sim::serve(listener, config, shutdown_signal()).await?;
+    tracing::info!("siem-sim stopped");
+    Ok(())
+}
+
+async fn print_stats(url: &str) -> anyhow::Result<()> {
+    let url = format!("{}/sim/stats", url.trim_end_matches('/'));
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?
+        .error_for_status()
+        .with_context(|| format!("GET {url}"))?;
+    let stats: serde_json::Value = response.json().await.context("stats are not JSON")?;
+    println!("{}", serde_json::to_string_pretty(&stats)?);
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        () = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_parse() {
+        let cli = Cli::try_parse_from([
+            "siem-sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            "a",
+            "--token",
+            "b",
+            "--fault-status",
+            "503",
+        ])
+        .unwrap();
+        assert_eq!(cli.listen.port(), 0);
+        assert_eq!(cli.tokens, ["a", "b"]);
+        assert_eq!(cli.fault_status, Some(503));
+        let stats = Cli::try_parse_from(["siem-sim", "stats", "--url", "http://h:1"]).unwrap();
+        assert!(matches!(stats.command, Some(Command::Stats { url }) if url == "http://h:1"));
+    }
+}

@@ -1,0 +1,320 @@
+//! What the simulator remembers: counters, the received event ids (all of them, in arrival
+//! order, duplicates included) and a bounded window of full records.
+//!
+//! [`Sim`] is the shared handle the routes use and that in-process tests may read directly.
+//! Locks are `std::sync::Mutex`, held only for short copies and never across an `.await`.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use chrono::{SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::faults::{Faults, Injected};
+use crate::Error;
+
+/// Distinct org ids counted in [`Stats::orgs`]; later orgs are counted as `__other__`.
+pub const MAX_ORGS: usize = 1000;
+/// Label for orgs beyond [`MAX_ORGS`].
+pub const OTHER_ORGS: &str = "__other__";
+/// Default and largest `limit` of [`Sim::events`].
+pub const DEFAULT_EVENTS_LIMIT: usize = 1000;
+pub const MAX_EVENTS_LIMIT: usize = 10_000;
+
+/// One stored event: a HEC envelope, or a generic endpoint's whole body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// 1-based arrival number; `GET /sim/events?after=K` returns records with `seq > K`.
+    pub seq: u64,
+    /// RFC 3339, UTC, milliseconds.
+    pub received_at: String,
+    pub path: String,
+    /// Request headers; the `authorization` value is replaced by `<redacted>`.
+    pub headers: BTreeMap<String, String>,
+    pub body: Value,
+}
+
+/// Counters answered by `GET /sim/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Ingest requests received (HEC and generic), answered or not.
+    pub requests: u64,
+    /// Events stored (accepted), including those whose record was since dropped.
+    pub events: u64,
+    pub distinct_event_ids: u64,
+    /// Events whose `event_id` had been received before.
+    pub duplicates: u64,
+    /// Ingest answers by HTTP status (`"200"`, `"503"`, ...).
+    pub by_status: BTreeMap<String, u64>,
+    /// Accepted events by `org_id`, when events carry one.
+    pub orgs: BTreeMap<String, u64>,
+}
+
+#[derive(Debug)]
+struct Store {
+    max_stored: usize,
+    next_seq: u64,
+    requests: u64,
+    events: u64,
+    by_status: BTreeMap<u16, u64>,
+    records: VecDeque<Record>,
+    /// Every event id in arrival order; shares its strings with `seen`.
+    event_ids: Vec<Arc<str>>,
+    seen: HashSet<Arc<str>>,
+    orgs: BTreeMap<String, u64>,
+}
+
+impl Store {
+    fn new(max_stored: usize) -> Self {
+        Store {
+            max_stored,
+            next_seq: 1,
+            requests: 0,
+            events: 0,
+            by_status: BTreeMap::new(),
+            records: VecDeque::new(),
+            event_ids: Vec::new(),
+            seen: HashSet::new(),
+            orgs: BTreeMap::new(),
+        }
+    }
+
+    fn push(&mut self, path: &str, headers: &BTreeMap<String, String>, body: Value, at: &str) {
+        self.events += 1;
+        if let Some(id) = event_id(&body) {
+            let id: Arc<str> = match self.seen.get(id.as_str()) {
+                Some(known) => Arc::clone(known),
+                None => {
+                    let fresh: Arc<str> = id.into();
+                    self.seen.insert(Arc::clone(&fresh));
+                    fresh
+                }
+            };
+            self.event_ids.push(id);
+        }
+        if let Some(org) = org_id(&body) {
+            let key = if self.orgs.contains_key(&org) || self.orgs.len() < MAX_ORGS {
+                org
+            } else {
+                OTHER_ORGS.to_owned()
+            };
+            *self.orgs.entry(key).or_default() += 1;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if self.max_stored == 0 {
+            return;
+        }
+        while self.records.len() >= self.max_stored {
+            self.records.pop_front();
+        }
+        self.records.push_back(Record {
+            seq,
+            received_at: at.to_owned(),
+            path: path.to_owned(),
+            headers: headers.clone(),
+            body,
+        });
+    }
+}
+
+/// A string or number at `event.event_id` (HEC envelopes) or `event_id` (generic bodies).
+fn event_id(body: &Value) -> Option<String> {
+    field(body, "event_id")
+}
+
+fn org_id(body: &Value) -> Option<String> {
+    field(body, "org_id")
+}
+
+fn field(body: &Value, name: &str) -> Option<String> {
+    let value = body
+        .get("event")
+        .and_then(|event| event.get(name))
+        .or_else(|| body.get(name))?;
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the counters half-updated in a way that
+    // matters to a simulator; keep serving.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Shared state of one simulator: cheap to clone, safe to read from tests while it serves.
+#[derive(Debug, Clone)]
+pub struct Sim {
+    store: Arc<Mutex<Store>>,
+    faults: Arc<Mutex<Faults>>,
+}
+
+impl Sim {
+    /// An empty simulator keeping at most `max_stored` full records, with `faults` active.
+    pub fn new(max_stored: usize, faults: Faults) -> Result<Self, Error> {
+        faults.validate()?;
+        Ok(Sim {
+            store: Arc::new(Mutex::new(Store::new(max_stored))),
+            faults: Arc::new(Mutex::new(faults)),
+        })
+    }
+
+    pub fn stats(&self) -> Stats {
+        let store = lock(&self.store);
+        let with_id = store.event_ids.len() as u64;
+        let distinct = store.seen.len() as u64;
+        Stats {
+            requests: store.requests,
+            events: store.events,
+            distinct_event_ids: distinct,
+            duplicates: with_id - distinct,
+            by_status: store
+                .by_status
+                .iter()
+                .map(|(status, n)| (status.to_string(), *n))
+                .collect(),
+            orgs: store.orgs.clone(),
+        }
+    }
+
+    /// Stored records with `seq > after`, oldest first, at most `limit` (capped at
+    /// [`MAX_EVENTS_LIMIT`]).
+    pub fn events(&self, after: u64, limit: usize) -> Vec<Record> {
+        let store = lock(&self.store);
+        let start = store.records.partition_point(|r| r.seq <= after);
+        store
+            .records
+            .range(start..)
+            .take(limit.min(MAX_EVENTS_LIMIT))
+            .cloned()
+            .collect()
+    }
+
+    /// Every event id received, in arrival order, duplicates included.
+    pub fn event_ids(&self) -> Vec<String> {
+        lock(&self.store)
+            .event_ids
+            .iter()
+            .map(|id| id.to_string())
+            .collect()
+    }
+
+    /// Forget all events and counters and clear all faults.
+    pub fn reset(&self) {
+        {
+            let mut store = lock(&self.store);
+            let max_stored = store.max_stored;
+            *store = Store::new(max_stored);
+        }
+        *lock(&self.faults) = Faults::default();
+    }
+
+    pub fn faults(&self) -> Faults {
+        lock(&self.faults).clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) -> Result<(), Error> {
+        faults.validate()?;
+        *lock(&self.faults) = faults;
+        Ok(())
+    }
+
+    pub(crate) fn is_unhealthy(&self) -> bool {
+        lock(&self.faults).unhealthy
+    }
+
+    /// Count an arriving ingest request and decide its fault.
+    pub(crate) fn begin_request(&self) -> Option<Injected> {
+        lock(&self.store).requests += 1;
+        lock(&self.faults).take()
+    }
+
+    pub(crate) fn count_status(&self, status: u16) {
+        *lock(&self.store).by_status.entry(status).or_default() += 1;
+    }
+
+    /// Store accepted events and count the 200 answer, under one lock so readers never see
+    /// the events without the answer.
+    pub(crate) fn accept(
+        &self,
+        path: &str,
+        headers: &BTreeMap<String, String>,
+        bodies: Vec<Value>,
+    ) {
+        let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut store = lock(&self.store);
+        for body in bodies {
+            store.push(path, headers, body, &at);
+        }
+        *store.by_status.entry(200).or_default() += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn sim(max_stored: usize) -> Sim {
+        Sim::new(max_stored, Faults::default()).unwrap()
+    }
+
+    fn env(id: &str) -> Value {
+        json!({"event": {"event_id": id, "org_id": "o1"}})
+    }
+
+    #[test]
+    fn counts_duplicates_and_keeps_ids_beyond_the_record_cap() {
+        let s = sim(2);
+        let h = BTreeMap::new();
+        s.accept("/p", &h, vec![env("a"), env("b"), env("a")]);
+        s.accept(
+            "/generic",
+            &h,
+            vec![json!({"event_id": 7}), json!({"no": "id"})],
+        );
+        let stats = s.stats();
+        assert_eq!(stats.events, 5);
+        assert_eq!(stats.distinct_event_ids, 3);
+        assert_eq!(stats.duplicates, 1);
+        assert_eq!(stats.by_status["200"], 2);
+        assert_eq!(stats.orgs["o1"], 3);
+        assert_eq!(s.event_ids(), ["a", "b", "a", "7"]);
+        let kept = s.events(0, 100);
+        assert_eq!(kept.iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(s.events(4, 100).len(), 1);
+        assert_eq!(s.events(0, 1)[0].seq, 4);
+    }
+
+    #[test]
+    fn orgs_are_bounded() {
+        let s = sim(0);
+        let bodies = (0..MAX_ORGS + 5)
+            .map(|i| json!({"event": {"org_id": format!("org-{i}")}}))
+            .collect();
+        s.accept("/p", &BTreeMap::new(), bodies);
+        let stats = s.stats();
+        assert_eq!(stats.orgs.len(), MAX_ORGS + 1);
+        assert_eq!(stats.orgs[OTHER_ORGS], 5);
+        assert!(s.events(0, 10).is_empty());
+    }
+
+    #[test]
+    fn reset_clears_everything() {
+        let s = sim(10);
+        s.accept("/p", &BTreeMap::new(), vec![env("a")]);
+        s.set_faults(Faults::status(503)).unwrap();
+        assert!(s.begin_request().is_some());
+        s.reset();
+        assert_eq!(s.stats(), Stats::default());
+        assert!(s.event_ids().is_empty());
+        assert_eq!(s.faults(), Faults::default());
+        s.accept("/p", &BTreeMap::new(), vec![env("a")]);
+        assert_eq!(s.events(0, 10)[0].seq, 1);
+    }
+}
