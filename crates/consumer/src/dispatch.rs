@@ -1,0 +1,103 @@
+//! Routing consumed events to per-org workers (a bounded, expiring map of queues).
+//!
+//! Each org has its own bounded queue and worker, so one org's slow or dead SIEM only fills
+//! that org's queue. When it is full the event is handed back to the caller, which parks it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::worker::{self, Job, Shared};
+
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+    capacity: usize,
+    orgs: HashMap<String, mpsc::Sender<Job>>,
+    tasks: JoinSet<()>,
+}
+
+/// Why a job could not be queued now.
+pub enum Rejected {
+    /// The org's queue is full; park the job.
+    Full(Job),
+}
+
+impl Dispatcher {
+    pub fn new(shared: Arc<Shared>, capacity: usize) -> Self {
+        Self {
+            shared,
+            capacity,
+            orgs: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Queue `job` on its org's worker without waiting.
+    pub fn try_dispatch(&mut self, mut job: Job) -> Result<(), Rejected> {
+        loop {
+            let org = job.event.org_id.clone();
+            let tx = match self.orgs.get(&org) {
+                Some(tx) if !tx.is_closed() => tx,
+                _ => {
+                    let (tx, rx) = mpsc::channel(self.capacity);
+                    self.tasks
+                        .spawn(worker::run(org.clone(), rx, self.shared.clone()));
+                    self.orgs.insert(org.clone(), tx);
+                    &self.orgs[&org]
+                }
+            };
+            match tx.try_send(job) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(j)) => return Err(Rejected::Full(j)),
+                // The worker went idle between our check and the send: start a new one.
+                Err(mpsc::error::TrySendError::Closed(j)) => {
+                    self.orgs.remove(&org);
+                    job = j;
+                }
+            }
+        }
+    }
+
+    /// Queue `job`, waiting for room (used when resuming parked events).
+    pub async fn dispatch(&mut self, job: Job) {
+        let mut job = job;
+        loop {
+            match self.try_dispatch(job) {
+                Ok(()) => return,
+                Err(Rejected::Full(j)) => {
+                    let tx = self.orgs[&j.event.org_id].clone();
+                    match tx.send(j).await {
+                        Ok(()) => return,
+                        Err(mpsc::error::SendError(j)) => job = j,
+                    }
+                }
+            }
+        }
+    }
+
+    /// How many more jobs the org's queue takes now.
+    pub fn room(&self, org: &str) -> usize {
+        match self.orgs.get(org) {
+            Some(tx) if !tx.is_closed() => tx.capacity(),
+            _ => self.capacity,
+        }
+    }
+
+    /// Drop queues of workers that went idle and reap finished tasks.
+    pub fn reap(&mut self) {
+        self.orgs.retain(|_, tx| !tx.is_closed());
+        while self.tasks.try_join_next().is_some() {}
+    }
+
+    pub fn active_orgs(&self) -> usize {
+        self.orgs.len()
+    }
+
+    /// Close every queue and wait for the workers to finish what they hold.
+    pub async fn close(mut self) {
+        self.orgs.clear();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

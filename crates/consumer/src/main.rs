@@ -1,0 +1,78 @@
+//! `els-consumer`: parse config, wire store, settings, admin server and the consume loop, run
+//! until SIGINT/SIGTERM, then drain within the grace period.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use els_consumer::admin::{self, Admin};
+use els_consumer::dlq::Store;
+use els_consumer::metrics::Metrics;
+use els_consumer::settings::SettingsStore;
+use els_consumer::{pipeline, Config};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "els-consumer",
+    version,
+    about = "Deliver execution events from Kafka to each org's SIEM"
+)]
+struct Cli {
+    /// TOML config file; ELS_* environment variables override it.
+    #[arg(long, env = "ELS_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    tracing::info!(?config, "starting els-consumer");
+    let settings = SettingsStore::from_file(&config.settings_file)?;
+    let store =
+        Store::open(&pipeline::data_path(&config)).context("opening the dead-letter store")?;
+    let metrics = Metrics::new();
+    metrics.dead_letters.set(store.count() as i64);
+    let (status, done_rx) = pipeline::prepare(&config, settings, store, metrics)?;
+
+    let cancel = CancellationToken::new();
+    tokio::spawn(shutdown_on_signal(cancel.clone()));
+    let admin = Arc::new(Admin::new(
+        status.clone(),
+        config.admin_token.clone(),
+        &config.brokers,
+        &config.topic,
+    )?);
+    let listener = tokio::net::TcpListener::bind(&config.admin_listen)
+        .await
+        .with_context(|| format!("binding {}", config.admin_listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "admin API listening");
+    let admin_cancel = CancellationToken::new();
+    let serve = axum::serve(listener, admin::router(admin))
+        .with_graceful_shutdown(admin_cancel.clone().cancelled_owned());
+    let server = tokio::spawn(async move { serve.await });
+    let result = pipeline::run(config, status, done_rx, cancel).await;
+    admin_cancel.cancel();
+    let _ = server.await;
+    result.map_err(Into::into)
+}
+
+async fn shutdown_on_signal(cancel: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    cancel.cancel();
+}

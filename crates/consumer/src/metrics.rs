@@ -1,0 +1,158 @@
+//! The consumer's Prometheus metrics: typed handles on one registry, bounded labels only
+//! (status codes, reasons, partitions; never org ids, URLs or error text).
+//!
+//! Reconciliation: `consumed = delivered + filtered + dead_lettered + parked-and-pending +
+//! in flight`. A retried event is counted in `retries`, never as dropped.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub consumed: IntCounter,
+    pub filtered: IntCounter,
+    pub delivered: IntCounter,
+    pub dead_lettered: IntCounterVec,
+    pub rate_limited: IntCounter,
+    pub retries: IntCounter,
+    pub siem_responses: IntCounterVec,
+    pub delivery_latency: Histogram,
+    pub request_duration: HistogramVec,
+    pub batch_size: Histogram,
+    pub in_flight: IntGauge,
+    pub parked: IntGauge,
+    pub dead_letters: IntGauge,
+    pub lag: IntGaugeVec,
+    pub replayed: IntCounter,
+    pub store_errors: IntCounter,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
+    // Names are static and unique; a failure here is a programming error caught by tests.
+    let _ = r.register(Box::new(c.clone()));
+    c
+}
+
+impl Metrics {
+    #[allow(clippy::expect_used)]
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let counter = |name: &str, help: &str| {
+            register(&r, IntCounter::new(name, help).expect("valid metric"))
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &r,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let gauge =
+            |name: &str, help: &str| register(&r, IntGauge::new(name, help).expect("valid metric"));
+        let latency_buckets = vec![
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+        ];
+        Self {
+            consumed: counter("els_events_consumed_total", "Events read from Kafka"),
+            filtered: counter(
+                "els_events_filtered_total",
+                "Events not streamed (org disabled, no settings, event type or flow not selected)",
+            ),
+            delivered: counter(
+                "els_events_delivered_total",
+                "Events the SIEM accepted (2xx)",
+            ),
+            dead_lettered: counter_vec(
+                "els_events_dead_lettered_total",
+                "Events written to the dead-letter store, by reason",
+                &["reason"],
+            ),
+            rate_limited: counter(
+                "els_events_rate_limited_total",
+                "Events that hit their org's max_events limit (delayed or dead-lettered)",
+            ),
+            retries: counter(
+                "els_delivery_retries_total",
+                "Delivery attempts that will be retried",
+            ),
+            siem_responses: counter_vec(
+                "els_siem_responses_total",
+                "SIEM answers by HTTP status (`error` = network error or timeout)",
+                &["status"],
+            ),
+            delivery_latency: register(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "els_delivery_latency_seconds",
+                        "Event timestamp to SIEM 2xx",
+                    )
+                    .buckets(latency_buckets.clone()),
+                )
+                .expect("valid metric"),
+            ),
+            request_duration: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "els_siem_request_duration_seconds",
+                        "Duration of one request to a SIEM",
+                    )
+                    .buckets(latency_buckets),
+                    &["endpoint"],
+                )
+                .expect("valid metric"),
+            ),
+            batch_size: register(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new("els_batch_size_events", "Events per SIEM request").buckets(
+                        vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
+                    ),
+                )
+                .expect("valid metric"),
+            ),
+            in_flight: gauge("els_events_in_flight", "Consumed events not yet finished"),
+            parked: gauge(
+                "els_events_parked",
+                "Events parked on disk because their org's queue was full",
+            ),
+            dead_letters: gauge("els_dead_letters", "Records in the dead-letter store"),
+            lag: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "els_consumer_lag_messages",
+                        "High watermark minus committed position, per owned partition",
+                    ),
+                    &["partition"],
+                )
+                .expect("valid metric"),
+            ),
+            replayed: counter(
+                "els_dead_letters_replayed_total",
+                "Dead letters re-published to Kafka",
+            ),
+            store_errors: counter(
+                "els_store_errors_total",
+                "Failed writes to the dead-letter/park store (offsets are held back)",
+            ),
+            registry: r,
+        }
+    }
+
+    /// Text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

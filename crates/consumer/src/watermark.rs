@@ -1,0 +1,164 @@
+//! Per-partition contiguous watermarks: an offset may be stored (committed) only when it and
+//! every lower offset consumed from the partition is finished: delivered, filtered out, or
+//! durably written to the dead-letter or park store.
+//!
+//! Kafka offsets are not dense (compaction, transaction markers), so the watermark tracks the
+//! offsets actually consumed rather than assuming `offset + 1` follows `offset`.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// One partition's consumed-but-unfinished offsets.
+#[derive(Debug, Default)]
+pub struct PartitionWatermark {
+    /// Consumed offsets in order; `true` once finished.
+    pending: BTreeMap<i64, bool>,
+    /// The next offset to store: one past the highest contiguous finished offset.
+    committable: Option<i64>,
+}
+
+impl PartitionWatermark {
+    /// Record that `offset` was consumed and is now in flight.
+    pub fn track(&mut self, offset: i64) {
+        self.pending.entry(offset).or_insert(false);
+    }
+
+    /// Mark `offset` finished. Returns the new committable position (next offset to consume)
+    /// when it advanced. Unknown offsets (e.g. from before a rebalance) are ignored.
+    pub fn finish(&mut self, offset: i64) -> Option<i64> {
+        match self.pending.get_mut(&offset) {
+            Some(done) => *done = true,
+            None => return None,
+        }
+        let mut advanced = None;
+        while let Some(entry) = self.pending.first_entry() {
+            if !*entry.get() {
+                break;
+            }
+            advanced = Some(*entry.key() + 1);
+            entry.remove();
+        }
+        if advanced.is_some() {
+            self.committable = advanced;
+        }
+        advanced
+    }
+
+    /// Offsets consumed and not yet finished.
+    pub fn in_flight(&self) -> usize {
+        self.pending.values().filter(|done| !**done).count()
+    }
+
+    /// The lowest unfinished offset, if any.
+    pub fn lowest_pending(&self) -> Option<i64> {
+        self.pending
+            .iter()
+            .find(|(_, done)| !**done)
+            .map(|(o, _)| *o)
+    }
+
+    pub fn committable(&self) -> Option<i64> {
+        self.committable
+    }
+}
+
+/// Watermarks of all partitions this instance currently owns.
+#[derive(Debug, Default)]
+pub struct Watermarks {
+    partitions: HashMap<i32, PartitionWatermark>,
+}
+
+impl Watermarks {
+    pub fn track(&mut self, partition: i32, offset: i64) {
+        self.partitions.entry(partition).or_default().track(offset);
+    }
+
+    /// See [`PartitionWatermark::finish`]; partitions we do not own are ignored.
+    pub fn finish(&mut self, partition: i32, offset: i64) -> Option<i64> {
+        self.partitions.get_mut(&partition)?.finish(offset)
+    }
+
+    /// Forget a revoked partition: nothing more will be stored for it.
+    pub fn revoke(&mut self, partition: i32) {
+        self.partitions.remove(&partition);
+    }
+
+    pub fn owns(&self, partition: i32) -> bool {
+        self.partitions.contains_key(&partition)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.partitions
+            .values()
+            .map(PartitionWatermark::in_flight)
+            .sum()
+    }
+
+    /// (partition, committable offset) for every partition with progress.
+    pub fn committable(&self) -> Vec<(i32, i64)> {
+        self.partitions
+            .iter()
+            .filter_map(|(p, w)| w.committable().map(|o| (*p, o)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn out_of_order_never_passes_unfinished() {
+        let mut w = PartitionWatermark::default();
+        for o in 10..15 {
+            w.track(o);
+        }
+        assert_eq!(w.finish(12), None);
+        assert_eq!(w.finish(14), None);
+        assert_eq!(w.finish(10), Some(11));
+        assert_eq!(w.lowest_pending(), Some(11));
+        assert_eq!(w.finish(11), Some(13));
+        assert_eq!(w.finish(13), Some(15));
+        assert_eq!(w.in_flight(), 0);
+    }
+
+    #[test]
+    fn gaps_in_offsets_are_fine_and_unknown_ignored() {
+        let mut w = PartitionWatermark::default();
+        w.track(3);
+        w.track(7);
+        assert_eq!(w.finish(99), None);
+        assert_eq!(w.finish(7), None);
+        assert_eq!(w.finish(3), Some(8));
+    }
+
+    #[test]
+    fn revoked_partition_stores_nothing() {
+        let mut ws = Watermarks::default();
+        ws.track(0, 1);
+        ws.revoke(0);
+        assert_eq!(ws.finish(0, 1), None);
+        assert!(ws.committable().is_empty());
+    }
+
+    proptest! {
+        /// Whatever order offsets finish in, the committable position never exceeds the lowest
+        /// unfinished offset, and ends one past the last offset.
+        #[test]
+        fn committable_is_always_safe(order in Just((0..50i64).collect::<Vec<_>>()).prop_shuffle()) {
+            let mut w = PartitionWatermark::default();
+            for o in 0..50 { w.track(o); }
+            let mut finished = std::collections::BTreeSet::new();
+            for o in order {
+                finished.insert(o);
+                if let Some(c) = w.finish(o) {
+                    prop_assert!((0..c).all(|x| finished.contains(&x)));
+                }
+                if let (Some(c), Some(low)) = (w.committable(), w.lowest_pending()) {
+                    prop_assert!(c <= low);
+                }
+            }
+            prop_assert_eq!(w.committable(), Some(50));
+        }
+    }
+}

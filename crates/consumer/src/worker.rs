@@ -1,0 +1,357 @@
+//! One delivery worker per active org: batches the org's events, applies its limit, sends
+//! with retries, splits poisoned HEC batches, and dead-letters what cannot be delivered.
+//! Every job ends in exactly one [`Done`] (delivered, filtered or dead-lettered), except on a
+//! hard stop, where unfinished jobs simply keep their offsets uncommitted.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use els_model::settings::{EndpointKind, LimitPolicy, Per, RateLimit};
+use els_model::ExecutionEvent;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::dlq::{truncate, DeadLetterV1, Reason, Store, MAX_ERROR_BYTES};
+use crate::metrics::Metrics;
+use crate::retry::{self, Attempt, Outcome, RetryPolicy};
+use crate::settings::{OrgRuntime, SettingsStore};
+use crate::sink::{self, Sink};
+
+/// A consumed event on its way to the org's SIEM.
+#[derive(Debug)]
+pub struct Job {
+    pub event: ExecutionEvent,
+    pub origin: Origin,
+    /// Payload size, for closing batches by bytes.
+    pub size: usize,
+}
+
+/// Where a job came from, so its completion can be acknowledged there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Straight from Kafka: finishing it advances the partition's watermark.
+    Kafka { partition: i32, offset: i64 },
+    /// From the park store: finishing it removes the parked record.
+    Parked { key: Vec<u8> },
+}
+
+/// A finished job, reported to the consume loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    pub origin: Origin,
+}
+
+/// What every worker shares.
+pub struct Shared {
+    pub settings: SettingsStore,
+    pub sink: Sink,
+    pub store: Store,
+    pub metrics: Metrics,
+    pub policy: RetryPolicy,
+    pub batch_max_bytes: usize,
+    pub batch_max_events: usize,
+    pub linger: Duration,
+    pub idle: Duration,
+    pub done: mpsc::UnboundedSender<Done>,
+    /// Fired when the shutdown grace period is over: stop retrying, leave work unfinished.
+    pub hard_stop: CancellationToken,
+    /// Set while the dead-letter store refuses writes (readiness reports it).
+    pub store_failing: AtomicBool,
+}
+
+/// Run one org's worker until its queue closes (shutdown or idle).
+pub async fn run(org: String, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>) {
+    let mut limiter = Limiter::default();
+    loop {
+        let first = tokio::select! {
+            job = rx.recv() => job,
+            _ = tokio::time::sleep(shared.idle) => {
+                // Idle: close the queue so the dispatcher starts a fresh worker next time,
+                // then finish whatever raced in.
+                rx.close();
+                rx.recv().await
+            }
+        };
+        let Some(first) = first else { return };
+        let mut jobs = vec![first];
+        collect_batch(&mut rx, &mut jobs, &shared).await;
+        process(&org, jobs, &shared, &mut limiter).await;
+    }
+}
+
+async fn collect_batch(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, shared: &Shared) {
+    let deadline = tokio::time::Instant::now() + shared.linger;
+    let mut bytes: usize = jobs.iter().map(|j| j.size).sum();
+    while jobs.len() < shared.batch_max_events && bytes < shared.batch_max_bytes {
+        let next = match rx.try_recv() {
+            Ok(job) => Some(job),
+            Err(mpsc::error::TryRecvError::Empty) => tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .ok()
+                .flatten(),
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+        };
+        let Some(job) = next else { break };
+        bytes += job.size;
+        jobs.push(job);
+    }
+}
+
+async fn process(org: &str, jobs: Vec<Job>, shared: &Shared, limiter: &mut Limiter) {
+    let runtime = shared.settings.get(org);
+    let mut selected = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match &runtime {
+            Some(rt) if rt.settings.selects(&job.event) => selected.push(job),
+            _ => {
+                shared.metrics.filtered.inc();
+                finish(shared, &job);
+            }
+        }
+    }
+    let Some(runtime) = runtime else { return };
+    if selected.is_empty() {
+        return;
+    }
+    let selected = match limiter
+        .admit(runtime.settings.max_events, selected, shared)
+        .await
+    {
+        Some(jobs) => jobs,
+        None => return,
+    };
+    match runtime.settings.endpoint {
+        EndpointKind::Hec => deliver_hec(org, selected, &runtime, shared).await,
+        EndpointKind::Http => {
+            for job in selected {
+                deliver_single(org, job, &runtime, shared).await;
+            }
+        }
+    }
+}
+
+/// Deliver HEC batches; a batch answered 400 is split in halves until the bad events are
+/// isolated, so only they are dead-lettered.
+async fn deliver_hec(org: &str, jobs: Vec<Job>, runtime: &OrgRuntime, shared: &Shared) {
+    let mut stack = vec![jobs];
+    while let Some(batch) = stack.pop() {
+        if shared.hard_stop.is_cancelled() {
+            return;
+        }
+        let events: Vec<&ExecutionEvent> = batch.iter().map(|j| &j.event).collect();
+        let body = sink::hec_body(&events, runtime);
+        shared.metrics.batch_size.observe(batch.len() as f64);
+        match send_with_retry(org, runtime, body, batch.len(), shared).await {
+            Outcome::Delivered { .. } => delivered(shared, &batch),
+            Outcome::Rejected { last, .. } if last.status == Some(400) && batch.len() > 1 => {
+                tracing::info!(
+                    org_id = org,
+                    events = batch.len(),
+                    "HEC rejected a batch; splitting to isolate bad events"
+                );
+                let mut left = batch;
+                let right = left.split_off(left.len() / 2);
+                stack.push(right);
+                stack.push(left);
+            }
+            Outcome::Rejected { attempts, last } => {
+                dead_letter(shared, batch, Reason::Rejected, attempts, &last).await
+            }
+            Outcome::Exhausted { attempts, last } => {
+                dead_letter(shared, batch, Reason::RetriesExhausted, attempts, &last).await
+            }
+            Outcome::Cancelled { .. } => return,
+        }
+    }
+}
+
+async fn deliver_single(org: &str, job: Job, runtime: &OrgRuntime, shared: &Shared) {
+    let body = serde_json::to_vec(&sink::render_event(&job.event, runtime)).unwrap_or_default();
+    shared.metrics.batch_size.observe(1.0);
+    match send_with_retry(org, runtime, body, 1, shared).await {
+        Outcome::Delivered { .. } => delivered(shared, std::slice::from_ref(&job)),
+        Outcome::Rejected { attempts, last } => {
+            dead_letter(shared, vec![job], Reason::Rejected, attempts, &last).await
+        }
+        Outcome::Exhausted { attempts, last } => {
+            dead_letter(shared, vec![job], Reason::RetriesExhausted, attempts, &last).await
+        }
+        Outcome::Cancelled { .. } => {}
+    }
+}
+
+async fn send_with_retry(
+    org: &str,
+    runtime: &OrgRuntime,
+    body: Vec<u8>,
+    events: usize,
+    shared: &Shared,
+) -> Outcome {
+    retry::run(
+        &shared.policy,
+        &shared.hard_stop,
+        || shared.sink.send(runtime, body.clone()),
+        |attempt, wait| {
+            shared.metrics.retries.inc_by(events as u64);
+            tracing::debug!(org_id = org, status = ?attempt.status, wait_ms = wait.as_millis() as u64, "delivery will be retried");
+        },
+    )
+    .await
+}
+
+fn finish(shared: &Shared, job: &Job) {
+    let _ = shared.done.send(Done {
+        origin: job.origin.clone(),
+    });
+}
+
+fn delivered(shared: &Shared, jobs: &[Job]) {
+    let now = Utc::now();
+    for job in jobs {
+        let latency = (now - job.event.timestamp).num_milliseconds().max(0) as f64 / 1000.0;
+        shared.metrics.delivery_latency.observe(latency);
+        shared.metrics.delivered.inc();
+        finish(shared, job);
+    }
+}
+
+/// Durably dead-letter `jobs`, then finish them. A failing store is retried (offsets stay
+/// uncommitted meanwhile) until it works or the hard stop comes.
+pub async fn dead_letter(
+    shared: &Shared,
+    jobs: Vec<Job>,
+    reason: Reason,
+    attempts: u32,
+    last: &Attempt,
+) {
+    let now = Utc::now();
+    let records: Vec<DeadLetterV1> = jobs
+        .iter()
+        .map(|job| DeadLetterV1 {
+            id: 0,
+            org_id: job.event.org_id.clone(),
+            event: serde_json::to_value(&job.event).unwrap_or_default(),
+            reason,
+            attempts,
+            last_status: last.status,
+            last_error: truncate(&last.detail, MAX_ERROR_BYTES),
+            first_failed_at: now,
+            last_failed_at: now,
+            partition: match job.origin {
+                Origin::Kafka { partition, .. } => partition,
+                Origin::Parked { .. } => -1,
+            },
+            offset: match job.origin {
+                Origin::Kafka { offset, .. } => offset,
+                Origin::Parked { .. } => -1,
+            },
+        })
+        .collect();
+    if let Some(first) = jobs.first() {
+        tracing::warn!(org_id = %first.event.org_id, reason = reason.as_str(), status = ?last.status, attempts, events = jobs.len(), "dead-lettering events");
+    }
+    if !store_durably(shared, records).await {
+        return;
+    }
+    shared
+        .metrics
+        .dead_lettered
+        .with_label_values(&[reason.as_str()])
+        .inc_by(jobs.len() as u64);
+    for job in &jobs {
+        finish(shared, job);
+    }
+}
+
+/// Write records to the store, retrying until it succeeds; false on hard stop.
+pub async fn store_durably(shared: &Shared, records: Vec<DeadLetterV1>) -> bool {
+    loop {
+        match shared.store.put(records.clone()).await {
+            Ok(_) => {
+                shared.store_failing.store(false, Ordering::Relaxed);
+                shared.metrics.dead_letters.set(shared.store.count() as i64);
+                return true;
+            }
+            Err(e) => {
+                shared.metrics.store_errors.inc();
+                if !shared.store_failing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "dead-letter store write failed; holding offsets back and retrying");
+                }
+                tokio::select! {
+                    _ = shared.hard_stop.cancelled() => return false,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The org's governor limiter, rebuilt when its settings change.
+#[derive(Default)]
+struct Limiter {
+    current: Option<(RateLimit, DefaultDirectRateLimiter)>,
+}
+
+impl Limiter {
+    /// Apply the org's limit: wait for tokens (`delay`) or dead-letter the excess
+    /// (`dead_letter`). Returns the jobs to deliver, `None` on hard stop.
+    async fn admit(
+        &mut self,
+        limit: Option<RateLimit>,
+        jobs: Vec<Job>,
+        shared: &Shared,
+    ) -> Option<Vec<Job>> {
+        let Some(limit) = limit else {
+            self.current = None;
+            return Some(jobs);
+        };
+        if self.current.as_ref().is_none_or(|(l, _)| *l != limit) {
+            self.current = Some((limit, RateLimiter::direct(quota(limit))));
+        }
+        let limiter = &self.current.as_ref()?.1;
+        let mut admitted = Vec::with_capacity(jobs.len());
+        let mut excess = Vec::new();
+        for job in jobs {
+            if limiter.check().is_ok() {
+                admitted.push(job);
+                continue;
+            }
+            shared.metrics.rate_limited.inc();
+            match limit.policy {
+                LimitPolicy::DeadLetter => excess.push(job),
+                LimitPolicy::Delay => {
+                    tokio::select! {
+                        _ = shared.hard_stop.cancelled() => return None,
+                        _ = limiter.until_ready() => admitted.push(job),
+                    }
+                }
+            }
+        }
+        if !excess.is_empty() {
+            let attempt = Attempt {
+                verdict: retry::Verdict::Permanent,
+                status: None,
+                detail: format!(
+                    "over the org's max_events limit of {} per {:?}",
+                    limit.rate, limit.per
+                ),
+            };
+            dead_letter(shared, excess, Reason::RateLimited, 0, &attempt).await;
+        }
+        Some(admitted)
+    }
+}
+
+fn quota(limit: RateLimit) -> Quota {
+    let rate = NonZeroU32::new(limit.rate).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(limit.burst.unwrap_or(limit.rate)).unwrap_or(NonZeroU32::MIN);
+    match limit.per {
+        Per::Second => Quota::per_second(rate),
+        Per::Minute => Quota::per_minute(rate),
+    }
+    .allow_burst(burst)
+}
