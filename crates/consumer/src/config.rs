@@ -17,6 +17,9 @@ pub struct Config {
     pub topic: String,
     /// Consumer group; more instances in the same group share the partitions.
     pub group_id: String,
+    /// Static group membership (`group.instance.id`): a restarted instance with the same id
+    /// takes its partitions back at once instead of waiting for a rebalance. Empty = dynamic.
+    pub instance_id: String,
     /// JSON file of org settings (`{"orgs": {id: settings}, "default": settings}`).
     pub settings_file: String,
     /// Directory of the sled dead-letter and park store.
@@ -55,6 +58,7 @@ impl Default for Config {
             brokers: "127.0.0.1:9092".into(),
             topic: "els.events".into(),
             group_id: "els-consumer".into(),
+            instance_id: String::new(),
             settings_file: String::new(),
             data_dir: "./els-data".into(),
             admin_listen: "127.0.0.1:9090".into(),
@@ -81,6 +85,7 @@ impl std::fmt::Debug for Config {
             .field("brokers", &self.brokers)
             .field("topic", &self.topic)
             .field("group_id", &self.group_id)
+            .field("instance_id", &self.instance_id)
             .field("settings_file", &self.settings_file)
             .field("data_dir", &self.data_dir)
             .field("admin_listen", &self.admin_listen)

@@ -166,6 +166,11 @@ pub async fn run(
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
+        .set_if(
+            !config.instance_id.is_empty(),
+            "group.instance.id",
+            &config.instance_id,
+        )
         .create_with_context(Context {
             ownership: status.ownership.clone(),
         })?;
@@ -460,6 +465,20 @@ async fn report_lag(
         for (p, lag) in lags {
             metrics.lag.with_label_values(&[&p.to_string()]).set(lag);
         }
+    }
+}
+
+/// `ClientConfig::set` only when `cond` holds.
+trait SetIf {
+    fn set_if(&mut self, cond: bool, key: &str, value: &str) -> &mut Self;
+}
+
+impl SetIf for ClientConfig {
+    fn set_if(&mut self, cond: bool, key: &str, value: &str) -> &mut Self {
+        if cond {
+            self.set(key, value);
+        }
+        self
     }
 }
 

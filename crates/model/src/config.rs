@@ -25,6 +25,10 @@ pub fn overlay_env(
         let Some(rest) = name.strip_prefix(prefix) else {
             continue;
         };
+        // `<prefix>CONFIG` names the file itself.
+        if rest == "CONFIG" {
+            continue;
+        }
         let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
         set_path(&mut root, &path, &raw).map_err(|msg| ModelError::field(name.clone(), msg))?;
     }

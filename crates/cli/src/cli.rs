@@ -1,0 +1,202 @@
+//! The command line: global options (the admin API's address, token and output format) and
+//! the command tree. Parsing here is the first line of validation; usage errors exit 2.
+
+use std::fmt;
+
+use clap::builder::NonEmptyStringValueParser;
+use clap::{Args, Parser, Subcommand};
+use reqwest::Url;
+
+use crate::client::{self, Token};
+use crate::dlq::DlqCommand;
+use crate::output::Format;
+use crate::settings::SettingsCommand;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the admin API (or, for test-event, the SIEM) answered with an error, or a replay had failures
+  2  usage error: bad arguments or input; nothing was sent
+  3  cannot connect to the admin API";
+
+/// Operate ELS: dead letters, org stream settings and test events, through the running
+/// consumer's admin API.
+#[derive(Debug, Parser)]
+#[command(name = "elsctl", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How to reach the admin API and how to print. `Debug` is safe to log: the token and any
+/// password in the URL are redacted.
+#[derive(Clone, Args)]
+pub struct Config {
+    /// Base URL of the consumer's admin API (sled is single-process, so elsctl never opens
+    /// the store itself).
+    #[arg(
+        long,
+        global = true,
+        env = "ELS_ADMIN_URL",
+        default_value = "http://127.0.0.1:9090",
+        value_parser = parse_admin_url
+    )]
+    pub admin_url: Url,
+    /// Bearer token for the admin API (the consumer's ELS_ADMIN_TOKEN). Prefer the
+    /// environment variable: command lines are visible to other local users.
+    #[arg(long, global = true, env = "ELS_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<Token>,
+    /// Print tables, or the API's JSON as is (pretty).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("admin_url", &client::shown(&self.admin_url))
+            .field("token", &self.token)
+            .field("output", &self.output)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Dead letters: list, show, replay, purge.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Org stream settings: list, get, set, delete.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+    /// Send a sample event through an org's delivery path and show the SIEM's answer.
+    ///
+    /// Exits 0 only if the SIEM answered 2xx.
+    TestEvent {
+        /// The org whose settings to test.
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        org: String,
+    },
+}
+
+/// `--admin-url`: an absolute http(s) URL; a path is kept as a prefix (reverse proxies).
+pub fn parse_admin_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("not a URL ({e}); e.g. http://127.0.0.1:9090"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(
+            "must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:9090"
+                .to_string(),
+        );
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_go_anywhere_and_default_sensibly() {
+        let cli = Cli::try_parse_from([
+            "elsctl",
+            "dlq",
+            "list",
+            "--output",
+            "json",
+            "--admin-url",
+            "https://ops.example/els",
+        ])
+        .expect("parse");
+        assert_eq!(cli.config.output, Format::Json);
+        assert_eq!(cli.config.admin_url.as_str(), "https://ops.example/els");
+    }
+
+    #[test]
+    fn admin_url_must_be_http() {
+        assert!(parse_admin_url("ftp://host").is_err());
+        assert!(parse_admin_url("127.0.0.1:9090").is_err());
+        assert!(parse_admin_url("unix:/tmp/sock").is_err());
+        assert!(parse_admin_url("http://127.0.0.1:9090").is_ok());
+        let err = Cli::try_parse_from(["elsctl", "--admin-url", "nope", "dlq", "list"])
+            .expect_err("bad url");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn the_token_is_never_shown() {
+        let cli = Cli::try_parse_from([
+            "elsctl",
+            "--token",
+            "sup3r-s3cret-t0ken",
+            "settings",
+            "list",
+        ])
+        .expect("parse");
+        assert!(cli.config.token.is_some());
+        assert!(!format!("{:?}", cli.config).contains("sup3r-s3cret-t0ken"));
+        assert!(!format!("{cli:?}").contains("sup3r-s3cret-t0ken"));
+        assert!(!format!("{cli:#?}").contains("sup3r-s3cret-t0ken"));
+        let cli = Cli::try_parse_from([
+            "elsctl",
+            "--admin-url",
+            "http://ops:hunter2@127.0.0.1:9090",
+            "settings",
+            "list",
+        ])
+        .expect("parse");
+        assert!(!format!("{:?}", cli.config).contains("hunter2"));
+        // `--help` must not print the value of ELS_ADMIN_TOKEN from the environment.
+        let command = Cli::command();
+        let token = command
+            .get_arguments()
+            .find(|a| a.get_id() == "token")
+            .expect("token arg");
+        assert!(token.is_hide_env_values_set());
+    }
+
+    #[test]
+    fn help_lists_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("3  cannot connect"), "{help}");
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        for args in [
+            &["elsctl", "dlq", "show", "7"][..],
+            &[
+                "elsctl",
+                "dlq",
+                "replay",
+                "--reason",
+                "rate_limited",
+                "--rate",
+                "10",
+            ],
+            &["elsctl", "dlq", "purge", "--yes"],
+            &["elsctl", "settings", "get", "org-1"],
+            &["elsctl", "settings", "set", "org-1", "--file", "-"],
+            &["elsctl", "settings", "delete", "org-1"],
+            &["elsctl", "test-event", "--org", "org-1"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+        for args in [
+            &["elsctl", "settings", "set", "org-1"][..],
+            &["elsctl", "test-event"],
+            &["elsctl", "dlq"],
+            &["elsctl", "--output", "yaml", "dlq", "list"],
+        ] {
+            let err = Cli::try_parse_from(args).expect_err("usage");
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,608 @@
+//! `elsctl dlq list|show|replay|purge`: the dead-letter store, through the admin API.
+//!
+//! Filters are checked here before anything is sent (reason spelling, RFC 3339 times, `--since`
+//! not after `--until`), and the two destructive commands refuse to act on the whole store
+//! unless the operator says `--yes`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, FixedOffset, SecondsFormat};
+use clap::builder::NonEmptyStringValueParser;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::client::{self, AdminClient, DEFAULT_TIMEOUT, REPLAY_TIMEOUT};
+use crate::error::Error;
+use crate::output::{self, Format};
+use crate::{Io, Outcome};
+
+/// Longest error excerpt in the list table.
+const ERROR_COLUMN_CHARS: usize = 60;
+
+/// Why an event was dead-lettered; the admin API's spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Reason {
+    /// The SIEM refused it for good (4xx other than 408/429, or 501).
+    Rejected,
+    /// Transient failures until the retry time ran out.
+    RetriesExhausted,
+    /// Over the org's limit with policy `dead_letter`.
+    RateLimited,
+    /// The Kafka record was not a valid event.
+    InvalidEvent,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Rejected => "rejected",
+            Reason::RetriesExhausted => "retries_exhausted",
+            Reason::RateLimited => "rate_limited",
+            Reason::InvalidEvent => "invalid_event",
+        }
+    }
+}
+
+/// `--since`/`--until`: RFC 3339 with an explicit offset, as the admin API expects.
+pub fn parse_time(s: &str) -> Result<DateTime<FixedOffset>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map_err(|e| format!("not an RFC 3339 time ({e}); e.g. 2024-05-01T12:00:00Z"))
+}
+
+/// Which dead letters a command applies to. Times compare with `last_failed_at`.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args)]
+pub struct Filters {
+    /// Only this org's dead letters.
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub org: Option<String>,
+    /// Only this reason.
+    #[arg(long, value_enum)]
+    pub reason: Option<Reason>,
+    /// Only those that last failed at or after this RFC 3339 time.
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<DateTime<FixedOffset>>,
+    /// Only those that last failed at or before this RFC 3339 time.
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<DateTime<FixedOffset>>,
+    /// At most this many, oldest first.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+impl Filters {
+    pub fn is_empty(&self) -> bool {
+        *self == Filters::default()
+    }
+
+    /// What clap cannot check one argument at a time.
+    pub fn validate(&self) -> Result<(), Error> {
+        if let (Some(since), Some(until)) = (self.since, self.until) {
+            if since > until {
+                return Err(Error::Usage(format!(
+                    "--since ({}) is after --until ({}); nothing could match",
+                    since.to_rfc3339(),
+                    until.to_rfc3339()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Query parameters (encoded by reqwest, so a `+02:00` offset survives).
+    pub fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = Vec::new();
+        if let Some(org) = &self.org {
+            query.push(("org", org.clone()));
+        }
+        if let Some(reason) = self.reason {
+            query.push(("reason", reason.as_str().to_string()));
+        }
+        if let Some(since) = self.since {
+            query.push(("since", since.to_rfc3339()));
+        }
+        if let Some(until) = self.until {
+            query.push(("until", until.to_rfc3339()));
+        }
+        if let Some(limit) = self.limit {
+            query.push(("limit", limit.to_string()));
+        }
+        query
+    }
+
+    /// The replay request body: the same filters plus the rate.
+    pub fn body(&self, rate: Option<u32>) -> Value {
+        let mut body = Map::new();
+        for (key, value) in self.query() {
+            let value = if key == "limit" {
+                self.limit.map(Value::from).unwrap_or(Value::Null)
+            } else {
+                Value::String(value)
+            };
+            body.insert(key.to_string(), value);
+        }
+        if let Some(rate) = rate {
+            body.insert("rate".to_string(), json!(rate));
+        }
+        Value::Object(body)
+    }
+}
+
+/// Replay and purge act on the whole store only when asked to explicitly.
+pub fn require_scope(filters: &Filters, yes: bool, verb: &str) -> Result<(), Error> {
+    if filters.is_empty() && !yes {
+        return Err(Error::Usage(format!(
+            "refusing to {verb} every dead letter: {verb}ing everything needs --yes \
+             (or narrow it with --org, --reason, --since, --until or --limit)"
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters as a table, with a count by reason.
+    List {
+        #[command(flatten)]
+        filters: Filters,
+    },
+    /// Show one dead letter as JSON.
+    Show {
+        /// The dead letter's id (first column of `dlq list`).
+        id: u64,
+    },
+    /// Re-publish matching dead letters to Kafka (same event_id).
+    ///
+    /// Each record is removed once Kafka acknowledged it; a record whose re-publish failed
+    /// stays. Exits 1 if any failed.
+    Replay {
+        #[command(flatten)]
+        filters: Filters,
+        /// Events per second (the consumer's default is 500).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        rate: Option<u32>,
+        /// Confirm a replay of every dead letter (needed when no filter is given).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Delete matching dead letters for good.
+    Purge {
+        #[command(flatten)]
+        filters: Filters,
+        /// Confirm a purge of every dead letter (needed when no filter is given).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+pub async fn run(
+    command: DlqCommand,
+    client: &AdminClient,
+    format: Format,
+    io: &mut Io<'_>,
+) -> Result<Outcome, Error> {
+    match command {
+        DlqCommand::List { filters } => {
+            filters.validate()?;
+            let value = list(client, &filters).await?;
+            let text = match format {
+                Format::Json => output::pretty(&value),
+                Format::Table => render_list(&client::view(&value, LIST_PATH)?),
+            };
+            io.out.write_all(text.as_bytes())?;
+            Ok(Outcome::Success)
+        }
+        DlqCommand::Show { id } => {
+            let value = client
+                .get(&["v1", "dead-letters", &id.to_string()], &[])
+                .await?;
+            io.out.write_all(output::pretty(&value).as_bytes())?;
+            Ok(Outcome::Success)
+        }
+        DlqCommand::Replay { filters, rate, yes } => {
+            replay(client, &filters, rate, yes, format, io).await
+        }
+        DlqCommand::Purge { filters, yes } => {
+            filters.validate()?;
+            require_scope(&filters, yes, "purge")?;
+            let value = client
+                .send(
+                    Method::DELETE,
+                    &["v1", "dead-letters"],
+                    &filters.query(),
+                    None,
+                    DEFAULT_TIMEOUT,
+                )
+                .await?
+                .into_json()?;
+            let text = match format {
+                Format::Json => output::pretty(&value),
+                Format::Table => {
+                    let purge: PurgeView = client::view(&value, LIST_PATH)?;
+                    format!("purged {}, {} remain\n", purge.purged, purge.remaining)
+                }
+            };
+            io.out.write_all(text.as_bytes())?;
+            Ok(Outcome::Success)
+        }
+    }
+}
+
+const LIST_PATH: &str = "/v1/dead-letters";
+
+async fn list(client: &AdminClient, filters: &Filters) -> Result<Value, Error> {
+    client.get(&["v1", "dead-letters"], &filters.query()).await
+}
+
+async fn replay(
+    client: &AdminClient,
+    filters: &Filters,
+    rate: Option<u32>,
+    yes: bool,
+    format: Format,
+    io: &mut Io<'_>,
+) -> Result<Outcome, Error> {
+    filters.validate()?;
+    require_scope(filters, yes, "replay")?;
+    // Count first, so a long replay starts with context.
+    let listed: ListView = client::view(&list(client, filters).await?, LIST_PATH)?;
+    let progress = format!("replaying {} dead letters...\n", listed.matched);
+    match format {
+        // Keep stdout a single JSON document.
+        Format::Json => io.err.write_all(progress.as_bytes())?,
+        Format::Table => io.out.write_all(progress.as_bytes())?,
+    }
+    io.out.flush()?;
+    let body = filters.body(rate);
+    let answer = client
+        .send(
+            Method::POST,
+            &["v1", "dead-letters", "replay"],
+            &[],
+            Some(&body),
+            REPLAY_TIMEOUT,
+        )
+        .await?;
+    // 502 carries the same result when some records failed to re-publish.
+    let result = match answer.status {
+        200 | 502 => answer.parse::<Value>().ok().and_then(|value| {
+            ReplayView::deserialize(&value)
+                .ok()
+                .map(|view| (value, view))
+        }),
+        _ => None,
+    };
+    let Some((value, view)) = result else {
+        let url = answer.url.clone();
+        return Err(answer.into_json().err().unwrap_or(Error::Unexpected {
+            url,
+            detail: "a replay answer without counts".to_string(),
+        }));
+    };
+    let text = match format {
+        Format::Json => output::pretty(&value),
+        Format::Table => render_replay(&view),
+    };
+    io.out.write_all(text.as_bytes())?;
+    Ok(if view.failed > 0 {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    })
+}
+
+/// `GET /v1/dead-letters`, as far as the table needs it.
+#[derive(Debug, Deserialize)]
+pub struct ListView {
+    pub total: u64,
+    pub matched: u64,
+    #[serde(default)]
+    pub by_reason: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub items: Vec<RecordView>,
+}
+
+/// One dead letter, as far as the table needs it.
+#[derive(Debug, Deserialize)]
+pub struct RecordView {
+    pub id: u64,
+    #[serde(default)]
+    pub org_id: String,
+    #[serde(default)]
+    pub event: Value,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub last_status: Option<u16>,
+    #[serde(default)]
+    pub last_error: String,
+    #[serde(default)]
+    pub last_failed_at: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReplayView {
+    pub matched: u64,
+    pub replayed: u64,
+    pub failed: u64,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub remaining: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PurgeView {
+    purged: u64,
+    remaining: u64,
+}
+
+/// RFC 3339 to the second, in UTC; anything unparsable as given.
+fn short_time(text: &str) -> String {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        })
+        .unwrap_or_else(|_| output::one_line(text))
+}
+
+pub fn render_list(list: &ListView) -> String {
+    let mut text = String::new();
+    if !list.items.is_empty() {
+        let rows: Vec<Vec<String>> = list
+            .items
+            .iter()
+            .map(|r| {
+                vec![
+                    r.id.to_string(),
+                    output::one_line(&r.org_id),
+                    output::one_line(&r.reason),
+                    r.last_status
+                        .map_or_else(|| "-".to_string(), |s| s.to_string()),
+                    r.attempts.to_string(),
+                    output::cell(r.event.get("event_type")),
+                    output::cell(r.event.get("event_id")),
+                    short_time(&r.last_failed_at),
+                    output::truncate(&output::one_line(&r.last_error), ERROR_COLUMN_CHARS),
+                ]
+            })
+            .collect();
+        text.push_str(&output::table(
+            &[
+                "ID",
+                "ORG",
+                "REASON",
+                "STATUS",
+                "ATTEMPTS",
+                "EVENT_TYPE",
+                "EVENT_ID",
+                "LAST_FAILED_AT",
+                "ERROR",
+            ],
+            &rows,
+        ));
+    }
+    text.push_str(&format!(
+        "{} matched of {} dead letters",
+        list.matched, list.total
+    ));
+    if !list.by_reason.is_empty() {
+        let mut counts: Vec<(&String, &u64)> = list.by_reason.iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let parts: Vec<String> = counts
+            .iter()
+            .map(|(reason, n)| format!("{}: {n}", output::one_line(reason)))
+            .collect();
+        text.push_str(&format!(" ({})", parts.join(", ")));
+    }
+    text.push('\n');
+    text
+}
+
+pub fn render_replay(replay: &ReplayView) -> String {
+    let mut text = format!(
+        "replayed {} of {} (failed {})\n",
+        replay.replayed, replay.matched, replay.failed
+    );
+    if replay.failed > 0 {
+        if let Some(error) = replay.last_error.as_deref().filter(|e| !e.is_empty()) {
+            text.push_str(&format!("last error: {}\n", output::one_line(error)));
+        }
+    }
+    if let Some(remaining) = replay.remaining {
+        text.push_str(&format!("{remaining} dead letters remain\n"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Harness {
+        #[command(subcommand)]
+        command: DlqCommand,
+    }
+
+    fn parse(args: &[&str]) -> Result<DlqCommand, clap::Error> {
+        Harness::try_parse_from(std::iter::once("dlq").chain(args.iter().copied()))
+            .map(|h| h.command)
+    }
+
+    fn filters(args: &[&str]) -> Filters {
+        match parse(&[&["list"], args].concat()) {
+            Ok(DlqCommand::List { filters }) => filters,
+            other => panic!("not a list: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_reason_is_a_usage_error_listing_the_four() {
+        let err = parse(&["list", "--reason", "timeout"]).expect_err("bad reason");
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        for reason in [
+            "rejected",
+            "retries_exhausted",
+            "rate_limited",
+            "invalid_event",
+        ] {
+            assert!(text.contains(reason), "{text}");
+        }
+        assert_eq!(
+            filters(&["--reason", "retries_exhausted"]).reason,
+            Some(Reason::RetriesExhausted)
+        );
+    }
+
+    #[test]
+    fn times_must_be_rfc3339() {
+        let err = parse(&["list", "--since", "yesterday"]).expect_err("bad time");
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("RFC 3339"), "{err}");
+        assert!(parse(&["list", "--until", "2024-05-01 12:00"]).is_err());
+        assert!(filters(&["--since", "2024-05-01T12:00:00+02:00"])
+            .since
+            .is_some());
+    }
+
+    #[test]
+    fn since_after_until_is_refused() {
+        let f = filters(&[
+            "--since",
+            "2024-05-02T00:00:00Z",
+            "--until",
+            "2024-05-01T00:00:00Z",
+        ]);
+        let err = f.validate().expect_err("inverted range");
+        assert_eq!(err.exit_code(), 2);
+        let f = filters(&[
+            "--since",
+            "2024-05-01T00:00:00Z",
+            "--until",
+            "2024-05-01T00:00:00Z",
+        ]);
+        assert!(f.validate().is_ok());
+    }
+
+    #[test]
+    fn empty_org_and_zero_rate_are_usage_errors() {
+        assert!(parse(&["list", "--org", ""]).is_err());
+        assert!(parse(&["replay", "--org", "a", "--rate", "0"]).is_err());
+        assert!(parse(&["show", "seven"]).is_err());
+    }
+
+    #[test]
+    fn query_and_body_carry_every_filter() {
+        let f = filters(&[
+            "--org",
+            "org-1",
+            "--reason",
+            "rejected",
+            "--since",
+            "2024-05-01T00:00:00+02:00",
+            "--limit",
+            "5",
+        ]);
+        assert_eq!(
+            f.query(),
+            vec![
+                ("org", "org-1".to_string()),
+                ("reason", "rejected".to_string()),
+                ("since", "2024-05-01T00:00:00+02:00".to_string()),
+                ("limit", "5".to_string()),
+            ]
+        );
+        assert_eq!(
+            f.body(Some(50)),
+            json!({"org": "org-1", "reason": "rejected", "since": "2024-05-01T00:00:00+02:00", "limit": 5, "rate": 50})
+        );
+        assert_eq!(Filters::default().body(None), json!({}));
+    }
+
+    #[test]
+    fn whole_store_needs_yes() {
+        let err = require_scope(&Filters::default(), false, "replay").expect_err("no scope");
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--yes"));
+        assert!(require_scope(&Filters::default(), true, "replay").is_ok());
+        assert!(require_scope(&filters(&["--limit", "3"]), false, "purge").is_ok());
+    }
+
+    #[test]
+    fn list_table_and_summary() {
+        let list: ListView = serde_json::from_value(json!({
+            "total": 7,
+            "matched": 2,
+            "by_reason": {"retries_exhausted": 1, "rejected": 1, "invalid_event": 0},
+            "items": [
+                {"id": 3, "org_id": "org-1", "event": {"event_id": "e-1", "event_type": "FLOW_FAILED"},
+                 "reason": "rejected", "attempts": 1, "last_status": 400,
+                 "last_error": format!("{{\"text\":\"Invalid data format\",\"code\":6}}\n{}", "y".repeat(100)),
+                 "first_failed_at": "2024-05-01T10:00:00.123Z", "last_failed_at": "2024-05-01T10:00:00.123456Z",
+                 "partition": 0, "offset": 12},
+                {"id": 14, "org_id": "org-22", "event": "not an object",
+                 "reason": "retries_exhausted", "attempts": 12, "last_status": null,
+                 "last_error": "connect timed out", "last_failed_at": "2024-05-01T12:00:00+02:00",
+                 "partition": 1, "offset": 9}
+            ]
+        }))
+        .expect("list");
+        let text = render_list(&list);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].starts_with("ID  ORG     REASON             STATUS  ATTEMPTS  EVENT_TYPE   EVENT_ID  LAST_FAILED_AT        ERROR"), "{text}");
+        assert!(lines[1].starts_with("3   org-1   rejected           400     1         FLOW_FAILED  e-1       2024-05-01T10:00:00Z  {\"text\":\"Invalid data format\",\"code\":6} yyy"), "{text}");
+        assert!(lines[1].ends_with('…'));
+        let error_cell = lines[1]
+            .split("2024-05-01T10:00:00Z  ")
+            .nth(1)
+            .unwrap_or("");
+        assert_eq!(error_cell.chars().count(), ERROR_COLUMN_CHARS);
+        assert!(lines[2].starts_with("14  org-22  retries_exhausted  -       12        -            -         2024-05-01T10:00:00Z  connect timed out"), "{text}");
+        assert_eq!(
+            lines[3],
+            "2 matched of 7 dead letters (rejected: 1, retries_exhausted: 1, invalid_event: 0)"
+        );
+    }
+
+    #[test]
+    fn empty_list_is_just_the_summary() {
+        let list: ListView =
+            serde_json::from_value(json!({"total": 0, "matched": 0, "by_reason": {}, "items": []}))
+                .expect("list");
+        assert_eq!(render_list(&list), "0 matched of 0 dead letters\n");
+    }
+
+    #[test]
+    fn replay_summary() {
+        let ok = ReplayView {
+            matched: 3,
+            replayed: 3,
+            failed: 0,
+            last_error: None,
+            remaining: Some(0),
+        };
+        assert_eq!(
+            render_replay(&ok),
+            "replayed 3 of 3 (failed 0)\n0 dead letters remain\n"
+        );
+        let bad = ReplayView {
+            matched: 3,
+            replayed: 1,
+            failed: 2,
+            last_error: Some("Message timed out".into()),
+            remaining: Some(2),
+        };
+        assert_eq!(
+            render_replay(&bad),
+            "replayed 1 of 3 (failed 2)\nlast error: Message timed out\n2 dead letters remain\n"
+        );
+    }
+}

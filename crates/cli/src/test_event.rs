@@ -1,0 +1,272 @@
+//! `elsctl test-event --org X`: the consumer sends a sample event through the org's real
+//! delivery path (headers, template, hashing) and reports the SIEM's answer; this module shows
+//! it and says in one line what a failure most likely means.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Number, Value};
+
+use crate::client::{self, AdminClient, DEFAULT_TIMEOUT};
+use crate::error::Error;
+use crate::output::{self, Format};
+use crate::{Io, Outcome};
+
+/// The admin API's test result.
+#[derive(Debug, Default, Deserialize)]
+pub struct TestResult {
+    /// The SIEM's HTTP status; `None` when it never answered.
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub headers: Map<String, Value>,
+    /// A (server-truncated) excerpt of the SIEM's body.
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub latency_ms: Option<Number>,
+    /// The network error when there was no answer.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Splunk HEC's `code`/`text`, when the body was a HEC answer.
+    #[serde(default)]
+    pub hec_code: Option<i64>,
+    #[serde(default)]
+    pub hec_text: Option<String>,
+}
+
+impl TestResult {
+    pub fn is_success(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+
+    fn hec(&self) -> Option<String> {
+        let code = self.hec_code?;
+        Some(match self.hec_text.as_deref() {
+            Some(text) => format!("HEC code {code} \"{}\"", output::one_line(text)),
+            None => format!("HEC code {code}"),
+        })
+    }
+}
+
+pub async fn run(
+    org: &str,
+    client: &AdminClient,
+    format: Format,
+    io: &mut Io<'_>,
+) -> Result<Outcome, Error> {
+    let value = client
+        .send(
+            reqwest::Method::POST,
+            &["v1", "orgs", org, "test"],
+            &[],
+            Some(&json!({})),
+            DEFAULT_TIMEOUT,
+        )
+        .await?
+        .into_json()?;
+    let result: TestResult = client::view(&value, "/v1/orgs/{org}/test")?;
+    let text = match format {
+        Format::Json => output::pretty(&value),
+        Format::Table => render(&result),
+    };
+    io.out.write_all(text.as_bytes())?;
+    Ok(if result.is_success() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    })
+}
+
+pub fn render(result: &TestResult) -> String {
+    let mut text = String::new();
+    match result.status {
+        Some(status) => {
+            text.push_str(&format!("status: {status}"));
+            if let Some(code) = result.hec_code {
+                let hec_text = result.hec_text.as_deref().unwrap_or("");
+                text.push_str(&format!(
+                    " (HEC code {code}: {})",
+                    output::one_line(hec_text)
+                ));
+            }
+            text.push('\n');
+        }
+        None => text.push_str("status: no response\n"),
+    }
+    if let Some(latency) = &result.latency_ms {
+        text.push_str(&format!("latency: {latency} ms\n"));
+    }
+    if let Some(error) = result.error.as_deref().filter(|e| !e.is_empty()) {
+        text.push_str(&format!("error: {}\n", output::one_line(error)));
+    }
+    if !result.headers.is_empty() {
+        text.push_str("headers:\n");
+        for (name, value) in &result.headers {
+            let value = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            text.push_str(&format!(
+                "  {}: {}\n",
+                output::one_line(name),
+                output::one_line(&value)
+            ));
+        }
+    }
+    if result.status.is_some() {
+        match result.body.as_deref().map(str::trim) {
+            None | Some("") => text.push_str("body: (empty)\n"),
+            Some(body) if !body.contains('\n') => {
+                text.push_str(&format!("body: {}\n", output::visible(body)));
+            }
+            Some(body) => {
+                text.push_str("body:\n");
+                for line in output::visible(body).lines() {
+                    text.push_str(&format!("  {line}\n"));
+                }
+            }
+        }
+    }
+    if let Some(explanation) = explain(result) {
+        text.push_str(&explanation);
+        text.push('\n');
+    }
+    text
+}
+
+/// What a failed test most likely means, in one line; `None` for a 2xx.
+pub fn explain(result: &TestResult) -> Option<String> {
+    let hec = result.hec();
+    let with_hec = |status: u16| match &hec {
+        Some(h) => format!("{status}, {h}"),
+        None => status.to_string(),
+    };
+    let Some(status) = result.status else {
+        return Some(
+            "the SIEM could not be reached — check the org's URL and that the SIEM accepts \
+             connections from ELS"
+                .to_string(),
+        );
+    };
+    Some(match status {
+        200..=299 => return None,
+        401 | 403 => match &hec {
+            Some(h) => format!(
+                "the SIEM rejected the credentials: {h} — check the org's Authorization header"
+            ),
+            None => format!(
+                "the SIEM rejected the credentials ({status}) — check the org's Authorization header"
+            ),
+        },
+        404 => "the SIEM has no such endpoint (404) — check the path in the org's URL \
+                (Splunk HEC: /services/collector/event)"
+            .to_string(),
+        300..=399 => format!(
+            "the SIEM answered with a redirect ({status}) — ELS does not follow redirects; \
+             use the final URL"
+        ),
+        408 | 429 | 500 | 502..=599 => format!(
+            "the SIEM is busy or failing ({}) — ELS retries these, so events would be delayed, \
+             not lost",
+            with_hec(status)
+        ),
+        _ => format!(
+            "the SIEM refused the event ({}) — check the org's body template and HEC options; \
+             ELS would dead-letter such events with reason `rejected`",
+            with_hec(status)
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(status: Option<u16>, hec: Option<(i64, &str)>) -> TestResult {
+        TestResult {
+            status,
+            hec_code: hec.map(|h| h.0),
+            hec_text: hec.map(|h| h.1.to_string()),
+            ..TestResult::default()
+        }
+    }
+
+    #[test]
+    fn success_renders_status_with_hec_and_no_explanation() {
+        let mut r = result(Some(200), Some((0, "Success")));
+        r.latency_ms = Some(Number::from(42));
+        r.headers
+            .insert("content-type".into(), json!("application/json"));
+        r.body = Some(r#"{"text":"Success","code":0}"#.into());
+        assert!(r.is_success());
+        assert_eq!(
+            render(&r),
+            "status: 200 (HEC code 0: Success)\nlatency: 42 ms\nheaders:\n  content-type: application/json\nbody: {\"text\":\"Success\",\"code\":0}\n"
+        );
+    }
+
+    #[test]
+    fn auth_failures_point_at_the_authorization_header() {
+        let r = result(Some(403), Some((4, "Invalid token")));
+        assert!(!r.is_success());
+        assert_eq!(
+            explain(&r).as_deref(),
+            Some("the SIEM rejected the credentials: HEC code 4 \"Invalid token\" — check the org's Authorization header")
+        );
+        let r = result(Some(401), None);
+        assert_eq!(
+            explain(&r).as_deref(),
+            Some("the SIEM rejected the credentials (401) — check the org's Authorization header")
+        );
+    }
+
+    #[test]
+    fn other_failures_are_explained() {
+        assert!(explain(&result(Some(404), None))
+            .unwrap_or_default()
+            .contains("path"));
+        assert!(explain(&result(Some(503), Some((9, "Server is busy"))))
+            .unwrap_or_default()
+            .contains("503, HEC code 9 \"Server is busy\""));
+        assert!(
+            explain(&result(Some(400), Some((6, "Invalid data format"))))
+                .unwrap_or_default()
+                .contains("body template")
+        );
+        assert!(explain(&result(Some(501), None))
+            .unwrap_or_default()
+            .contains("rejected"));
+        assert!(explain(&result(Some(302), None))
+            .unwrap_or_default()
+            .contains("redirect"));
+    }
+
+    #[test]
+    fn network_errors_show_the_error_text() {
+        let mut r = result(None, None);
+        r.error = Some("dns error: no such host siem.invalid".into());
+        r.latency_ms = Some(Number::from(3));
+        let text = render(&r);
+        assert!(
+            text.starts_with(
+                "status: no response\nlatency: 3 ms\nerror: dns error: no such host siem.invalid\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("could not be reached"));
+        assert!(!text.contains("body:"));
+    }
+
+    #[test]
+    fn bodies_are_made_terminal_safe() {
+        let mut r = result(Some(500), None);
+        r.body = Some("line one\n\u{1b}[2Jline two".into());
+        let text = render(&r);
+        assert!(
+            text.contains("body:\n  line one\n  \\u{1b}[2Jline two\n"),
+            "{text}"
+        );
+        let mut r = result(Some(204), None);
+        r.body = Some(String::new());
+        assert!(render(&r).contains("body: (empty)"));
+    }
+}
