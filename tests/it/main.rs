@@ -3,3 +3,6 @@
 //! `cargo build --workspace --bins`.
 
 mod pipeline;
+mod delivery;
+mod observability;
+mod settings;

@@ -143,6 +143,17 @@ impl Metrics {
         }
     }
 
+    /// Create the labelled series whose label values are known up front, so dashboards and
+    /// alerts see a 0 rather than no series before the first event of a kind.
+    pub fn init_known_series(&self, reasons: &[&str]) {
+        for r in reasons {
+            self.dead_lettered.with_label_values(&[r]);
+        }
+        for endpoint in ["hec", "http"] {
+            self.request_duration.with_label_values(&[endpoint]);
+        }
+    }
+
     /// Text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

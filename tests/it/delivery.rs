@@ -1,0 +1,1 @@
+//! Delivery engine: isolation, limits, retries, dead letters and replay (issue 3).

@@ -1,0 +1,1 @@
+//! Observability: real Prometheus against the running pipeline (issue 5).

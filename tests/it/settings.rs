@@ -1,0 +1,1 @@
+//! Org stream settings end to end (issue 4).
