@@ -166,6 +166,8 @@ pub async fn run(
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
+        // Brokers may hold a fetch this long when there is no data; keep latency low.
+        .set("fetch.wait.max.ms", "100")
         .set_if(
             !config.instance_id.is_empty(),
             "group.instance.id",

@@ -117,18 +117,26 @@ async fn process(org: &str, jobs: Vec<Job>, shared: &Shared, limiter: &mut Limit
     if selected.is_empty() {
         return;
     }
-    let selected = match limiter
-        .admit(runtime.settings.max_events, selected, shared)
-        .await
-    {
-        Some(jobs) => jobs,
-        None => return,
-    };
-    match runtime.settings.endpoint {
-        EndpointKind::Hec => deliver_hec(org, selected, &runtime, shared).await,
-        EndpointKind::Http => {
-            for job in selected {
-                deliver_single(org, job, &runtime, shared).await;
+    // Deliver in slices the org's limit admits, so the SIEM sees the limited rate rather
+    // than a burst after the wait.
+    let mut pending = selected;
+    while !pending.is_empty() {
+        let Some((admitted, rest)) = limiter
+            .admit(runtime.settings.max_events, pending, shared)
+            .await
+        else {
+            return;
+        };
+        pending = rest;
+        if admitted.is_empty() {
+            continue;
+        }
+        match runtime.settings.endpoint {
+            EndpointKind::Hec => deliver_hec(org, admitted, &runtime, shared).await,
+            EndpointKind::Http => {
+                for job in admitted {
+                    deliver_single(org, job, &runtime, shared).await;
+                }
             }
         }
     }
@@ -297,17 +305,18 @@ struct Limiter {
 }
 
 impl Limiter {
-    /// Apply the org's limit: wait for tokens (`delay`) or dead-letter the excess
-    /// (`dead_letter`). Returns the jobs to deliver, `None` on hard stop.
+    /// Apply the org's limit to the front of `jobs`: returns the jobs admitted now and the
+    /// rest. With `delay` it waits for at least one token (so progress is steady); with
+    /// `dead_letter` the excess is dead-lettered at once. `None` on hard stop.
     async fn admit(
         &mut self,
         limit: Option<RateLimit>,
         jobs: Vec<Job>,
         shared: &Shared,
-    ) -> Option<Vec<Job>> {
+    ) -> Option<(Vec<Job>, Vec<Job>)> {
         let Some(limit) = limit else {
             self.current = None;
-            return Some(jobs);
+            return Some((jobs, Vec::new()));
         };
         if self.current.as_ref().is_none_or(|(l, _)| *l != limit) {
             self.current = Some((limit, RateLimiter::direct(quota(limit))));
@@ -315,7 +324,8 @@ impl Limiter {
         let limiter = &self.current.as_ref()?.1;
         let mut admitted = Vec::with_capacity(jobs.len());
         let mut excess = Vec::new();
-        for job in jobs {
+        let mut iter = jobs.into_iter();
+        while let Some(job) = iter.next() {
             if limiter.check().is_ok() {
                 admitted.push(job);
                 continue;
@@ -323,11 +333,17 @@ impl Limiter {
             shared.metrics.rate_limited.inc();
             match limit.policy {
                 LimitPolicy::DeadLetter => excess.push(job),
-                LimitPolicy::Delay => {
+                LimitPolicy::Delay if admitted.is_empty() => {
                     tokio::select! {
                         _ = shared.hard_stop.cancelled() => return None,
                         _ = limiter.until_ready() => admitted.push(job),
                     }
+                }
+                LimitPolicy::Delay => {
+                    // Send what we have; this job waits for the next token.
+                    let mut rest = vec![job];
+                    rest.extend(iter);
+                    return Some((admitted, rest));
                 }
             }
         }
@@ -342,7 +358,7 @@ impl Limiter {
             };
             dead_letter(shared, excess, Reason::RateLimited, 0, &attempt).await;
         }
-        Some(admitted)
+        Some((admitted, Vec::new()))
     }
 }
 

@@ -35,6 +35,11 @@ pub struct Faults {
     pub hang: bool,
     /// Make `GET /services/collector/health` answer 503 (code 18). Not cleared by `fail_next`.
     pub unhealthy: bool,
+    /// Poison events: a request holding an envelope (or document) whose JSON text contains
+    /// this string is refused whole with 400, HEC code 6 and that envelope's
+    /// `invalid-event-number`, as Splunk does for an event it cannot index. Not cleared by
+    /// `fail_next`.
+    pub reject_containing: Option<String>,
 }
 
 /// What one ingest request suffers, decided by [`Faults::take`].

@@ -137,6 +137,11 @@ async fn handle(
         Kind::Generic => hec::parse_document(&decoded).map(|doc| vec![doc]),
     }
     .map_err(|r| refuse(r, None))?;
+    if let Some(marker) = app.sim.faults().reject_containing.filter(|m| !m.is_empty()) {
+        if let Some(index) = bodies.iter().position(|b| b.to_string().contains(&marker)) {
+            return Err(refuse(Reply::InvalidDataFormat { index: Some(index) }, None));
+        }
+    }
     let count = bodies.len();
     app.sim
         .accept(parts.uri.path(), &redacted_headers(&parts.headers), bodies);
