@@ -312,3 +312,31 @@ async fn bad_input_gets_clear_4xx_and_nothing_is_enqueued() {
     .await
     .unwrap();
 }
+
+#[test]
+fn readme_run_command_brings_the_pipeline_up() {
+    let dir = test_dir("run-local");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin_dir = bin("els-consumer").parent().unwrap().to_path_buf();
+    let out = std::process::Command::new(root.join("deploy/scripts/run-local.sh"))
+        .args(["--for", "20"])
+        .env("LOCAL_BIN_DIR", &bin_dir)
+        .env("LOCAL_DIR", dir.join("run"))
+        .env("LOCAL_BROKER_PORT", free_port().to_string())
+        .env("LOCAL_SIM_PORT", free_port().to_string())
+        .env("LOCAL_PRODUCER_PORT", free_port().to_string())
+        .env("LOCAL_ADMIN_PORT", free_port().to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let last: Value = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("siem-sim: "))
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_default();
+    println!("local run, last siem-sim stats: {last}");
+    assert!(last["distinct_event_ids"].as_u64().unwrap_or(0) > 100, "{stdout}");
+    assert!(stdout.contains("Where to look"));
+}

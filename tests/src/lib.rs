@@ -208,7 +208,7 @@ impl Broker {
     /// SQLite storage in `dir`: survives a restart.
     pub fn sqlite(dir: &Path) -> Result<Self> {
         let db = dir.join("broker.db");
-        Self::start(dir, format!("sqlite://{}", db.display()), free_port())
+        Self::start(dir, format!("sqlite:///{}", db.display()), free_port())
     }
 
     fn start(dir: &Path, storage: String, port: u16) -> Result<Self> {
