@@ -33,6 +33,9 @@ pub struct Faults {
     /// Never answer: hold the request open until the client gives up (bounded by
     /// [`HANG_LIMIT`] and by shutdown).
     pub hang: bool,
+    /// Process the request normally but send the answer's body one byte per second (status
+    /// and headers go out at once), like a SIEM behind a congested link.
+    pub trickle: bool,
     /// Make `GET /services/collector/health` answer 503 (code 18). Not cleared by `fail_next`.
     pub unhealthy: bool,
     /// Poison events: a request holding an envelope (or document) whose JSON text contains
@@ -47,6 +50,7 @@ pub struct Faults {
 pub struct Injected {
     pub delay: Duration,
     pub hang: bool,
+    pub trickle: bool,
     /// The answer to give instead of processing the request, if any.
     pub reply: Option<Reply>,
     pub retry_after: Option<HeaderValue>,
@@ -82,7 +86,7 @@ impl Faults {
     }
 
     fn has_request_fault(&self) -> bool {
-        self.status.is_some() || self.delay_ms > 0 || self.hang
+        self.status.is_some() || self.delay_ms > 0 || self.hang || self.trickle
     }
 
     /// Decide the fault for the next ingest request and count `fail_next` down.
@@ -101,6 +105,7 @@ impl Faults {
         let injected = Injected {
             delay: Duration::from_millis(self.delay_ms),
             hang: self.hang,
+            trickle: self.trickle,
             retry_after: reply
                 .as_ref()
                 .and(self.retry_after.as_deref())

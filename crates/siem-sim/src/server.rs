@@ -72,16 +72,44 @@ async fn generic(State(app): Shared, req: Request) -> Response {
 async fn ingest(app: &App, kind: Kind, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let injected = app.sim.begin_request();
+    let trickle = injected.as_ref().is_some_and(|i| i.trickle);
     let (reply, retry_after, events) = match handle(app, kind, req, injected).await {
         Ok(events) => (Reply::Success, None, events),
         Err((reply, retry_after)) => (reply, retry_after, 0),
     };
     let status = reply.status();
     debug!(path, status = status.as_u16(), events, "ingest request");
-    let mut response = (status, Json(reply.body())).into_response();
+    let mut response = if trickle {
+        trickled(app, status, reply.body().to_string().into_bytes())
+    } else {
+        (status, Json(reply.body())).into_response()
+    };
     if let Some(value) = retry_after {
         response.headers_mut().insert(RETRY_AFTER, value);
     }
+    response
+}
+
+/// An answer whose body goes out one byte per second (stops at shutdown).
+fn trickled(app: &App, status: StatusCode, body: Vec<u8>) -> Response {
+    let shutdown = app.shutdown.clone();
+    let stream = futures::stream::unfold((body, 0usize), move |(body, i)| {
+        let shutdown = shutdown.clone();
+        async move {
+            if i >= body.len() || shutdown.is_cancelled() {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let byte = Bytes::copy_from_slice(&body[i..=i]);
+            Some((Ok::<_, std::io::Error>(byte), (body, i + 1)))
+        }
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -139,7 +167,10 @@ async fn handle(
     .map_err(|r| refuse(r, None))?;
     if let Some(marker) = app.sim.faults().reject_containing.filter(|m| !m.is_empty()) {
         if let Some(index) = bodies.iter().position(|b| b.to_string().contains(&marker)) {
-            return Err(refuse(Reply::InvalidDataFormat { index: Some(index) }, None));
+            return Err(refuse(
+                Reply::InvalidDataFormat { index: Some(index) },
+                None,
+            ));
         }
     }
     let count = bodies.len();
