@@ -231,3 +231,72 @@ mod tests {
         assert_eq!(BodyFormat::from_content_type("text/plain"), None);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Bounded fuzzing of the parser: arbitrary bytes and arbitrary JSON never panic, and
+    //! whatever is accepted is a valid event with a hashed email.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,20}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(6, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("event_type".to_string()),
+                        Just("user_email".to_string()),
+                        Just("timestamp".to_string()),
+                        Just("org_id".to_string()),
+                        "[a-z_]{1,10}"
+                    ],
+                    inner,
+                    0..8
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_body(&bytes, BodyFormat::Json, 100);
+            let _ = parse_body(&bytes, BodyFormat::NdJson, 100);
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics_and_accepted_is_valid(value in arb_json()) {
+            let bytes = serde_json::to_vec(&value).unwrap();
+            if let Ok(events) = parse_body(&bytes, BodyFormat::Json, 100) {
+                for e in events {
+                    prop_assert!(e.validate().is_ok());
+                    prop_assert!(crate::privacy::is_hashed(&e.user_email));
+                }
+            }
+        }
+
+        #[test]
+        fn mutated_valid_events_never_panic(field in "[a-z_]{1,16}", value in arb_json()) {
+            let mut v = serde_json::json!({
+                "event_type": "FLOW_START",
+                "execution_id": "0b6b1c9e-2f0a-4a49-8f51-7d1b7e3c9a10",
+                "timestamp": "2026-11-25T01:02:03.456Z",
+                "flow_id": "f", "flow_name": "F", "org_id": "o", "org_name": "O",
+                "org_hostname": "h", "user_id": "u", "user_email": "a@b.c"
+            });
+            v[field] = value;
+            let _ = parse_event(v);
+        }
+    }
+}
