@@ -74,10 +74,14 @@ sed "s/127.0.0.1:8088/127.0.0.1:$SIM_PORT/" deploy/local/settings.json >"$SETTIN
 ADMIN_TOKEN_FILE="$RUN_DIR/admin-token"
 [ -s "$ADMIN_TOKEN_FILE" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$ADMIN_TOKEN_FILE"
 ADMIN_TOKEN=$(cat "$ADMIN_TOKEN_FILE")
+# Key for encrypting auth headers at rest in the settings topic (kept in the state dir).
+MASTER_KEY_FILE="$RUN_DIR/master.key"
+[ -s "$MASTER_KEY_FILE" ] || echo "local:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$MASTER_KEY_FILE"
 
 echo "==> els-consumer (admin API and /metrics on 127.0.0.1:$ADMIN_PORT)"
 ELS_BROKERS="127.0.0.1:$BROKER_PORT" ELS_SETTINGS_FILE="$SETTINGS" ELS_DATA_DIR="$RUN_DIR/consumer-data" \
 ELS_ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" ELS_ADMIN_TOKEN="$ADMIN_TOKEN" ELS_INSTANCE_ID=local-1 \
+ELS_MASTER_KEY_FILE="$MASTER_KEY_FILE" ELS_SSRF_ALLOW=127.0.0.1 \
   "$BIN/els-consumer" >"$RUN_DIR/logs/consumer.log" 2>&1 &
 PIDS+=($!)
 wait_port "$ADMIN_PORT"

@@ -30,7 +30,9 @@ async fn latencies(sim: &Sim, ids: &HashSet<String>) -> Vec<i64> {
     let mut first: HashMap<String, i64> = HashMap::new();
     for r in sim.records().await.unwrap() {
         let event = &r["body"]["event"];
-        let Some(id) = event["event_id"].as_str() else { continue };
+        let Some(id) = event["event_id"].as_str() else {
+            continue;
+        };
         if !ids.contains(id) || first.contains_key(id) {
             continue;
         }
@@ -44,7 +46,9 @@ async fn latencies(sim: &Sim, ids: &HashSet<String>) -> Vec<i64> {
 }
 
 fn p99(sorted: &[i64]) -> i64 {
-    sorted[((sorted.len() as f64 * 0.99).ceil() as usize).saturating_sub(1).min(sorted.len() - 1)]
+    sorted[((sorted.len() as f64 * 0.99).ceil() as usize)
+        .saturating_sub(1)
+        .min(sorted.len() - 1)]
 }
 
 async fn wait_ids(sim: &Sim, ids: &[String], timeout: Duration) {
@@ -59,12 +63,19 @@ async fn wait_ids(sim: &Sim, ids: &[String], timeout: Duration) {
 }
 
 /// Post rounds of events paced like live traffic; returns the ids per org.
-async fn paced(producer: &ProducerProc, orgs: &[&str], rounds: usize, per_round: usize) -> HashMap<String, Vec<String>> {
+async fn paced(
+    producer: &ProducerProc,
+    orgs: &[&str],
+    rounds: usize,
+    per_round: usize,
+) -> HashMap<String, Vec<String>> {
     let mut ids: HashMap<String, Vec<String>> = HashMap::new();
     for round in 0..rounds {
         for (i, org) in orgs.iter().enumerate() {
             let batch = events_for(org, per_round, (round * 31 + i) as u64);
-            ids.entry(org.to_string()).or_default().extend(producer.post_all(&batch, per_round).await.unwrap());
+            ids.entry(org.to_string())
+                .or_default()
+                .extend(producer.post_all(&batch, per_round).await.unwrap());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -84,12 +95,19 @@ async fn noisy_neighbour_does_not_slow_a_healthy_org() {
         "org-a": settings_for(&sick.hec_url()),
         "org-b": settings_for(&healthy.hec_url()),
     }});
-    let consumer = ConsumerProc::start(&dir, "consumer", &broker, &settings, &[
-        ("ELS_ORG_QUEUE_CAPACITY", "50"),
-        ("ELS_BATCH_LINGER_MS", "200"),
-        ("ELS_RETRY_MAX_ELAPSED_MS", "300000"),
-        ("ELS_RETRY_MAX_INTERVAL_MS", "1000"),
-    ]).unwrap();
+    let consumer = ConsumerProc::start(
+        &dir,
+        "consumer",
+        &broker,
+        &settings,
+        &[
+            ("ELS_ORG_QUEUE_CAPACITY", "50"),
+            ("ELS_BATCH_LINGER_MS", "200"),
+            ("ELS_RETRY_MAX_ELAPSED_MS", "300000"),
+            ("ELS_RETRY_MAX_INTERVAL_MS", "1000"),
+        ],
+    )
+    .unwrap();
     consumer.wait_ready(Duration::from_secs(30)).await.unwrap();
 
     // Solo baseline for org-b.
@@ -111,14 +129,21 @@ async fn noisy_neighbour_does_not_slow_a_healthy_org() {
     );
     assert_eq!(base.len(), 500);
     assert_eq!(noisy.len(), 500);
-    assert!(p_noisy <= 2 * p_base.max(1), "org-b p99 {p_noisy} ms > 2 x solo {p_base} ms");
+    assert!(
+        p_noisy <= 2 * p_base.max(1),
+        "org-b p99 {p_noisy} ms > 2 x solo {p_base} ms"
+    );
     assert!(healthy.event_ids().await.unwrap().len() >= 1000);
 
     // org-a's SIEM recovers: every one of its events ends delivered.
     sick.set_faults(json!({})).await.unwrap();
     let start = Instant::now();
     wait_ids(&sick, &mixed["org-a"], Duration::from_secs(90)).await;
-    println!("org-a: all {} events delivered {:.1} s after its SIEM recovered", mixed["org-a"].len(), start.elapsed().as_secs_f64());
+    println!(
+        "org-a: all {} events delivered {:.1} s after its SIEM recovered",
+        mixed["org-a"].len(),
+        start.elapsed().as_secs_f64()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,9 +166,18 @@ async fn rate_limits_delay_or_dead_letter_and_spare_other_orgs() {
     let consumer = ConsumerProc::start(&dir, "consumer", &broker, &settings, &[]).unwrap();
     consumer.wait_ready(Duration::from_secs(30)).await.unwrap();
 
-    let delay_ids = producer.post_all(&events_for("org-delay", 40, 1), 40).await.unwrap();
-    let drop_ids = producer.post_all(&events_for("org-drop", 50, 2), 50).await.unwrap();
-    let free_ids = producer.post_all(&events_for("org-free", 200, 3), 200).await.unwrap();
+    let delay_ids = producer
+        .post_all(&events_for("org-delay", 40, 1), 40)
+        .await
+        .unwrap();
+    let drop_ids = producer
+        .post_all(&events_for("org-drop", 50, 2), 50)
+        .await
+        .unwrap();
+    let free_ids = producer
+        .post_all(&events_for("org-free", 200, 3), 200)
+        .await
+        .unwrap();
 
     // The unlimited org is not held up by its limited neighbours.
     let t0 = Instant::now();
@@ -158,7 +192,11 @@ async fn rate_limits_delay_or_dead_letter_and_spare_other_orgs() {
         .await
         .unwrap()
         .iter()
-        .filter(|r| r["body"]["event"]["event_id"].as_str().is_some_and(|id| wanted.contains(id)))
+        .filter(|r| {
+            r["body"]["event"]["event_id"]
+                .as_str()
+                .is_some_and(|id| wanted.contains(id))
+        })
         .map(|r| r["received_at"].as_str().unwrap().parse().unwrap())
         .collect();
     arrivals.sort();
@@ -167,13 +205,19 @@ async fn rate_limits_delay_or_dead_letter_and_spare_other_orgs() {
     assert!(span >= 3_700, "40 events at 10/s arrived within {span} ms");
     for (k, at) in arrivals.iter().enumerate() {
         let min = (k as i64 - 1).max(0) * 100 - 150;
-        assert!((*at - arrivals[0]).num_milliseconds() >= min, "event {k} arrived early");
+        assert!(
+            (*at - arrivals[0]).num_milliseconds() >= min,
+            "event {k} arrived early"
+        );
     }
 
     // dead_letter: the excess is dead-lettered with reason rate_limited, nothing vanishes.
     let m = wait_for("org-drop finished", Duration::from_secs(30), || async {
         let m = consumer.metrics().await.ok()?;
-        let dead = m.get("els_events_dead_lettered_total{reason=\"rate_limited\"}").copied().unwrap_or(0.0);
+        let dead = m
+            .get("els_events_dead_lettered_total{reason=\"rate_limited\"}")
+            .copied()
+            .unwrap_or(0.0);
         let got: HashSet<String> = sim.event_ids().await.ok()?.into_iter().collect();
         let delivered = drop_ids.iter().filter(|id| got.contains(*id)).count();
         (delivered as f64 + dead == 50.0).then_some((delivered, dead))
@@ -184,8 +228,23 @@ async fn rate_limits_delay_or_dead_letter_and_spare_other_orgs() {
         "limits: org-delay 40 events over {span} ms (>= 3.9 s at 10/s); org-drop {} delivered + {} dead-lettered rate_limited; org-free 200 events in {free_secs:.2} s",
         m.0, m.1
     );
-    assert!(m.1 >= 30.0, "expected most of the 50-event burst over a burst of 5 to be dead-lettered");
-    let list = elsctl(&consumer, &["--output", "json", "dlq", "list", "--org", "org-drop", "--reason", "rate_limited"]);
+    assert!(
+        m.1 >= 30.0,
+        "expected most of the 50-event burst over a burst of 5 to be dead-lettered"
+    );
+    let list = elsctl(
+        &consumer,
+        &[
+            "--output",
+            "json",
+            "dlq",
+            "list",
+            "--org",
+            "org-drop",
+            "--reason",
+            "rate_limited",
+        ],
+    );
     assert_eq!(list["matched"], json!(m.1 as u64));
     assert!(free_secs < 10.0, "unlimited org took {free_secs} s");
 }
@@ -199,7 +258,11 @@ fn elsctl(consumer: &ConsumerProc, args: &[&str]) -> Value {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "elsctl {args:?} failed: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "elsctl {args:?} failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_str(&stdout).unwrap_or_else(|_| json!({ "text": stdout }))
 }
 
@@ -211,16 +274,29 @@ async fn dead_letters_survive_kill9_and_replay_with_original_ids() {
     let sim = Sim::start(&dir, "siem-sim", &["--fault-status", "503"]).unwrap();
     let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
     let settings = json!({"default": settings_for(&sim.hec_url())});
-    let mut consumer = ConsumerProc::start(&dir, "consumer", &broker, &settings, &[
-        ("ELS_RETRY_MAX_ELAPSED_MS", "2000"),
-        ("ELS_RETRY_INITIAL_MS", "100"),
-    ]).unwrap();
-    let ids = producer.post_all(&events_for("org-x", 300, 5), 300).await.unwrap();
+    let mut consumer = ConsumerProc::start(
+        &dir,
+        "consumer",
+        &broker,
+        &settings,
+        &[
+            ("ELS_RETRY_MAX_ELAPSED_MS", "2000"),
+            ("ELS_RETRY_INITIAL_MS", "100"),
+        ],
+    )
+    .unwrap();
+    let ids = producer
+        .post_all(&events_for("org-x", 300, 5), 300)
+        .await
+        .unwrap();
 
     // The SIEM stays down past the retry time: everything is dead-lettered.
     wait_for("300 dead letters", Duration::from_secs(60), || async {
         let m = consumer.metrics().await.ok()?;
-        (m.get("els_events_dead_lettered_total{reason=\"retries_exhausted\"}").copied()? == 300.0).then_some(())
+        (m.get("els_events_dead_lettered_total{reason=\"retries_exhausted\"}")
+            .copied()?
+            == 300.0)
+            .then_some(())
     })
     .await
     .unwrap();
@@ -228,7 +304,10 @@ async fn dead_letters_survive_kill9_and_replay_with_original_ids() {
     consumer.restart().unwrap();
     consumer.wait_ready(Duration::from_secs(30)).await.unwrap();
 
-    let list = elsctl(&consumer, &["--output", "json", "dlq", "list", "--org", "org-x"]);
+    let list = elsctl(
+        &consumer,
+        &["--output", "json", "dlq", "list", "--org", "org-x"],
+    );
     assert_eq!(list["matched"], json!(300), "{list}");
     let record = &list["items"][0];
     assert_eq!(record["reason"], "retries_exhausted");
@@ -244,12 +323,19 @@ async fn dead_letters_survive_kill9_and_replay_with_original_ids() {
 
     // The SIEM comes back; replay delivers every one with its original event_id.
     sim.set_faults(json!({})).await.unwrap();
-    let replay = elsctl(&consumer, &["--output", "json", "dlq", "replay", "--org", "org-x", "--rate", "1000"]);
+    let replay = elsctl(
+        &consumer,
+        &[
+            "--output", "json", "dlq", "replay", "--org", "org-x", "--rate", "1000",
+        ],
+    );
     assert_eq!(replay["replayed"], json!(300), "{replay}");
     wait_ids(&sim, &ids, Duration::from_secs(60)).await;
     let after = elsctl(&consumer, &["--output", "json", "dlq", "list"]);
     assert_eq!(after["total"], json!(0), "{after}");
-    println!("dead-letter round trip: 300 dead-lettered, survived kill -9, 300 replayed, store empty");
+    println!(
+        "dead-letter round trip: 300 dead-lettered, survived kill -9, 300 replayed, store empty"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,7 +344,9 @@ async fn poison_event_is_isolated_and_auth_errors_go_straight_to_dead_letters() 
     let broker = Broker::memory(&dir).unwrap();
     broker.create_topic(TOPIC, 1).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &[]).unwrap();
-    sim.set_faults(json!({"reject_containing": "POISON-FLOW"})).await.unwrap();
+    sim.set_faults(json!({"reject_containing": "POISON-FLOW"}))
+        .await
+        .unwrap();
     let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
     let mut wrong_token = settings_for(&sim.hec_url());
     wrong_token["auth_headers"] = json!([{"name": "Authorization", "value": "Splunk wrong-token"}]);
@@ -266,32 +354,59 @@ async fn poison_event_is_isolated_and_auth_errors_go_straight_to_dead_letters() 
         "orgs": {"org-denied": wrong_token},
         "default": settings_for(&sim.hec_url()),
     });
-    let consumer = ConsumerProc::start(&dir, "consumer", &broker, &settings, &[("ELS_BATCH_LINGER_MS", "500")]).unwrap();
+    let consumer = ConsumerProc::start(
+        &dir,
+        "consumer",
+        &broker,
+        &settings,
+        &[("ELS_BATCH_LINGER_MS", "500")],
+    )
+    .unwrap();
     consumer.wait_ready(Duration::from_secs(30)).await.unwrap();
 
     let mut events = events_for("org-p", 100, 9);
     events[37]["flow_name"] = json!("POISON-FLOW");
     let ids = producer.post_all(&events, 100).await.unwrap();
-    let good: Vec<String> = ids.iter().enumerate().filter(|(i, _)| *i != 37).map(|(_, id)| id.clone()).collect();
+    let good: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 37)
+        .map(|(_, id)| id.clone())
+        .collect();
     wait_ids(&sim, &good, Duration::from_secs(30)).await;
-    let denied = producer.post_all(&events_for("org-denied", 5, 10), 5).await.unwrap();
+    let denied = producer
+        .post_all(&events_for("org-denied", 5, 10), 5)
+        .await
+        .unwrap();
 
     let m = wait_for("dead letters", Duration::from_secs(30), || async {
         let m = consumer.metrics().await.ok()?;
-        (m.get("els_events_dead_lettered_total{reason=\"rejected\"}").copied()? == 6.0).then_some(m)
+        (m.get("els_events_dead_lettered_total{reason=\"rejected\"}")
+            .copied()?
+            == 6.0)
+            .then_some(m)
     })
     .await
     .unwrap();
-    let poison = elsctl(&consumer, &["--output", "json", "dlq", "list", "--org", "org-p"]);
+    let poison = elsctl(
+        &consumer,
+        &["--output", "json", "dlq", "list", "--org", "org-p"],
+    );
     assert_eq!(poison["matched"], 1, "{poison}");
     assert_eq!(poison["items"][0]["event"]["event_id"], json!(ids[37]));
     assert_eq!(poison["items"][0]["last_status"], 400);
-    let auth = elsctl(&consumer, &["--output", "json", "dlq", "list", "--org", "org-denied"]);
+    let auth = elsctl(
+        &consumer,
+        &["--output", "json", "dlq", "list", "--org", "org-denied"],
+    );
     assert_eq!(auth["matched"], 5);
     for item in auth["items"].as_array().unwrap() {
         assert_eq!(item["last_status"], 403);
         assert_eq!(item["attempts"], 1, "auth errors are not retried");
-        assert!(item["last_error"].as_str().unwrap().contains("Invalid token"));
+        assert!(item["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid token"));
         assert!(denied.contains(&item["event"]["event_id"].as_str().unwrap().to_string()));
     }
     let arrived: HashSet<String> = sim.event_ids().await.unwrap().into_iter().collect();

@@ -329,7 +329,11 @@ fn readme_run_command_brings_the_pipeline_up() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let last: Value = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("siem-sim: "))
@@ -337,6 +341,9 @@ fn readme_run_command_brings_the_pipeline_up() {
         .and_then(|l| serde_json::from_str(l).ok())
         .unwrap_or_default();
     println!("local run, last siem-sim stats: {last}");
-    assert!(last["distinct_event_ids"].as_u64().unwrap_or(0) > 100, "{stdout}");
+    assert!(
+        last["distinct_event_ids"].as_u64().unwrap_or(0) > 100,
+        "{stdout}"
+    );
     assert!(stdout.contains("Where to look"));
 }

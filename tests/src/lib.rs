@@ -23,6 +23,9 @@ use serde_json::Value;
 
 /// The admin token used by test consumers.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// Master key for encrypting auth headers at rest in tests (never use outside tests).
+pub const TEST_MASTER_KEYS: &str =
+    "test1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 /// The HEC token siem-sim accepts by default.
 pub const HEC_TOKEN: &str = "els-demo-token";
 
@@ -434,6 +437,8 @@ impl ConsumerProc {
             ("ELS_ADMIN_LISTEN".into(), format!("127.0.0.1:{admin_port}")),
             ("ELS_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
             ("ELS_INSTANCE_ID".into(), name.to_string()),
+            ("ELS_SSRF_ALLOW".into(), "127.0.0.1".into()),
+            ("ELS_MASTER_KEYS".into(), TEST_MASTER_KEYS.into()),
             ("ELS_BATCH_LINGER_MS".into(), "50".into()),
             ("RUST_LOG".into(), "info,rdkafka=warn".into()),
         ];

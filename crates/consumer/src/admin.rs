@@ -60,10 +60,15 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/v1/dead-letters", get(list).delete(purge))
         .route("/v1/dead-letters/replay", post(replay))
         .route("/v1/dead-letters/{id}", get(show))
+        .merge(crate::settings_api::routes())
         .with_state(admin)
 }
 
-fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Response {
+pub(crate) fn error(
+    status: StatusCode,
+    field: Option<&str>,
+    message: impl Into<String>,
+) -> Response {
     (
         status,
         Json(
@@ -74,7 +79,7 @@ fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) ->
 }
 
 /// Constant-time comparison of the bearer token.
-fn authorized(admin: &Admin, headers: &HeaderMap) -> Result<(), Response> {
+pub(crate) fn authorized(admin: &Admin, headers: &HeaderMap) -> Result<(), Response> {
     if admin.token.is_empty() {
         return Err(error(
             StatusCode::FORBIDDEN,

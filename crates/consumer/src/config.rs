@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConsumerError;
 use crate::retry::RetryPolicy;
+use crate::ssrf::SsrfPolicy;
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -20,8 +21,23 @@ pub struct Config {
     /// Static group membership (`group.instance.id`): a restarted instance with the same id
     /// takes its partitions back at once instead of waiting for a rebalance. Empty = dynamic.
     pub instance_id: String,
-    /// JSON file of org settings (`{"orgs": {id: settings}, "default": settings}`).
+    /// JSON file of org settings (`{"orgs": {id: settings}, "default": settings}`). With the
+    /// settings topic on, its orgs seed the topic (those the topic has no record of) and
+    /// `default` stays local configuration.
     pub settings_file: String,
+    /// Compacted topic of org settings (key = org id, auth header values encrypted), written
+    /// by the admin API and read by every instance. Empty = file-only, read-only settings.
+    pub settings_topic: String,
+    /// Replication factor when creating the settings topic; -1 = the broker's default.
+    pub settings_topic_replication: i32,
+    /// Master keys sealing auth header values: `kid:64-hex-chars,kid2:...`; the first seals
+    /// new values, all open. Secret: never logged.
+    pub master_keys: String,
+    /// File with master keys in the same format, one per line (used if `master_keys` is empty).
+    pub master_key_file: String,
+    /// SIEM destinations allowed although private/loopback/...: host names, IPs or CIDRs
+    /// (`127.0.0.1,siem-sim`). For local demos and tests only.
+    pub ssrf_allow: Vec<String>,
     /// Directory of the sled dead-letter and park store.
     pub data_dir: String,
     /// Admin API, `/metrics`, `/healthz`, `/readyz`.
@@ -60,6 +76,11 @@ impl Default for Config {
             group_id: "els-consumer".into(),
             instance_id: String::new(),
             settings_file: String::new(),
+            settings_topic: "els.settings".into(),
+            settings_topic_replication: -1,
+            master_keys: String::new(),
+            master_key_file: String::new(),
+            ssrf_allow: Vec::new(),
             data_dir: "./els-data".into(),
             admin_listen: "127.0.0.1:9090".into(),
             admin_token: String::new(),
@@ -87,6 +108,10 @@ impl std::fmt::Debug for Config {
             .field("group_id", &self.group_id)
             .field("instance_id", &self.instance_id)
             .field("settings_file", &self.settings_file)
+            .field("settings_topic", &self.settings_topic)
+            .field("master_keys", &"<redacted>")
+            .field("master_key_file", &self.master_key_file)
+            .field("ssrf_allow", &self.ssrf_allow)
             .field("data_dir", &self.data_dir)
             .field("admin_listen", &self.admin_listen)
             .field("admin_token", &"<redacted>")
@@ -132,10 +157,30 @@ impl Config {
                 return bad(field, "must be at least 1");
             }
         }
+        if !self.settings_topic.trim().is_empty()
+            && self.master_keys.trim().is_empty()
+            && self.master_key_file.trim().is_empty()
+        {
+            return bad(
+                "master_keys",
+                "is required while the settings topic is enabled (auth header values are \
+                 encrypted at rest): set ELS_MASTER_KEYS=<kid>:<64 hex chars>, e.g. \
+                 ELS_MASTER_KEYS=main:$(openssl rand -hex 32), or ELS_MASTER_KEY_FILE, or turn \
+                 the topic off with ELS_SETTINGS_TOPIC=\"\" (file-only settings)",
+            );
+        }
+        if let Err(why) = self.ssrf_policy() {
+            return bad("ssrf_allow", &why);
+        }
         if self.request_timeout_ms == 0 || self.retry_initial_ms == 0 {
             return bad("request_timeout_ms/retry_initial_ms", "must be positive");
         }
         Ok(())
+    }
+
+    /// The SSRF allow-list from `ssrf_allow`.
+    pub fn ssrf_policy(&self) -> Result<SsrfPolicy, String> {
+        SsrfPolicy::parse(&self.ssrf_allow)
     }
 
     pub fn retry_policy(&self) -> RetryPolicy {
@@ -146,5 +191,48 @@ impl Config {
             jitter: 0.5,
             max_elapsed: Duration::from_millis(self.retry_max_elapsed_ms),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConsumerError> {
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let config: Config = els_model::config::layered(None, "ELS_", vars)
+            .map_err(|e| ConsumerError::Config(e.to_string()))?;
+        config.validate().map(|_| config)
+    }
+
+    #[test]
+    fn settings_topic_needs_a_master_key() {
+        let err = load(&[]).unwrap_err().to_string();
+        assert!(
+            err.contains("`master_keys`") && err.contains("ELS_MASTER_KEYS"),
+            "{err}"
+        );
+        assert!(load(&[("ELS_SETTINGS_TOPIC", "")]).is_ok());
+        let key = "k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+        let config = load(&[("ELS_MASTER_KEYS", key)]).unwrap();
+        assert!(!format!("{config:?}").contains("0a0b0c"));
+        assert_eq!(config.settings_topic, "els.settings");
+    }
+
+    #[test]
+    fn ssrf_allow_from_env() {
+        let config = load(&[
+            ("ELS_SETTINGS_TOPIC", ""),
+            ("ELS_SSRF_ALLOW", "127.0.0.1, siem-sim,10.0.0.0/8"),
+        ])
+        .unwrap();
+        assert_eq!(config.ssrf_allow, ["127.0.0.1", "siem-sim", "10.0.0.0/8"]);
+        let err = load(&[
+            ("ELS_SETTINGS_TOPIC", ""),
+            ("ELS_SSRF_ALLOW", "10.0.0.0/99"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`ssrf_allow`"), "{err}");
     }
 }

@@ -6,6 +6,12 @@ pub enum ConsumerError {
     Config(String),
     #[error("settings: {0}")]
     Settings(String),
+    /// Writes need the settings topic (`settings_topic` is empty).
+    #[error("settings are read-only: the settings topic is disabled (set settings_topic)")]
+    ReadOnlySettings,
+    /// Writing or reading the settings topic failed.
+    #[error("settings topic: {0}")]
+    SettingsTopic(String),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("dead-letter store: {0}")]
@@ -19,6 +25,9 @@ pub enum ConsumerError {
 impl ConsumerError {
     /// Whether retrying the same operation later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Kafka(_) | Self::Store(_) | Self::Io(_))
+        matches!(
+            self,
+            Self::Kafka(_) | Self::Store(_) | Self::Io(_) | Self::SettingsTopic(_)
+        )
     }
 }

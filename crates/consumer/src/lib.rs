@@ -7,13 +7,19 @@
 //! - [`worker`]: batching, the org's governor limit, retries, HEC batch splitting, dead letters.
 //! - [`retry`]: the retry policy as data (`classify`) and the retry loop (`backoff`).
 //! - [`sink`]: request bodies (HEC envelopes or templated events) and the HTTP client.
-//! - [`settings`]: every org's stream settings in memory.
+//! - [`settings`]: every org's stream settings in memory; [`settings_topic`] keeps them in a
+//!   compacted Kafka topic shared by all instances, with auth header values sealed by
+//!   [`crypto`] (XChaCha20-Poly1305, org id as associated data, key ids for rotation).
+//! - [`ssrf`]: the guard on SIEM destinations (resolver filter, IP literal check, allow-list).
+//! - [`settings_api`]: the settings routes of the admin API; [`testevent`] sends a sample
+//!   event through an org's real delivery path.
 //! - [`dlq`]: the sled dead-letter store with versioned records.
-//! - [`admin`]: `/metrics`, `/healthz`, `/readyz` and the dead-letter API.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, the dead-letter and settings APIs.
 //! - [`metrics`], [`config`], [`error`].
 
 pub mod admin;
 pub mod config;
+pub mod crypto;
 pub mod dispatch;
 pub mod dlq;
 pub mod error;
@@ -22,7 +28,11 @@ pub mod park;
 pub mod pipeline;
 pub mod retry;
 pub mod settings;
+pub mod settings_api;
+pub mod settings_topic;
 pub mod sink;
+pub mod ssrf;
+pub mod testevent;
 pub mod watermark;
 pub mod worker;
 

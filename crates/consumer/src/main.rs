@@ -7,10 +7,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use els_consumer::admin::{self, Admin};
+use els_consumer::crypto::Keyring;
 use els_consumer::dlq::Store;
 use els_consumer::metrics::Metrics;
-use els_consumer::settings::SettingsStore;
-use els_consumer::{pipeline, Config};
+use els_consumer::settings::{SettingsFile, SettingsStore};
+use els_consumer::{pipeline, settings_topic, Config};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -36,16 +37,32 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
     tracing::info!(?config, "starting els-consumer");
-    let settings = SettingsStore::from_file(&config.settings_file)?;
+    let file = SettingsFile::read(&config.settings_file)?;
+    let settings = SettingsStore::from_parsed(&file)?;
+    let cancel = CancellationToken::new();
+    tokio::spawn(shutdown_on_signal(cancel.clone()));
+    if config.settings_topic.trim().is_empty() {
+        tracing::warn!("settings topic disabled: settings come from the file and are read-only");
+    } else {
+        let keyring = Keyring::from_config(&config)?.context(
+            "master_keys: set ELS_MASTER_KEYS (kid:64-hex-chars) or ELS_MASTER_KEY_FILE",
+        )?;
+        tracing::info!(topic = %config.settings_topic, kids = ?keyring.kids(), "reading org settings from the settings topic");
+        settings_topic::start(&config, keyring, &settings, &file.orgs, cancel.clone())
+            .await
+            .context("connecting the settings topic")?;
+    }
     let store =
         Store::open(&pipeline::data_path(&config)).context("opening the dead-letter store")?;
     let metrics = Metrics::new();
     metrics.init_known_series(&els_consumer::dlq::Reason::ALL.map(|r| r.as_str()));
     metrics.dead_letters.set(store.count() as i64);
     let (status, done_rx) = pipeline::prepare(&config, settings, store, metrics)?;
-
-    let cancel = CancellationToken::new();
-    tokio::spawn(shutdown_on_signal(cancel.clone()));
+    // The SIEM client's SSRF allow-list (validated with the config).
+    status
+        .shared
+        .sink
+        .set_ssrf_policy(config.ssrf_policy().map_err(anyhow::Error::msg)?);
     let admin = Arc::new(Admin::new(
         status.clone(),
         config.admin_token.clone(),

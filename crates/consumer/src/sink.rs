@@ -2,6 +2,7 @@
 //! and sending them with the org's headers. Response bodies are read with a cap.
 
 use std::io::Write;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use els_model::hec::write_envelope;
@@ -13,6 +14,7 @@ use serde_json::Value;
 use crate::metrics::Metrics;
 use crate::retry::{classify, Attempt, Verdict};
 use crate::settings::OrgRuntime;
+use crate::ssrf::{find_refusal, GuardedResolver, Refused, SsrfPolicy};
 
 /// Most response body bytes read from a SIEM.
 pub const MAX_RESPONSE_BYTES: usize = 20 * 1024;
@@ -51,22 +53,54 @@ pub fn hec_body(events: &[&ExecutionEvent], runtime: &OrgRuntime) -> Vec<u8> {
     out
 }
 
+/// A SIEM's answer to one request, before classification.
+#[derive(Debug)]
+pub struct Exchange {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    /// At most [`MAX_RESPONSE_BYTES`] of the body, lossy UTF-8.
+    pub body: String,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The SSRF guard refused the destination: permanent.
+    Refused(Refused),
+    /// Connect error, timeout, reset...: transient.
+    Network(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Refused(r) => r.fmt(f),
+            Failure::Network(text) => f.write_str(text),
+        }
+    }
+}
+
 /// Shared HTTP client towards SIEMs: no redirects, no proxies from the environment, TLS
-/// verification on, a timeout on every request.
+/// verification on, a timeout on every request, and the SSRF guard on every destination
+/// (a resolver filter for names, a check of IP literals before sending).
 #[derive(Clone)]
 pub struct Sink {
     client: reqwest::Client,
     gzip: bool,
     metrics: Metrics,
+    /// Shared with the client's resolver; strict (no allow-list) until configured.
+    ssrf: Arc<RwLock<Arc<SsrfPolicy>>>,
 }
 
 impl Sink {
     pub fn new(timeout: Duration, gzip: bool, metrics: Metrics) -> Result<Self, reqwest::Error> {
+        let ssrf = Arc::new(RwLock::new(Arc::new(SsrfPolicy::default())));
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver::new(ssrf.clone())))
             .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("els-consumer/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -74,19 +108,31 @@ impl Sink {
             client,
             gzip,
             metrics,
+            ssrf,
         })
     }
 
-    /// Send one request body to the org's endpoint and classify the answer.
-    pub async fn send(&self, runtime: &OrgRuntime, body: Vec<u8>) -> Attempt {
+    /// Set the SSRF allow-list (`ssrf_allow`); applies to every clone of this sink.
+    pub fn set_ssrf_policy(&self, policy: SsrfPolicy) {
+        *self.ssrf.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
+    }
+
+    fn ssrf_policy(&self) -> Arc<SsrfPolicy> {
+        self.ssrf.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Send one request body to the org's endpoint with the org's headers: the one request
+    /// path of deliveries and test events.
+    pub async fn exchange(&self, runtime: &OrgRuntime, body: Vec<u8>) -> Result<Exchange, Failure> {
         let settings = &runtime.settings;
-        let endpoint = match settings.endpoint {
-            EndpointKind::Hec => "hec",
-            EndpointKind::Http => "http",
-        };
+        let url = reqwest::Url::parse(&settings.url)
+            .map_err(|e| Failure::Network(format!("invalid url: {e}")))?;
+        self.ssrf_policy()
+            .check_url(&url)
+            .map_err(Failure::Refused)?;
         let mut request = self
             .client
-            .post(&settings.url)
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         for h in &settings.custom_headers {
             request = request.header(h.name.as_str(), h.value.as_str());
@@ -105,37 +151,66 @@ impl Sink {
         } else {
             body
         };
-        let started = Instant::now();
-        let result = request.body(body).send().await;
-        let attempt = match result {
+        match request.body(body).send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let text = read_capped(response).await;
-                Attempt {
-                    verdict: classify(status, retry_after.as_deref(), SystemTime::now()),
-                    status: Some(status),
-                    detail: text,
-                }
+                let headers = response.headers().clone();
+                let body = read_capped(response).await;
+                Ok(Exchange {
+                    status,
+                    headers,
+                    body,
+                })
             }
-            Err(e) => Attempt {
-                verdict: Verdict::Retry,
-                status: None,
-                detail: describe(&e),
-            },
+            Err(e) => Err(match find_refusal(&e) {
+                Some(refused) => Failure::Refused(refused.clone()),
+                None => Failure::Network(describe(&e)),
+            }),
+        }
+    }
+
+    /// Send one request body to the org's endpoint and classify the answer. A destination
+    /// refused by the SSRF guard is a permanent failure.
+    pub async fn send(&self, runtime: &OrgRuntime, body: Vec<u8>) -> Attempt {
+        let endpoint = match runtime.settings.endpoint {
+            EndpointKind::Hec => "hec",
+            EndpointKind::Http => "http",
+        };
+        let started = Instant::now();
+        let (attempt, label) = match self.exchange(runtime, body).await {
+            Ok(answer) => {
+                let retry_after = answer
+                    .headers
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok());
+                let attempt = Attempt {
+                    verdict: classify(answer.status, retry_after, SystemTime::now()),
+                    status: Some(answer.status),
+                    detail: answer.body,
+                };
+                (attempt, answer.status.to_string())
+            }
+            Err(Failure::Refused(refused)) => {
+                let attempt = Attempt {
+                    verdict: Verdict::Permanent,
+                    status: None,
+                    detail: refused.to_string(),
+                };
+                (attempt, "refused".to_string())
+            }
+            Err(Failure::Network(detail)) => {
+                let attempt = Attempt {
+                    verdict: Verdict::Retry,
+                    status: None,
+                    detail,
+                };
+                (attempt, "error".to_string())
+            }
         };
         self.metrics
             .request_duration
             .with_label_values(&[endpoint])
             .observe(started.elapsed().as_secs_f64());
-        let label = attempt
-            .status
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "error".to_string());
         self.metrics
             .siem_responses
             .with_label_values(&[&label])
@@ -185,6 +260,7 @@ fn describe(e: &reqwest::Error) -> String {
 mod tests {
     use super::*;
     use els_model::settings::{CustomField, OrgSettings};
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn event() -> ExecutionEvent {
         els_model::ingest::parse_event(serde_json::json!({
@@ -219,5 +295,80 @@ mod tests {
         );
         assert_eq!(body.iter().filter(|b| **b == b'\n').count(), 2);
         assert!(!String::from_utf8(body).unwrap().contains("Example.com"));
+    }
+
+    /// A local server counting hits; answers with `status` and `location`.
+    async fn server(status: u16, location: Option<String>) -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            let counter = counter.clone();
+            let location = location.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut response = axum::http::Response::builder().status(status);
+                if let Some(l) = location {
+                    response = response.header("location", l);
+                }
+                response.body(axum::body::Body::empty()).unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), hits)
+    }
+
+    fn runtime(url: &str) -> OrgRuntime {
+        let mut s = OrgSettings::hec(url, "t");
+        s.allow_http = true;
+        OrgRuntime::new(s).unwrap()
+    }
+
+    fn sink() -> Sink {
+        Sink::new(Duration::from_secs(5), false, Metrics::new()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn loopback_is_refused_unless_allowed() {
+        let (url, hits) = server(200, None).await;
+        let sink = sink();
+        let attempt = sink.send(&runtime(&url), b"{}".to_vec()).await;
+        assert_eq!(attempt.verdict, Verdict::Permanent);
+        assert_eq!(attempt.status, None);
+        assert_eq!(
+            attempt.detail,
+            "refused: 127.0.0.1 is a loopback address (not in ssrf_allow)"
+        );
+        // A name resolving to loopback is refused by the resolver, at connect time.
+        let by_name = url.replace("127.0.0.1", "localhost");
+        let attempt = sink.send(&runtime(&by_name), b"{}".to_vec()).await;
+        assert_eq!(attempt.verdict, Verdict::Permanent, "{}", attempt.detail);
+        assert!(
+            attempt
+                .detail
+                .starts_with("refused: localhost resolves to "),
+            "{}",
+            attempt.detail
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+
+        sink.set_ssrf_policy(SsrfPolicy::parse(&["127.0.0.1".into()]).unwrap());
+        let attempt = sink.send(&runtime(&url), b"{}".to_vec()).await;
+        assert_eq!(attempt.verdict, Verdict::Success);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let (target, target_hits) = server(200, None).await;
+        let (url, hits) = server(302, Some(format!("{target}/internal"))).await;
+        let sink = sink();
+        sink.set_ssrf_policy(SsrfPolicy::parse(&["127.0.0.1".into()]).unwrap());
+        let attempt = sink.send(&runtime(&url), b"{}".to_vec()).await;
+        assert_eq!(attempt.status, Some(302));
+        assert_eq!(attempt.verdict, Verdict::Permanent);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert_eq!(target_hits.load(Ordering::SeqCst), 0, "redirect followed");
     }
 }

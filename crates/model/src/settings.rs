@@ -89,6 +89,11 @@ impl FlowSelection {
     }
 }
 
+/// What the API shows instead of an auth header value. Sent back unchanged in a settings
+/// document it means "keep the value stored for this header name" (see
+/// [`OrgSettings::keep_stored_secrets`]), so `get` -> edit -> `set` round-trips.
+pub const REDACTED: &str = "********";
+
 /// A header value that must never be shown: `Debug` prints `<redacted>`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -102,6 +107,11 @@ impl Secret {
     /// The clear value, for building the outgoing request only.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Whether this is the API's redaction placeholder rather than a real value.
+    pub fn is_placeholder(&self) -> bool {
+        self.0 == REDACTED
     }
 }
 
@@ -227,6 +237,85 @@ impl OrgSettings {
         }
     }
 
+    /// Parse a settings document (the admin API's PUT body). Errors name the field as a JSON
+    /// path (`flows.mode`, `auth_headers[0].value`); serde's messages, which may quote the
+    /// input, are replaced for auth header fields so a secret is never echoed. Does not
+    /// validate: call [`Self::keep_stored_secrets`] and then [`Self::validate`].
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ModelError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let parsed: Result<Self, _> = serde_path_to_error::deserialize(&mut de);
+        let settings = parsed.map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let message = inner.to_string();
+            if matches!(
+                inner.classify(),
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+            ) {
+                return ModelError::MalformedJson {
+                    line: None,
+                    message,
+                };
+            }
+            let parent = if path == "." { "" } else { path.as_str() };
+            // serde reports a missing field at its parent's path (an unknown one at its own).
+            let named = quoted_after(&message, "missing field `");
+            let field = match named {
+                Some(name) if parent.is_empty() => name.to_string(),
+                Some(name) => format!("{parent}.{name}"),
+                None => parent.to_string(),
+            };
+            if field.is_empty() {
+                return ModelError::MalformedJson {
+                    line: None,
+                    message,
+                };
+            }
+            let echoes_input =
+                !message.starts_with("missing field") && !message.starts_with("unknown field");
+            let message = if field.starts_with("auth_headers") && echoes_input {
+                "invalid value (not shown: auth headers are secret)".to_string()
+            } else {
+                message
+            };
+            ModelError::field(field, message)
+        })?;
+        de.end().map_err(|e| ModelError::MalformedJson {
+            line: None,
+            message: e.to_string(),
+        })?;
+        Ok(settings)
+    }
+
+    /// Replace auth header values that are the [`REDACTED`] placeholder by the value stored
+    /// for the same header name (case-insensitive) in `stored`, the org's current settings.
+    /// A placeholder with nothing stored under that name is an error naming the field.
+    pub fn keep_stored_secrets(&mut self, stored: Option<&OrgSettings>) -> Result<(), ModelError> {
+        for (i, header) in self.auth_headers.iter_mut().enumerate() {
+            if !header.value.is_placeholder() {
+                continue;
+            }
+            let kept = stored
+                .into_iter()
+                .flat_map(|s| s.auth_headers.iter())
+                .find(|h| h.name.eq_ignore_ascii_case(&header.name) && !h.value.is_placeholder());
+            match kept {
+                Some(h) => header.value = h.value.clone(),
+                None => {
+                    return Err(ModelError::field(
+                        format!("auth_headers[{i}].value"),
+                        format!(
+                        "is the redaction placeholder \"{REDACTED}\" but no value is stored for \
+                             header `{}`; send the real value",
+                        header.name
+                    ),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Check every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ModelError> {
         let url = url::Url::parse(&self.url)
@@ -320,6 +409,11 @@ impl OrgSettings {
         }
         out
     }
+}
+
+/// The name quoted in a serde message such as ``unknown field `x`, expected ...``.
+fn quoted_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
+    message.strip_prefix(prefix)?.split('`').next()
 }
 
 fn check_header(name: &str, value: &str, field: &str) -> Result<(), ModelError> {
@@ -418,6 +512,69 @@ mod tests {
             let err = settings(v.clone()).unwrap_err();
             assert_eq!(err.field_name(), Some(field), "{v} -> {err}");
         }
+    }
+
+    #[test]
+    fn from_json_names_fields_and_never_echoes_secrets() {
+        let cases = [
+            (r#"{"url": "https://x", "colour": 1}"#, Some("colour")),
+            (r#"{"enabled": true}"#, Some("url")),
+            (
+                r#"{"url": "https://x", "flows": {"mode": "sometimes"}}"#,
+                Some("flows.mode"),
+            ),
+            (
+                r#"{"url": "https://x", "flows": {"mode": "all", "extra": 1}}"#,
+                Some("flows.extra"),
+            ),
+            (
+                r#"{"url": "https://x", "auth_headers": [{"name": "A"}]}"#,
+                Some("auth_headers[0].value"),
+            ),
+            (
+                r#"{"url": "https://x", "events": ["FLOW_NOPE"]}"#,
+                Some("events"),
+            ),
+            (r#"{"url": "https://x""#, None),
+            (r#"{"url": "https://x"} trailing"#, None),
+            ("[]", None),
+        ];
+        for (text, field) in cases {
+            let err = OrgSettings::from_json(text.as_bytes()).unwrap_err();
+            assert_eq!(err.field_name(), field, "{text} -> {err}");
+        }
+        let err = OrgSettings::from_json(
+            br#"{"url": "https://x", "auth_headers": [{"name": "A", "value": ["CANARY-7f3a"]}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.field_name(), Some("auth_headers[0].value"));
+        assert!(!err.to_string().contains("CANARY"), "{err}");
+        let ok = OrgSettings::from_json(br#"{"url": "https://x"}"#).unwrap();
+        assert_eq!(ok.url, "https://x");
+    }
+
+    #[test]
+    fn placeholder_keeps_the_stored_secret() {
+        let stored = OrgSettings::hec("https://x/y", "s3cret");
+        let mut next = stored.redacted();
+        next.custom_headers.push(Header {
+            name: "X-Env".into(),
+            value: "prod".into(),
+        });
+        next.auth_headers[0].name = "authorization".into();
+        next.keep_stored_secrets(Some(&stored)).unwrap();
+        assert_eq!(next.auth_headers[0].value.expose(), "Splunk s3cret");
+
+        let mut fresh = stored.redacted();
+        let err = fresh.keep_stored_secrets(None).unwrap_err();
+        assert_eq!(err.field_name(), Some("auth_headers[0].value"));
+        let mut renamed = stored.redacted();
+        renamed.auth_headers[0].name = "X-Other".into();
+        assert!(renamed.keep_stored_secrets(Some(&stored)).is_err());
+        // A real value is taken as is.
+        let mut changed = OrgSettings::hec("https://x/y", "new");
+        changed.keep_stored_secrets(Some(&stored)).unwrap();
+        assert_eq!(changed.auth_headers[0].value.expose(), "Splunk new");
     }
 
     #[test]
