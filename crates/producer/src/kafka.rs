@@ -1,12 +1,19 @@
 //! The idempotent Kafka producer. Plain Kafka configuration only, so the same code runs
 //! against Apache Kafka in compose and the Kafka-compatible broker used in tests.
+//!
+//! After a request that Kafka did not acknowledge, the producer session is replaced by a fresh
+//! one (new producer id) and the old one's queued messages are purged. The failed request was
+//! answered 503 and will be retried by its caller, so nothing is lost; the fresh session keeps
+//! old retries from racing the caller's retry, and recovers from brokers that lost the old
+//! producer's state (tansu 0.6 panics on an unknown producer id after a restart).
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use els_model::ExecutionEvent;
 use futures::future::join_all;
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::util::Timeout;
 
 use crate::error::ProducerError;
@@ -14,30 +21,43 @@ use crate::error::ProducerError;
 /// Sends events keyed by `org_id`; every send waits for the broker's acknowledgement.
 #[derive(Clone)]
 pub struct EventProducer {
-    inner: FutureProducer,
+    inner: Arc<RwLock<FutureProducer>>,
+    brokers: String,
     topic: String,
     ack_timeout: Duration,
 }
 
+fn create(brokers: &str, ack_timeout: Duration) -> Result<FutureProducer, ProducerError> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", ack_timeout.as_millis().to_string())
+        .set("client.id", "els-producer")
+        .create()?)
+}
+
 impl EventProducer {
     pub fn new(brokers: &str, topic: &str, ack_timeout: Duration) -> Result<Self, ProducerError> {
-        let inner: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", ack_timeout.as_millis().to_string())
-            .set("client.id", "els-producer")
-            .create()?;
         Ok(Self {
-            inner,
+            inner: Arc::new(RwLock::new(create(brokers, ack_timeout)?)),
+            brokers: brokers.to_string(),
             topic: topic.to_string(),
             ack_timeout,
         })
     }
 
+    fn current(&self) -> FutureProducer {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Produce all events; Ok only when Kafka acknowledged every one of them.
     pub async fn send_all(&self, events: &[ExecutionEvent]) -> Result<(), ProducerError> {
+        let producer = self.current();
         let payloads: Vec<Vec<u8>> = events
             .iter()
             .map(|e| serde_json::to_vec(e).unwrap_or_default())
@@ -46,23 +66,52 @@ impl EventProducer {
             let record = FutureRecord::to(&self.topic)
                 .key(event.org_id.as_bytes())
                 .payload(payload.as_slice());
-            self.inner.send(record, Timeout::After(self.ack_timeout))
+            producer.send(record, Timeout::After(self.ack_timeout))
         });
         let results = join_all(sends).await;
         let failures: Vec<_> = results.into_iter().filter_map(Result::err).collect();
         match failures.first() {
             None => Ok(()),
-            Some((err, _)) => Err(ProducerError::NotAcknowledged {
-                failed: failures.len(),
-                total: events.len(),
-                reason: err.to_string(),
-            }),
+            Some((err, _)) => {
+                let error = ProducerError::NotAcknowledged {
+                    failed: failures.len(),
+                    total: events.len(),
+                    reason: err.to_string(),
+                };
+                self.reset(&producer);
+                Err(error)
+            }
         }
+    }
+
+    /// Replace `failed` (if it is still current) with a fresh producer session.
+    fn reset(&self, failed: &FutureProducer) {
+        let fresh = match create(&self.brokers, self.ack_timeout) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not create a fresh producer; keeping the old one");
+                return;
+            }
+        };
+        let old = {
+            let mut current = self.inner.write().unwrap_or_else(|p| p.into_inner());
+            if !std::ptr::eq(current.client().native_ptr(), failed.client().native_ptr()) {
+                return; // another request already reset it
+            }
+            std::mem::replace(&mut *current, fresh)
+        };
+        tracing::info!("kafka did not acknowledge a request; started a fresh producer session");
+        // Drop the old session off the async threads: purge what it still queues (those
+        // requests were answered 503) so it never re-sends with its old producer id.
+        tokio::task::spawn_blocking(move || {
+            old.purge(PurgeConfig::default().queue().inflight());
+            drop(old);
+        });
     }
 
     /// Whether the broker answers a metadata request for our topic (readiness).
     pub async fn ready(&self) -> bool {
-        let producer = self.inner.clone();
+        let producer = self.current();
         let topic = self.topic.clone();
         tokio::task::spawn_blocking(move || {
             producer
@@ -81,6 +130,6 @@ impl EventProducer {
 
     /// Wait for outstanding sends on shutdown.
     pub fn flush(&self, timeout: Duration) {
-        let _ = self.inner.flush(Timeout::After(timeout));
+        let _ = self.current().flush(Timeout::After(timeout));
     }
 }
