@@ -2,7 +2,8 @@
 //! on a free port, so tests are independent. Build the binaries first:
 //! `cargo build --workspace --bins`.
 
-mod pipeline;
 mod delivery;
+mod faults;
 mod observability;
+mod pipeline;
 mod settings;

@@ -55,7 +55,7 @@ impl Admin {
 pub fn router(admin: Arc<Admin>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health))
         .route("/readyz", get(ready))
         .route("/v1/dead-letters", get(list).delete(purge))
         .route("/v1/dead-letters/replay", post(replay))
@@ -115,6 +115,22 @@ async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
     )
         .into_response()
 }
+
+/// Liveness: fails once the store has refused writes for [`STORE_FAILURE_FATAL`]; sled keeps
+/// I/O errors sticky, so a restart (which re-reads the unfinished events) is the way back.
+async fn health(State(admin): State<Arc<Admin>>) -> Response {
+    match admin.status.shared.store_failing_for() {
+        Some(d) if d >= STORE_FAILURE_FATAL => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"live": false, "reason": format!("dead-letter store failing for {} s; restart after fixing the disk", d.as_secs())})),
+        )
+            .into_response(),
+        _ => "ok".into_response(),
+    }
+}
+
+/// How long a failing store is tolerated before liveness fails.
+pub const STORE_FAILURE_FATAL: Duration = Duration::from_secs(30);
 
 async fn ready(State(admin): State<Arc<Admin>>) -> Response {
     let partitions = admin.status.ownership.assigned();

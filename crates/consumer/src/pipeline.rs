@@ -127,6 +127,7 @@ pub fn prepare(
         done: done_tx,
         hard_stop: CancellationToken::new(),
         store_failing: Default::default(),
+        store_failing_since: Default::default(),
     });
     Ok((
         Arc::new(Status {
@@ -297,8 +298,7 @@ impl Loop {
         if let Err(e) = self.park.park(job) {
             // Cannot park: the event stays unfinished (its offset is never stored) and will
             // be redelivered after a restart. Readiness reports the store failure.
-            self.shared.store_failing.store(true, Ordering::Relaxed);
-            self.shared.metrics.store_errors.inc();
+            self.shared.store_failed();
             tracing::error!(error = %e, org_id = %org, "parking failed; offset held back");
         }
     }
@@ -365,8 +365,9 @@ impl Loop {
                 }
             }
             Err(e) => {
-                self.shared.metrics.store_errors.inc();
-                tracing::error!(error = %e, "park flush failed; offsets held back");
+                if self.shared.store_failed() {
+                    tracing::error!(error = %e, "park flush failed; offsets held back");
+                }
             }
         }
     }

@@ -4,7 +4,7 @@
 //! hard stop, where unfinished jobs simply keep their offsets uncommitted.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +61,35 @@ pub struct Shared {
     pub hard_stop: CancellationToken,
     /// Set while the dead-letter store refuses writes (readiness reports it).
     pub store_failing: AtomicBool,
+    /// When the store started failing (ms since the epoch; 0 = healthy). Liveness fails when
+    /// this is old: sled keeps an I/O error sticky, so only a restart recovers.
+    pub store_failing_since: AtomicU64,
+}
+
+impl Shared {
+    /// Record a failed store write; true when it is the first of a run of failures.
+    pub fn store_failed(&self) -> bool {
+        self.metrics.store_errors.inc();
+        let now = chrono::Utc::now().timestamp_millis().max(1) as u64;
+        let _ = self
+            .store_failing_since
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        !self.store_failing.swap(true, Ordering::Relaxed)
+    }
+
+    pub fn store_ok(&self) {
+        self.store_failing.store(false, Ordering::Relaxed);
+        self.store_failing_since.store(0, Ordering::Relaxed);
+    }
+
+    /// How long the store has been failing.
+    pub fn store_failing_for(&self) -> Option<Duration> {
+        let since = self.store_failing_since.load(Ordering::Relaxed);
+        (since > 0).then(|| {
+            let now = chrono::Utc::now().timestamp_millis().max(1) as u64;
+            Duration::from_millis(now.saturating_sub(since))
+        })
+    }
 }
 
 /// Run one org's worker until its queue closes (shutdown or idle).
@@ -280,13 +309,12 @@ pub async fn store_durably(shared: &Shared, records: Vec<DeadLetterV1>) -> bool 
     loop {
         match shared.store.put(records.clone()).await {
             Ok(_) => {
-                shared.store_failing.store(false, Ordering::Relaxed);
+                shared.store_ok();
                 shared.metrics.dead_letters.set(shared.store.count() as i64);
                 return true;
             }
             Err(e) => {
-                shared.metrics.store_errors.inc();
-                if !shared.store_failing.swap(true, Ordering::Relaxed) {
+                if shared.store_failed() {
                     tracing::error!(error = %e, "dead-letter store write failed; holding offsets back and retrying");
                 }
                 tokio::select! {
