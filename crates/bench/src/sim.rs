@@ -1,0 +1,331 @@
+//! The receiving side: a `siem-sim` process, its query API, and the raw POST rate (L2) of
+//! pre-built request bodies at the pipeline's batch size and concurrency.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use els_model::hec::{write_envelope, HecOptions};
+use els_model::privacy::{outbound_event, IdentityFields};
+use els_model::ExecutionEvent;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{BenchError, Result};
+use crate::procs::{free_port, sibling_bin, wait_port, Proc};
+use crate::workload::{payload, Endpoint};
+
+/// The HEC token siem-sim accepts by default.
+pub const HEC_TOKEN: &str = "els-demo-token";
+/// The consumer's default batch limits (`ELS_BATCH_MAX_EVENTS`, `ELS_BATCH_MAX_BYTES`).
+pub const BATCH_MAX_EVENTS: usize = 500;
+pub const BATCH_MAX_BYTES: usize = 1024 * 1024;
+
+/// `GET /sim/stats`, the fields we use.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Stats {
+    pub requests: u64,
+    pub events: u64,
+    pub distinct_event_ids: u64,
+    pub duplicates: u64,
+}
+
+/// One stored record of `GET /sim/events`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    pub received_at: String,
+    pub body: Value,
+}
+
+impl Record {
+    pub fn received(&self) -> Option<DateTime<Utc>> {
+        parse_time(&self.received_at)
+    }
+
+    /// The event's own `timestamp` (HEC envelope `event.timestamp`, or a generic body's).
+    pub fn event_time(&self) -> Option<DateTime<Utc>> {
+        let event = self.body.get("event").unwrap_or(&self.body);
+        event
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .and_then(parse_time)
+    }
+}
+
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// A running siem-sim and a client for it.
+pub struct Sim {
+    pub url: String,
+    pub proc: Proc,
+    client: reqwest::Client,
+}
+
+impl Sim {
+    /// Start siem-sim keeping up to `max_stored` full records (for latencies).
+    pub fn start(dir: &Path, max_stored: usize) -> Result<Self> {
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        let mut cmd = Command::new(sibling_bin("siem-sim"));
+        cmd.arg("--listen")
+            .arg(&addr)
+            .arg("--max-stored")
+            .arg(max_stored.to_string())
+            .env("RUST_LOG", "warn");
+        let proc = Proc::spawn("siem-sim", cmd, dir.join("siem-sim.log"))?;
+        wait_port(&addr, Duration::from_secs(20))?;
+        Ok(Self {
+            url: format!("http://{addr}"),
+            proc,
+            client: reqwest::Client::new(),
+        })
+    }
+
+    pub fn endpoint_url(&self, endpoint: Endpoint) -> String {
+        format!("{}{}", self.url, endpoint.path())
+    }
+
+    pub async fn stats(&self) -> Result<Stats> {
+        Ok(self
+            .client
+            .get(format!("{}/sim/stats", self.url))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
+    pub async fn reset(&self) -> Result<()> {
+        self.client
+            .post(format!("{}/sim/reset", self.url))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    /// Up to `limit` stored records with `seq > after`.
+    pub async fn records_after(&self, after: u64, limit: usize) -> Result<Vec<Record>> {
+        Ok(self
+            .client
+            .get(format!(
+                "{}/sim/events?after={after}&limit={limit}",
+                self.url
+            ))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
+    /// Every stored record, paging through `/sim/events`.
+    pub async fn all_records(&self) -> Result<Vec<Record>> {
+        let mut out: Vec<Record> = Vec::new();
+        loop {
+            let after = out.last().map(|r| r.seq).unwrap_or(0);
+            let page = self.records_after(after, 10_000).await?;
+            if page.is_empty() {
+                return Ok(out);
+            }
+            out.extend(page);
+        }
+    }
+
+    /// Arrival times of the first stored record and of the last one received.
+    pub async fn first_and_last(&self) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+        let stats = self.stats().await?;
+        let first = self.records_after(0, 1).await?;
+        let last = self
+            .records_after(stats.events.saturating_sub(1), 1)
+            .await?;
+        match (
+            first.first().and_then(Record::received),
+            last.first().and_then(Record::received),
+        ) {
+            (Some(a), Some(b)) => Ok((a, b)),
+            _ => Err(BenchError::step("siem-sim kept no records to time")),
+        }
+    }
+
+    /// Poll until `expect` distinct event ids arrived; `check` runs between polls (e.g. to
+    /// notice a crashed consumer).
+    pub async fn wait_distinct(
+        &self,
+        expect: u64,
+        timeout: Duration,
+        mut check: impl FnMut() -> Result<()>,
+    ) -> Result<Stats> {
+        let start = Instant::now();
+        loop {
+            let stats = self.stats().await?;
+            if stats.distinct_event_ids >= expect {
+                return Ok(stats);
+            }
+            check()?;
+            if start.elapsed() > timeout {
+                return Err(BenchError::timeout(
+                    format!(
+                        "{expect} events at siem-sim (have {})",
+                        stats.distinct_event_ids
+                    ),
+                    timeout,
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Request bodies as the consumer would build them for `events`: per org, batches of up to
+/// [`BATCH_MAX_EVENTS`] events or [`BATCH_MAX_BYTES`] of payload (HEC envelopes, default
+/// HEC options, no custom fields), or one outbound event per body (generic). Returns
+/// `(body, events in it)`.
+pub fn build_bodies(events: &[ExecutionEvent], endpoint: Endpoint) -> Vec<(Vec<u8>, usize)> {
+    let render = |e: &ExecutionEvent| outbound_event(e, IdentityFields::default());
+    if endpoint == Endpoint::Generic {
+        return events
+            .iter()
+            .map(|e| (serde_json::to_vec(&render(e)).unwrap_or_default(), 1))
+            .collect();
+    }
+    let mut by_org: BTreeMap<&str, Vec<&ExecutionEvent>> = BTreeMap::new();
+    for e in events {
+        by_org.entry(&e.org_id).or_default().push(e);
+    }
+    let opts = HecOptions::default();
+    let mut bodies = Vec::new();
+    for org_events in by_org.values() {
+        let mut body = Vec::new();
+        let (mut n, mut bytes) = (0usize, 0usize);
+        for e in org_events {
+            write_envelope(&mut body, e, &render(e), &opts);
+            n += 1;
+            bytes += payload(e).len();
+            if n >= BATCH_MAX_EVENTS || bytes >= BATCH_MAX_BYTES {
+                bodies.push((std::mem::take(&mut body), n));
+                (n, bytes) = (0, 0);
+            }
+        }
+        if n > 0 {
+            bodies.push((body, n));
+        }
+    }
+    bodies
+}
+
+/// What a raw POST run (L2) saw.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawPost {
+    pub events: u64,
+    pub requests: u64,
+    pub body_bytes: u64,
+    pub seconds: f64,
+}
+
+/// L2: POST pre-built `bodies` to `url` with `concurrency` requests in flight, as fast as
+/// siem-sim answers. Every answer must be 200.
+pub async fn raw_post(
+    url: &str,
+    bodies: Arc<Vec<(Vec<u8>, usize)>>,
+    concurrency: usize,
+    timeout: Duration,
+) -> Result<RawPost> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, bodies, next, url) =
+            (client.clone(), bodies.clone(), next.clone(), url.to_owned());
+        tasks.spawn(async move {
+            let mut done = RawPost::default();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((body, n)) = bodies.get(i) else {
+                    return Ok(done);
+                };
+                let response = client
+                    .post(&url)
+                    .header("authorization", format!("Splunk {HEC_TOKEN}"))
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                let status = response.status();
+                let _ = response.bytes().await?;
+                if !status.is_success() {
+                    return Err(BenchError::step(format!("siem-sim answered {status}")));
+                }
+                done.events += *n as u64;
+                done.requests += 1;
+                done.body_bytes += body.len() as u64;
+            }
+        });
+    }
+    let mut total = RawPost::default();
+    let joined = tokio::time::timeout(timeout, async {
+        while let Some(r) = tasks.join_next().await {
+            let r = r.map_err(|e| BenchError::step(format!("L2 task: {e}")))??;
+            total.events += r.events;
+            total.requests += r.requests;
+            total.body_bytes += r.body_bytes;
+        }
+        Ok::<_, BenchError>(())
+    })
+    .await;
+    match joined {
+        Ok(r) => r?,
+        Err(_) => return Err(BenchError::timeout("raw POST run", timeout)),
+    }
+    total.seconds = start.elapsed().as_secs_f64();
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{events, Size};
+
+    #[test]
+    fn bodies_batch_per_org_and_cap_at_500() {
+        let evs = events(2, Size::Small, 1200, 3).unwrap();
+        let bodies = build_bodies(&evs, Endpoint::Hec);
+        assert_eq!(bodies.iter().map(|b| b.1).sum::<usize>(), 1200);
+        assert!(bodies.iter().all(|b| b.1 <= BATCH_MAX_EVENTS));
+        // Per org: full batches of 500 and one remainder.
+        let mut per_org = BTreeMap::new();
+        for e in &evs {
+            *per_org.entry(e.org_id.clone()).or_insert(0usize) += 1;
+        }
+        let expected: usize = per_org.values().map(|n| n.div_ceil(BATCH_MAX_EVENTS)).sum();
+        assert_eq!(bodies.len(), expected);
+        let text = String::from_utf8(bodies[0].0.clone()).unwrap();
+        assert_eq!(text.lines().count(), bodies[0].1);
+        assert!(!text.contains("\"org_id\""));
+        let generic = build_bodies(&evs[..3], Endpoint::Generic);
+        assert_eq!(generic.len(), 3);
+    }
+
+    #[test]
+    fn record_times() {
+        let r = Record {
+            seq: 1,
+            received_at: "2026-01-01T00:00:01.250Z".into(),
+            body: serde_json::json!({"event": {"timestamp": "2026-01-01T00:00:01.000Z"}}),
+        };
+        let ms = (r.received().unwrap() - r.event_time().unwrap()).num_milliseconds();
+        assert_eq!(ms, 250);
+    }
+}

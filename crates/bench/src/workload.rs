@@ -1,0 +1,220 @@
+//! What is measured: the matrix of cases (orgs, event size, endpoint kind, count) and the
+//! events themselves.
+//!
+//! Events come from the producer's demo generator (realistic types, names and child flows)
+//! and are then put through [`els_model::ingest::parse_event`], exactly as the ingest API
+//! does, so the topic holds what production holds: validated events with hashed emails.
+//! The small variant keeps only the base schema fields (the smallest valid event: two UUIDs,
+//! a SHA-256 and a timestamp make up most of it); the large one pads `folder_id_path`.
+
+use els_model::ExecutionEvent;
+use serde_json::Value;
+
+use crate::error::Result;
+
+/// Payload size class of a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// Base schema fields only (the smallest valid event), about 420 bytes.
+    Small,
+    /// A demo event with `folder_id_path` padded to about 2 KiB.
+    Large,
+}
+
+impl Size {
+    pub fn label(self) -> &'static str {
+        match self {
+            Size::Small => "small",
+            Size::Large => "2 KB",
+        }
+    }
+}
+
+/// Where the pipeline delivers in a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Splunk HEC, batched envelopes.
+    Hec,
+    /// The generic HTTP endpoint: one event per request.
+    Generic,
+}
+
+impl Endpoint {
+    pub fn label(self) -> &'static str {
+        match self {
+            Endpoint::Hec => "HEC",
+            Endpoint::Generic => "generic",
+        }
+    }
+
+    /// siem-sim's path for this endpoint.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Hec => "/services/collector/event",
+            Endpoint::Generic => "/generic",
+        }
+    }
+}
+
+/// One row of the drain matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    /// Short name used in tables and topic names.
+    pub name: String,
+    pub orgs: usize,
+    pub size: Size,
+    pub endpoint: Endpoint,
+    /// Events preloaded and drained.
+    pub events: usize,
+}
+
+impl Case {
+    pub fn label(&self) -> String {
+        format!(
+            "{} org{}, {}, {}",
+            group_digits(self.orgs as u64),
+            if self.orgs == 1 { "" } else { "s" },
+            self.size.label(),
+            self.endpoint.label()
+        )
+    }
+}
+
+/// The cases of a run. The first is the main case of the targets (HEC, small events);
+/// `events` is the main case's count, side cases use fewer to keep the run short.
+pub fn matrix(events: usize) -> Vec<Case> {
+    let side = (events / 2).max(1000);
+    let case = |name: &str, orgs, size, endpoint, events| Case {
+        name: name.into(),
+        orgs,
+        size,
+        endpoint,
+        events,
+    };
+    vec![
+        case("main", 100, Size::Small, Endpoint::Hec, events),
+        case("org1", 1, Size::Small, Endpoint::Hec, side),
+        case("org10k", 10_000, Size::Small, Endpoint::Hec, side),
+        case(
+            "large",
+            100,
+            Size::Large,
+            Endpoint::Hec,
+            (events / 4).max(1000),
+        ),
+        case(
+            "generic",
+            100,
+            Size::Small,
+            Endpoint::Generic,
+            (events / 10).max(1000),
+        ),
+    ]
+}
+
+/// Fields of the base schema (everything else is optional metadata).
+const BASE_FIELDS: [&str; 11] = [
+    "event_id",
+    "event_type",
+    "execution_id",
+    "timestamp",
+    "flow_id",
+    "flow_name",
+    "org_id",
+    "org_name",
+    "org_hostname",
+    "user_id",
+    "user_email",
+];
+
+/// Payload target of [`Size::Large`].
+pub const LARGE_BYTES: usize = 2048;
+
+/// `count` validated events over `orgs` orgs (seeded, so runs are comparable).
+pub fn events(orgs: usize, size: Size, count: usize, seed: u64) -> Result<Vec<ExecutionEvent>> {
+    els_producer::generate::demo_events(orgs, count, seed)
+        .into_iter()
+        .map(|raw| {
+            let raw = shape(raw, size);
+            let event = els_model::ingest::parse_event(raw)?;
+            Ok(match size {
+                Size::Small => event,
+                Size::Large => pad(event, LARGE_BYTES),
+            })
+        })
+        .collect()
+}
+
+fn shape(mut raw: Value, size: Size) -> Value {
+    if size == Size::Small {
+        if let Some(obj) = raw.as_object_mut() {
+            obj.retain(|k, _| BASE_FIELDS.contains(&k.as_str()));
+        }
+    }
+    raw
+}
+
+/// Pad `folder_id_path` so the serialised event is about `target` bytes.
+fn pad(mut event: ExecutionEvent, target: usize) -> ExecutionEvent {
+    let len = payload(&event).len();
+    if len < target {
+        let segment = "/fld0123456789";
+        let path: String = segment.repeat((target - len) / segment.len() + 1);
+        // The key and quotes of a new field take 20 bytes; trim to land near the target.
+        let keep = (target - len).saturating_sub(20).min(path.len());
+        event.folder_id_path = Some(path[..keep].to_string());
+    }
+    event
+}
+
+/// The Kafka payload of an event: its JSON, as the producer writes it.
+pub fn payload(event: &ExecutionEvent) -> Vec<u8> {
+    serde_json::to_vec(event).unwrap_or_default()
+}
+
+/// `12345678` -> `12,345,678`.
+pub fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_land_near_their_targets() {
+        let small = events(10, Size::Small, 50, 1).unwrap();
+        let mean = small.iter().map(|e| payload(e).len()).sum::<usize>() / small.len();
+        assert!((380..460).contains(&mean), "small mean {mean}");
+        assert!(small.iter().all(|e| e.user_email.len() == 64));
+        let large = events(10, Size::Large, 50, 1).unwrap();
+        for e in &large {
+            let len = payload(e).len();
+            assert!((LARGE_BYTES - 40..LARGE_BYTES + 40).contains(&len), "{len}");
+        }
+    }
+
+    #[test]
+    fn orgs_spread() {
+        let evs = events(100, Size::Small, 2000, 7).unwrap();
+        let orgs: std::collections::HashSet<_> = evs.iter().map(|e| &e.org_id).collect();
+        assert!(orgs.len() > 90, "{}", orgs.len());
+    }
+
+    #[test]
+    fn digits_grouped() {
+        assert_eq!(group_digits(0), "0");
+        assert_eq!(group_digits(999), "999");
+        assert_eq!(group_digits(1000), "1,000");
+        assert_eq!(group_digits(200_000), "200,000");
+        assert_eq!(group_digits(1_234_567), "1,234,567");
+    }
+}
