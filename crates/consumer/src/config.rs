@@ -66,6 +66,14 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
     /// Workers of orgs without traffic for this long are stopped (bounded memory).
     pub org_idle_ms: u64,
+    /// Most requests to SIEMs at once, across all orgs (sockets and CPU stay bounded with
+    /// many orgs).
+    pub max_concurrent_requests: usize,
+    /// When an org's queue is full, wait this long for room before parking its events:
+    /// a busy but healthy SIEM frees room quickly, a stuck one gets parked.
+    pub park_after_ms: u64,
+    /// Longest a fetch may wait at the broker for data (latency when traffic is light).
+    pub fetch_wait_max_ms: u64,
 }
 
 impl Default for Config {
@@ -86,7 +94,7 @@ impl Default for Config {
             admin_token: String::new(),
             batch_max_bytes: 1024 * 1024,
             batch_max_events: 500,
-            batch_linger_ms: 200,
+            batch_linger_ms: 50,
             request_timeout_ms: 10_000,
             gzip: false,
             retry_initial_ms: 250,
@@ -96,6 +104,9 @@ impl Default for Config {
             max_in_flight: 50_000,
             shutdown_grace_ms: 10_000,
             org_idle_ms: 300_000,
+            max_concurrent_requests: 256,
+            park_after_ms: 100,
+            fetch_wait_max_ms: 20,
         }
     }
 }
@@ -152,6 +163,7 @@ impl Config {
             ("batch_max_events", self.batch_max_events),
             ("org_queue_capacity", self.org_queue_capacity),
             ("max_in_flight", self.max_in_flight),
+            ("max_concurrent_requests", self.max_concurrent_requests),
         ] {
             if value == 0 {
                 return bad(field, "must be at least 1");

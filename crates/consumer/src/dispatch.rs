@@ -60,6 +60,23 @@ impl Dispatcher {
         }
     }
 
+    /// Queue `job`, waiting up to `wait` for room; gives the job back if the org's queue
+    /// stayed full (the caller parks it).
+    pub async fn dispatch_within(&mut self, job: Job, wait: std::time::Duration) -> Result<(), Job> {
+        let job = match self.try_dispatch(job) {
+            Ok(()) => return Ok(()),
+            Err(Rejected::Full(job)) => job,
+        };
+        let Some(tx) = self.orgs.get(&job.event.org_id).cloned() else {
+            return Err(job);
+        };
+        match tx.send_timeout(job, wait).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendTimeoutError::Timeout(job))
+            | Err(mpsc::error::SendTimeoutError::Closed(job)) => Err(job),
+        }
+    }
+
     /// Queue `job`, waiting for room (used when resuming parked events).
     pub async fn dispatch(&mut self, job: Job) {
         let mut job = job;

@@ -115,6 +115,7 @@ pub fn prepare(
     .map_err(|e| ConsumerError::Config(format!("http client: {e}")))?;
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
+        requests: tokio::sync::Semaphore::new(config.max_concurrent_requests),
         settings,
         sink,
         store,
@@ -148,6 +149,8 @@ struct Loop {
     ownership: Arc<Ownership>,
     /// Partitions whose watermark advanced since offsets were last stored.
     dirty: HashSet<i32>,
+    /// How long a full org queue may hold up reading before its events are parked.
+    park_after: Duration,
 }
 
 /// Run until `cancel`, then drain within the grace period, store offsets and commit.
@@ -168,7 +171,7 @@ pub async fn run(
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         // Brokers may hold a fetch this long when there is no data; keep latency low.
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
         .set_if(
             !config.instance_id.is_empty(),
             "group.instance.id",
@@ -190,6 +193,7 @@ pub async fn run(
         watermarks: Watermarks::default(),
         ownership: status.ownership.clone(),
         dirty: HashSet::new(),
+        park_after: Duration::from_millis(config.park_after_ms),
     };
     let lag_task = tokio::spawn(report_lag(
         consumer.clone(),
@@ -290,9 +294,9 @@ impl Loop {
         let job = if self.park.has_waiting(&org) {
             job
         } else {
-            match self.dispatcher.try_dispatch(job) {
+            match self.dispatcher.dispatch_within(job, self.park_after).await {
                 Ok(()) => return,
-                Err(Rejected::Full(job)) => job,
+                Err(job) => job,
             }
         };
         if let Err(e) = self.park.park(job) {

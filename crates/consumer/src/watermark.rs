@@ -14,19 +14,28 @@ pub struct PartitionWatermark {
     pending: BTreeMap<i64, bool>,
     /// The next offset to store: one past the highest contiguous finished offset.
     committable: Option<i64>,
+    /// Entries of `pending` not yet finished (kept so `in_flight` is O(1) on the hot path).
+    unfinished: usize,
 }
 
 impl PartitionWatermark {
     /// Record that `offset` was consumed and is now in flight.
     pub fn track(&mut self, offset: i64) {
-        self.pending.entry(offset).or_insert(false);
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.pending.entry(offset) {
+            slot.insert(false);
+            self.unfinished += 1;
+        }
     }
 
     /// Mark `offset` finished. Returns the new committable position (next offset to consume)
     /// when it advanced. Unknown offsets (e.g. from before a rebalance) are ignored.
     pub fn finish(&mut self, offset: i64) -> Option<i64> {
         match self.pending.get_mut(&offset) {
-            Some(done) => *done = true,
+            Some(done) if !*done => {
+                *done = true;
+                self.unfinished -= 1;
+            }
+            Some(_) => {}
             None => return None,
         }
         let mut advanced = None;
@@ -45,7 +54,7 @@ impl PartitionWatermark {
 
     /// Offsets consumed and not yet finished.
     pub fn in_flight(&self) -> usize {
-        self.pending.values().filter(|done| !**done).count()
+        self.unfinished
     }
 
     /// The lowest unfinished offset, if any.
@@ -159,6 +168,7 @@ mod tests {
                 }
             }
             prop_assert_eq!(w.committable(), Some(50));
+            prop_assert_eq!(w.in_flight(), 0);
         }
     }
 }

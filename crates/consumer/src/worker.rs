@@ -47,6 +47,8 @@ pub struct Done {
 
 /// What every worker shares.
 pub struct Shared {
+    /// Caps concurrent SIEM requests across all orgs.
+    pub requests: tokio::sync::Semaphore,
     pub settings: SettingsStore,
     pub sink: Sink,
     pub store: Store,
@@ -231,7 +233,11 @@ async fn send_with_retry(
     retry::run(
         &shared.policy,
         &shared.hard_stop,
-        || shared.sink.send(runtime, body.clone()),
+        || async {
+            // The semaphore is never closed, so acquire only fails if it were.
+            let _permit = shared.requests.acquire().await;
+            shared.sink.send(runtime, body.clone()).await
+        },
         |attempt, wait| {
             shared.metrics.retries.inc_by(events as u64);
             tracing::debug!(org_id = org, status = ?attempt.status, wait_ms = wait.as_millis() as u64, "delivery will be retried");
