@@ -113,9 +113,9 @@ pub struct RawConsume {
     pub fetch_wait_ms: u32,
 }
 
-/// `fetch.wait.max.ms` values L1 tries: els-consumer's (100) and a short one. tansu answers
+/// `fetch.wait.max.ms` values L1 tries: els-consumer's default (20) and a shorter one. tansu answers
 /// a fetch only when the wait is over, so the wait caps the consume rate of any client.
-pub const L1_FETCH_WAITS_MS: [u32; 2] = [100, 10];
+pub const L1_FETCH_WAITS_MS: [u32; 2] = [20, 10];
 
 /// L1: read `expect` records of `topic` in a new consumer group with no processing beyond
 /// touching every payload byte. Runs on a blocking thread (the client polls synchronously).
@@ -199,7 +199,7 @@ pub async fn floor_latency(
         )
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", L1_FETCH_WAITS_MS[0].to_string())
         .create()?;
     consumer.subscribe(&[topic])?;
     tokio::task::spawn_blocking(move || {

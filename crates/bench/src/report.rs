@@ -120,7 +120,7 @@ fn drain_table(s: &mut String, cases: &[CaseResult]) {
     let _ = writeln!(
         s,
         "\nL1 = raw consume of the same topic (rdkafka, new group, every payload byte touched), best of \
-         `fetch.wait.max.ms` w = 100 (els-consumer's) and 10. \
+         `fetch.wait.max.ms` w = 20 (els-consumer's default) and 10. \
          L2 = raw POSTs of pre-built bodies to the same siem-sim (HEC: per-org batches of ≤500 events / 1 MiB; \
          generic: one event per request), best of c = 4, 16, 64 requests in flight (at most one per org). Pipeline rate = first to last arrival at \
          siem-sim. Consumer CPU = utime + stime from /proc/<pid>/stat (CLK_TCK from `getconf`) from readiness \
@@ -204,7 +204,7 @@ fn open_loop_table(s: &mut String, results: &Results) {
         s,
         "\nEach event's `timestamp` is its intended send time (a fixed schedule), so a late producer or \
          broker counts against latency. siem-sim stamps arrivals with millisecond precision. The consumer \
-         runs with default settings (HEC linger 200 ms) and was warmed up with a second of traffic first. \
+         runs with default settings (HEC linger 50 ms, fetch wait 20 ms) and was warmed up with a second of traffic first. \
          The floor row is the same producer and broker read by a plain rdkafka consumer with the same \
          `fetch.wait.max.ms`: what any Kafka consumer would see before doing any work.\n"
     );
