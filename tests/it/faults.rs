@@ -360,13 +360,18 @@ async fn full_dead_letter_disk_holds_offsets_and_reports_unready() {
     // sled keeps an I/O error sticky, so after 30 s of failures liveness fails too and the
     // orchestrator restarts the consumer.
     wait_for("liveness fails", Duration::from_secs(60), || async {
-        let r = reqwest::get(format!("{}/healthz", consumer.admin_url)).await.ok()?;
+        let r = reqwest::get(format!("{}/healthz", consumer.admin_url))
+            .await
+            .ok()?;
         (r.status() == 503).then_some(())
     })
     .await
     .unwrap();
     let committed = broker.committed("els-consumer", TOPIC, 1).unwrap();
-    assert!(committed[&0] <= 0, "offsets moved while dead letters could not be written: {committed:?}");
+    assert!(
+        committed[&0] <= 0,
+        "offsets moved while dead letters could not be written: {committed:?}"
+    );
 
     // Space comes back, the consumer is restarted: the unfinished events are re-read and
     // dead-lettered, readiness and offsets recover.
@@ -374,29 +379,42 @@ async fn full_dead_letter_disk_holds_offsets_and_reports_unready() {
     let t = Instant::now();
     let mut consumer = consumer;
     consumer.restart().unwrap();
-    wait_for("200 dead letters written and ready again", Duration::from_secs(60), || async {
-        let ready = reqwest::get(format!("{}/readyz", consumer.admin_url)).await.ok()?.status() == 200;
-        let list: Value = reqwest::Client::new()
-            .get(format!("{}/v1/dead-letters?org=org-denied", consumer.admin_url))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let stored: HashSet<&str> = list["items"]
-            .as_array()?
-            .iter()
-            .filter_map(|r| r["event"]["event_id"].as_str())
-            .collect();
-        (ready && ids.iter().all(|id| stored.contains(id.as_str()))).then_some(())
-    })
+    wait_for(
+        "200 dead letters written and ready again",
+        Duration::from_secs(60),
+        || async {
+            let ready = reqwest::get(format!("{}/readyz", consumer.admin_url))
+                .await
+                .ok()?
+                .status()
+                == 200;
+            let list: Value = reqwest::Client::new()
+                .get(format!(
+                    "{}/v1/dead-letters?org=org-denied",
+                    consumer.admin_url
+                ))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let stored: HashSet<&str> = list["items"]
+                .as_array()?
+                .iter()
+                .filter_map(|r| r["event"]["event_id"].as_str())
+                .collect();
+            (ready && ids.iter().all(|id| stored.contains(id.as_str()))).then_some(())
+        },
+    )
     .await
     .unwrap();
-    wait_for("offset committed past the events", Duration::from_secs(30), || async {
-        (broker.committed("els-consumer", TOPIC, 1).ok()?[&0] == 200).then_some(())
-    })
+    wait_for(
+        "offset committed past the events",
+        Duration::from_secs(30),
+        || async { (broker.committed("els-consumer", TOPIC, 1).ok()?[&0] == 200).then_some(()) },
+    )
     .await
     .unwrap();
     assert_eq!(ids.len(), 200);

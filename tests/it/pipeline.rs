@@ -236,7 +236,9 @@ async fn bad_input_gets_clear_4xx_and_nothing_is_enqueued() {
     let mut wrong_type = good.clone();
     wrong_type["depth"] = json!("deep");
     let big = vec![good.clone(); 3000];
-    let cases: Vec<(&str, &str, Vec<u8>, u16, Option<&str>)> = vec![
+    // (what, content type, body, expected status, expected field)
+    type Case<'a> = (&'a str, &'a str, Vec<u8>, u16, Option<&'a str>);
+    let cases: Vec<Case<'_>> = vec![
         (
             "malformed JSON",
             "application/json",
@@ -337,7 +339,7 @@ fn readme_run_command_brings_the_pipeline_up() {
     let last: Value = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("siem-sim: "))
-        .last()
+        .next_back()
         .and_then(|l| serde_json::from_str(l).ok())
         .unwrap_or_default();
     println!("local run, last siem-sim stats: {last}");

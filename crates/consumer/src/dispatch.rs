@@ -20,8 +20,8 @@ pub struct Dispatcher {
 
 /// Why a job could not be queued now.
 pub enum Rejected {
-    /// The org's queue is full; park the job.
-    Full(Job),
+    /// The org's queue is full; park the job (boxed: this is the rare path).
+    Full(Box<Job>),
 }
 
 impl Dispatcher {
@@ -50,7 +50,7 @@ impl Dispatcher {
             };
             match tx.try_send(job) {
                 Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(j)) => return Err(Rejected::Full(j)),
+                Err(mpsc::error::TrySendError::Full(j)) => return Err(Rejected::Full(Box::new(j))),
                 // The worker went idle between our check and the send: start a new one.
                 Err(mpsc::error::TrySendError::Closed(j)) => {
                     self.orgs.remove(&org);
@@ -62,10 +62,14 @@ impl Dispatcher {
 
     /// Queue `job`, waiting up to `wait` for room; gives the job back if the org's queue
     /// stayed full (the caller parks it).
-    pub async fn dispatch_within(&mut self, job: Job, wait: std::time::Duration) -> Result<(), Job> {
+    pub async fn dispatch_within(
+        &mut self,
+        job: Job,
+        wait: std::time::Duration,
+    ) -> Result<(), Job> {
         let job = match self.try_dispatch(job) {
             Ok(()) => return Ok(()),
-            Err(Rejected::Full(job)) => job,
+            Err(Rejected::Full(job)) => *job,
         };
         let Some(tx) = self.orgs.get(&job.event.org_id).cloned() else {
             return Err(job);
@@ -85,7 +89,7 @@ impl Dispatcher {
                 Ok(()) => return,
                 Err(Rejected::Full(j)) => {
                     let tx = self.orgs[&j.event.org_id].clone();
-                    match tx.send(j).await {
+                    match tx.send(*j).await {
                         Ok(()) => return,
                         Err(mpsc::error::SendError(j)) => job = j,
                     }

@@ -389,7 +389,7 @@ impl Loop {
                     for job in jobs {
                         if let Err(Rejected::Full(job)) = self.dispatcher.try_dispatch(job) {
                             // Cannot happen (we are the only sender), but never drop a job.
-                            self.dispatcher.dispatch(job).await;
+                            self.dispatcher.dispatch(*job).await;
                         }
                     }
                 }

@@ -73,9 +73,9 @@ impl Shared {
     pub fn store_failed(&self) -> bool {
         self.metrics.store_errors.inc();
         let now = chrono::Utc::now().timestamp_millis().max(1) as u64;
-        let _ = self
-            .store_failing_since
-            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        let _ =
+            self.store_failing_since
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
         !self.store_failing.swap(true, Ordering::Relaxed)
     }
 

@@ -76,6 +76,35 @@ fn convert(current: &Value, raw: &str) -> Result<Value, String> {
     })
 }
 
+/// Build a config: `T::default()`, then the TOML text (if any), then `ELS_*`-style variables.
+/// Errors name the file field or the variable.
+pub fn layered<T>(
+    file_text: Option<&str>,
+    prefix: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ModelError>
+where
+    T: Default + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let from_file: T = match file_text {
+        Some(text) => toml::from_str(text).map_err(|e| {
+            ModelError::field(
+                "config file",
+                e.to_string().lines().collect::<Vec<_>>().join(" "),
+            )
+        })?,
+        None => T::default(),
+    };
+    let base = serde_json::to_value(from_file).map_err(|e| ModelError::field("", e.to_string()))?;
+    let merged = overlay_env(base, prefix, vars)?;
+    serde_path_to_error::deserialize(merged).map_err(|e| {
+        ModelError::field(
+            format!("{prefix}{}", e.path().to_string().to_ascii_uppercase()),
+            e.inner().to_string(),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,33 +145,4 @@ mod tests {
         let err = overlay_env(base, "ELS_", [("ELS_WORKRS".into(), "1".into())]).unwrap_err();
         assert!(err.to_string().contains("no configuration field"), "{err}");
     }
-}
-
-/// Build a config: `T::default()`, then the TOML text (if any), then `ELS_*`-style variables.
-/// Errors name the file field or the variable.
-pub fn layered<T>(
-    file_text: Option<&str>,
-    prefix: &str,
-    vars: impl IntoIterator<Item = (String, String)>,
-) -> Result<T, ModelError>
-where
-    T: Default + serde::Serialize + serde::de::DeserializeOwned,
-{
-    let from_file: T = match file_text {
-        Some(text) => toml::from_str(text).map_err(|e| {
-            ModelError::field(
-                "config file",
-                e.to_string().lines().collect::<Vec<_>>().join(" "),
-            )
-        })?,
-        None => T::default(),
-    };
-    let base = serde_json::to_value(from_file).map_err(|e| ModelError::field("", e.to_string()))?;
-    let merged = overlay_env(base, prefix, vars)?;
-    serde_path_to_error::deserialize(merged).map_err(|e| {
-        ModelError::field(
-            format!("{prefix}{}", e.path().to_string().to_ascii_uppercase()),
-            e.inner().to_string(),
-        )
-    })
 }

@@ -49,10 +49,7 @@ impl EventProducer {
     }
 
     fn current(&self) -> FutureProducer {
-        self.inner
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Produce all events; Ok only when Kafka acknowledged every one of them.
