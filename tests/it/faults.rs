@@ -620,3 +620,158 @@ async fn two_instances_one_killed_mid_stream_loses_nothing_and_keeps_org_order()
     );
     assert_eq!(out_of_order, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_canary_and_ssrf_hold_under_faults() {
+    const CANARY: &str = "CANARY-7f3a";
+    let dir = test_dir("canary-faults");
+    let broker = Broker::memory(&dir).unwrap();
+    broker.create_topic(TOPIC, 3).await.unwrap();
+    let ok_sim = Sim::start(&dir, "sim-ok", &[]).unwrap();
+    let busy = Sim::start(&dir, "sim-503", &["--fault-status", "503"]).unwrap();
+    let hang = Sim::start(&dir, "sim-hang", &[]).unwrap();
+    hang.set_faults(json!({"hang": true})).await.unwrap();
+    // Reach the sims by name (allow-listed) so literal loopback addresses stay refused.
+    let by_name = |sim: &Sim| sim.hec_url().replace("127.0.0.1", "localhost");
+    let org = |url: String, token: &str| {
+        json!({"url": url, "allow_http": true, "auth_headers": [
+            {"name": "Authorization", "value": format!("Splunk {token}")},
+            {"name": "X-Api-Key", "value": CANARY}
+        ]})
+    };
+    let settings = json!({"orgs": {
+        "org-denied": org(by_name(&ok_sim), &format!("{CANARY}-wrong")),
+        "org-busy": org(by_name(&busy), HEC_TOKEN),
+        "org-hang": org(by_name(&hang), HEC_TOKEN),
+    }});
+    let consumer = ConsumerProc::start(
+        &dir,
+        "consumer",
+        &broker,
+        &settings,
+        &[
+            ("ELS_SSRF_ALLOW", "localhost"),
+            ("ELS_RETRY_MAX_ELAPSED_MS", "3000"),
+            ("ELS_RETRY_INITIAL_MS", "100"),
+            ("ELS_REQUEST_TIMEOUT_MS", "1000"),
+            (
+                "RUST_LOG",
+                "debug,rdkafka=info,hyper=info,h2=info,reqwest=debug",
+            ),
+        ],
+    )
+    .unwrap();
+    consumer.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
+    for name in ["org-denied", "org-busy", "org-hang"] {
+        let mut events = demo_events(1, 30, 61);
+        for e in &mut events {
+            e["org_id"] = json!(name);
+        }
+        producer.post_all(&events, 30).await.unwrap();
+    }
+    wait_for("90 dead letters", Duration::from_secs(60), || async {
+        let m = consumer.metrics().await.ok()?;
+        let dead: f64 = m
+            .iter()
+            .filter(|(k, _)| k.starts_with("els_events_dead_lettered_total"))
+            .map(|(_, v)| v)
+            .sum();
+        (dead == 90.0).then_some(())
+    })
+    .await
+    .unwrap();
+
+    // SSRF matrix, while the SIEMs are failing: every address is refused by test-event.
+    let client = reqwest::Client::new();
+    let admin = &consumer.admin_url;
+    let mut refused = Vec::new();
+    for host in [
+        "127.0.0.1",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "169.254.169.254",
+        "10.0.0.1",
+        "0.0.0.0",
+        "100.64.0.1",
+    ] {
+        let url = format!("http://{host}:8088/services/collector/event");
+        let put = client
+            .put(format!("{admin}/v1/orgs/org-ssrf/settings"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&org(url, CANARY))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 200, "{host}: {}", put.text().await.unwrap());
+        let test: Value = client
+            .post(format!("{admin}/v1/orgs/org-ssrf/test"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let error = test["error"].as_str().unwrap_or_default().to_string();
+        assert!(
+            test["status"].is_null() && error.contains("refused"),
+            "{host}: {test}"
+        );
+        refused.push(format!(
+            "{host}: {}",
+            error.split(':').nth(1).unwrap_or_default().trim()
+        ));
+    }
+
+    // No clear-text canary anywhere ELS writes or answers.
+    let needle = CANARY.as_bytes();
+    let metrics = reqwest::get(format!("{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dead: Value = client
+        .get(format!("{admin}/v1/dead-letters"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dead["total"], 90);
+    let mut reads = vec![metrics, dead.to_string(), consumer.proc.log_text()];
+    for name in ["org-denied", "org-busy", "org-hang", "org-ssrf"] {
+        let r = client
+            .get(format!("{admin}/v1/orgs/{name}/settings"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        reads.push(r.text().await.unwrap());
+    }
+    for (i, text) in reads.iter().enumerate() {
+        assert!(!text.contains(CANARY), "canary in read #{i}");
+    }
+    let topic = crate::settings::settings_topic_records(&broker);
+    assert!(topic.iter().all(|(_, v)| v
+        .as_ref()
+        .is_none_or(|v| !v.windows(needle.len()).any(|w| w == needle))));
+    let files = crate::settings::files_containing(&dir.join("consumer-data"), needle);
+    assert!(files.is_empty(), "canary in {files:?}");
+    let reasons: Vec<String> = dead["by_reason"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!(
+        "fault 7 (canary + SSRF under faults): 90 events dead-lettered ({}); canary absent from log ({} KB at debug level), metrics, dead letters, settings reads, {} topic records, sled files; SSRF refused under faults: {}",
+        reasons.join(", "),
+        consumer.proc.log_text().len() / 1024,
+        topic.len(),
+        refused.join("; ")
+    );
+}

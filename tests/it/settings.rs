@@ -126,7 +126,7 @@ fn batch(
 }
 
 /// Raw records of the settings topic (key, value bytes), read to the end.
-fn settings_topic_records(broker: &Broker) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+pub(crate) fn settings_topic_records(broker: &Broker) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &broker.addr)
         .set("group.id", "els-tests-raw-settings")
@@ -157,7 +157,7 @@ fn settings_topic_records(broker: &Broker) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
 }
 
 /// Every file under `dir` that contains `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut hits = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
