@@ -2,6 +2,10 @@
 //! on a free port, so tests are independent. Build the binaries first:
 //! `cargo build --workspace --bins`.
 
+// The tests print their figures (events, duplicates, latencies) on purpose.
+#![allow(clippy::print_stdout)]
+
+mod console;
 mod delivery;
 mod faults;
 mod observability;

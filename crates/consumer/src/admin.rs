@@ -1,6 +1,10 @@
 //! The consumer's admin server: `/metrics`, `/healthz`, `/readyz` for everyone, and the
 //! dead-letter API behind a bearer token (`elsctl` is its client; sled is single-process).
 
+// Handlers return `Result<_, Response>` so an error is the HTTP answer itself; the size of
+// `Response` on that rare path does not matter.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -61,6 +65,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/v1/dead-letters/replay", post(replay))
         .route("/v1/dead-letters/{id}", get(show))
         .merge(crate::settings_api::routes())
+        .merge(crate::console::routes())
         .with_state(admin)
 }
 
@@ -200,22 +205,22 @@ impl FilterParams {
     }
 }
 
-fn parse_query(
-    raw: Result<Query<FilterParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<FilterParams, Response> {
+type FilterQuery = Result<Query<FilterParams>, axum::extract::rejection::QueryRejection>;
+
+/// Check the bearer token, then turn the query string into a dead-letter filter.
+fn authorized_filter(
+    admin: &Admin,
+    headers: &HeaderMap,
+    raw: FilterQuery,
+) -> Result<Filter, Response> {
+    authorized(admin, headers)?;
     raw.map(|Query(q)| q)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, Some("query"), e.body_text()))
+        .map_err(|e| error(StatusCode::BAD_REQUEST, Some("query"), e.body_text()))?
+        .to_filter()
 }
 
-async fn list(
-    State(admin): State<Arc<Admin>>,
-    headers: HeaderMap,
-    query: Result<Query<FilterParams>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    if let Err(r) = authorized(&admin, &headers) {
-        return r;
-    }
-    let filter = match parse_query(query).and_then(|q| q.to_filter()) {
+async fn list(State(admin): State<Arc<Admin>>, headers: HeaderMap, query: FilterQuery) -> Response {
+    let filter = match authorized_filter(&admin, &headers, query) {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -261,12 +266,9 @@ async fn show(
 async fn purge(
     State(admin): State<Arc<Admin>>,
     headers: HeaderMap,
-    query: Result<Query<FilterParams>, axum::extract::rejection::QueryRejection>,
+    query: FilterQuery,
 ) -> Response {
-    if let Err(r) = authorized(&admin, &headers) {
-        return r;
-    }
-    let filter = match parse_query(query).and_then(|q| q.to_filter()) {
+    let filter = match authorized_filter(&admin, &headers, query) {
         Ok(f) => f,
         Err(r) => return r,
     };

@@ -19,6 +19,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod dispatch;
 pub mod dlq;

@@ -1,0 +1,908 @@
+// ELS settings console: the vendor's "Execution log streaming" page over the admin API.
+//
+// Plain JavaScript, no framework, no external assets. Every text from the server or the user
+// is rendered with textContent / text nodes (never parsed as HTML). The admin token lives in this
+// tab's sessionStorage only and travels as a bearer token, never in a URL. All API paths are
+// relative to the page (served at /console), so a reverse-proxy prefix keeps working.
+'use strict';
+
+(() => {
+  const TOKEN_KEY = 'els.console.token';
+  /** What the settings API shows instead of a stored auth header value. */
+  const MASK = '********';
+  const EVENT_TYPES = ['FLOW_START', 'FLOW_COMPLETE', 'FLOW_FAILED', 'FLOW_CANCELED', 'FLOW_THROTTLED'];
+  const REQUEST_TIMEOUT_MS = 20000;
+  const REPLAY_TIMEOUT_MS = 120000;
+  const SAMPLE_TEMPLATE = '{\n  "source": "els",\n  "event": "${event}"\n}';
+
+  const $ = (id) => document.getElementById(id);
+
+  /** Build an element; string children become text nodes (escaped by construction). */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === 'class') node.className = value;
+      else if (key === 'text') node.textContent = value;
+      else if (key.startsWith('on') && typeof value === 'function') node.addEventListener(key.slice(2), value);
+      else if (value === true) node.setAttribute(key, '');
+      else node.setAttribute(key, String(value));
+    }
+    for (const child of children) {
+      if (child !== null && child !== undefined && child !== false) node.append(child);
+    }
+    return node;
+  }
+
+  const state = {
+    org: null,
+    /** The org's settings as last read or saved (redacted), or null when it has none. */
+    saved: null,
+    editing: false,
+    /** Dead letters of the org at the last refresh. */
+    deadLetters: 0,
+    replaying: false,
+  };
+
+  // ---------------------------------------------------------------- messages
+
+  function setStatus(text, ok) {
+    const s = $('status');
+    s.textContent = text || '';
+    s.classList.toggle('ok', Boolean(ok));
+  }
+
+  function showBanner(text) {
+    const b = $('banner');
+    b.textContent = text || '';
+    b.hidden = !text;
+  }
+
+  // ---------------------------------------------------------------- API
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.message) || `HTTP ${status}`);
+      this.status = status;
+      this.body = body || {};
+    }
+  }
+
+  /**
+   * Call the admin API with the signed-in token. Resolves `{status, data}`; rejects with an
+   * ApiError (status 0 when the server could not be reached or did not answer in time).
+   */
+  async function api(method, path, body, options) {
+    const opts = options || {};
+    const timeoutMs = opts.timeoutMs || REQUEST_TIMEOUT_MS;
+    const token = sessionStorage.getItem(TOKEN_KEY) || '';
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    try {
+      let response;
+      try {
+        response = await fetch(path, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: controller.signal,
+          cache: 'no-store',
+          credentials: 'omit',
+          redirect: 'error',
+        });
+      } catch (e) {
+        const why = e && e.name === 'AbortError'
+          ? `no answer within ${Math.round(timeoutMs / 1000)} s`
+          : 'cannot reach the admin server';
+        throw new ApiError(0, { message: why });
+      }
+      const text = await response.text();
+      let data = null;
+      try {
+        data = text ? JSON.parse(text) : null;
+      } catch (_) {
+        data = { message: text.slice(0, 300) };
+      }
+      const accepted = response.ok || (opts.accept || []).includes(response.status);
+      if (!accepted) {
+        const error = new ApiError(response.status, data);
+        if (response.status === 401 && !opts.noSignOut) {
+          signOut('The admin token was refused (401). Sign in again.');
+          error.signedOut = true;
+        }
+        throw error;
+      }
+      return { status: response.status, data };
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      throw new ApiError(0, { message: e && e.name === 'AbortError' ? `no answer within ${Math.round(timeoutMs / 1000)} s` : String(e) });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  const orgPath = (org, rest) => `v1/orgs/${encodeURIComponent(org)}/${rest}`;
+
+  function describe(e) {
+    if (!(e instanceof ApiError)) return String(e);
+    if (e.status === 0) return e.message;
+    const field = e.body && e.body.field ? ` (${e.body.field})` : '';
+    const reason = e.body && e.body.error ? ` ${e.body.error}` : '';
+    return `${e.status}${reason}${field}: ${e.message}`;
+  }
+
+  // ---------------------------------------------------------------- sign in / out
+
+  async function signIn(token) {
+    sessionStorage.setItem(TOKEN_KEY, token);
+    try {
+      await loadOrgs();
+    } catch (e) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      throw e;
+    }
+    $('login').hidden = true;
+    $('app').hidden = false;
+    $('sign-out').hidden = false;
+    showBanner('');
+    const wanted = orgFromHash();
+    if (wanted) {
+      await openOrg(wanted);
+    } else {
+      setStatus('Signed in. Pick an org, or type another org id.', true);
+      $('org-select').focus();
+    }
+  }
+
+  function signOut(message) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    state.org = null;
+    state.saved = null;
+    $('app').hidden = true;
+    $('sign-out').hidden = true;
+    $('login').hidden = false;
+    $('token').value = '';
+    setStatus('');
+    if (message) showBanner(message);
+    $('token').focus();
+  }
+
+  function orgFromHash() {
+    const m = /^#org=(.+)$/.exec(location.hash);
+    if (!m) return null;
+    try {
+      return decodeURIComponent(m[1]);
+    } catch (_) {
+      return null;
+    }
+  }
+
+  // ---------------------------------------------------------------- orgs
+
+  async function loadOrgs() {
+    const { data } = await api('GET', 'v1/orgs', undefined, { noSignOut: true });
+    const select = $('org-select');
+    select.replaceChildren();
+    const orgs = (data && data.orgs) || [];
+    if (orgs.length === 0) select.append(el('option', { value: '', text: '(none yet)' }));
+    for (const org of orgs) select.append(el('option', { value: org, text: org }));
+    if (state.org && orgs.includes(state.org)) select.value = state.org;
+  }
+
+  async function openOrg(org) {
+    clearErrors();
+    showBanner('');
+    state.org = org;
+    history.replaceState(null, '', `#org=${encodeURIComponent(org)}`);
+    $('org-name').textContent = org;
+    $('settings').hidden = false;
+    $('dlq').hidden = false;
+    closeTest();
+    $('test-result').replaceChildren();
+    $('dlq-result').textContent = '';
+    $('dlq-progress-box').hidden = true;
+    setStatus(`Loading ${org}…`);
+    let saved = null;
+    try {
+      saved = (await api('GET', orgPath(org, 'settings'))).data;
+    } catch (e) {
+      if (e.signedOut) return;
+      if (!(e instanceof ApiError && e.status === 404)) {
+        showBanner(`Could not load the settings of ${org}: ${describe(e)}`);
+        setStatus('');
+        return;
+      }
+    }
+    state.saved = saved;
+    fillForm(saved);
+    if (saved) {
+      $('settings-note').hidden = true;
+      setEditing(false);
+      setStatus(`Showing the saved settings of ${org}.`, true);
+    } else {
+      const note = $('settings-note');
+      note.textContent = `${org} has no settings of its own yet (it uses the default, if any). Fill in the form and Save.`;
+      note.hidden = false;
+      setEditing(true);
+      setStatus(`New settings for ${org}.`);
+    }
+    refreshDeadLetters();
+  }
+
+  // ---------------------------------------------------------------- rows (headers, fields)
+
+  let rowSeq = 0;
+
+  /**
+   * One key/value row. `kind` is 'auth' (value is a password input; a stored value shows as
+   * the mask), 'header' or 'field'.
+   */
+  function makeRow(kind, container, item) {
+    rowSeq += 1;
+    const n = container.children.length + 1;
+    const what = { auth: 'Authorization header', header: 'Custom header', field: 'Custom field' }[kind];
+    const keyName = kind === 'field' ? 'key' : 'name';
+    const row = el('div', { class: 'row', 'data-kind': kind, 'data-row': String(rowSeq) });
+    const keyInput = el('input', {
+      type: 'text', spellcheck: 'false', autocomplete: 'off', 'data-part': keyName,
+      'aria-label': `${what} ${n} ${keyName}`,
+      placeholder: kind === 'auth' ? 'Authorization' : (kind === 'header' ? 'X-Team' : 'okta_org'),
+    });
+    keyInput.value = (item && item[keyName]) || '';
+    const valueCell = el('div', { class: 'cell' });
+    let valueInput;
+    if (kind === 'auth') {
+      const stored = Boolean(item && item.value === MASK);
+      row.dataset.stored = stored ? '1' : '';
+      valueInput = el('input', {
+        type: 'password', autocomplete: 'new-password', spellcheck: 'false', 'data-part': 'value',
+        'aria-label': `${what} ${n} value`,
+        placeholder: stored ? 'Type a new value to replace the stored one' : 'Splunk <token>',
+      });
+      if (stored) {
+        valueCell.append(el('div', { class: 'stored' },
+          el('span', { class: 'masked', 'aria-label': `${what} ${n} value: stored, hidden`, 'data-masked': '' }, MASK),
+          el('span', { class: 'hint', text: 'stored, encrypted' })));
+      } else if (item && item.value) {
+        valueInput.value = item.value;
+      }
+    } else {
+      valueInput = el('input', {
+        type: 'text', spellcheck: 'false', autocomplete: 'off', 'data-part': 'value',
+        'aria-label': `${what} ${n} value`,
+        placeholder: kind === 'header' ? 'secops' : '${org_id}',
+      });
+      valueInput.value = (item && item.value) || '';
+    }
+    valueCell.append(valueInput);
+    const remove = el('button', {
+      type: 'button', class: 'secondary', 'aria-label': `Remove ${what.toLowerCase()} ${n}`,
+      text: 'Remove',
+    });
+    remove.addEventListener('click', () => {
+      const next = row.nextElementSibling || row.previousElementSibling;
+      row.remove();
+      renumber(container, kind);
+      const focusTarget = next ? next.querySelector('input') : addButtonFor(kind);
+      if (focusTarget) focusTarget.focus();
+    });
+    row.append(el('div', { class: 'cell' }, keyInput), valueCell, remove);
+    container.append(row);
+    return row;
+  }
+
+  function addButtonFor(kind) {
+    return $({ auth: 'add-auth', header: 'add-custom-header', field: 'add-custom-field' }[kind]);
+  }
+
+  /** Keep the accessible names numbered 1..n after a removal. */
+  function renumber(container, kind) {
+    const what = { auth: 'Authorization header', header: 'Custom header', field: 'Custom field' }[kind];
+    [...container.children].forEach((row, i) => {
+      const n = i + 1;
+      for (const input of row.querySelectorAll('input')) {
+        input.setAttribute('aria-label', `${what} ${n} ${input.dataset.part}`);
+      }
+      const masked = row.querySelector('[data-masked]');
+      if (masked) masked.setAttribute('aria-label', `${what} ${n} value: stored, hidden`);
+      const button = row.querySelector('button');
+      if (button) button.setAttribute('aria-label', `Remove ${what.toLowerCase()} ${n}`);
+    });
+  }
+
+  // ---------------------------------------------------------------- flows
+
+  function flowIds() {
+    return [...$('flow-list').querySelectorAll('li')].map((li) => li.dataset.flow);
+  }
+
+  function addFlow(id) {
+    const flow = id.trim();
+    if (!flow || flowIds().includes(flow)) return false;
+    const li = el('li', { 'data-flow': flow });
+    const remove = el('button', { type: 'button', class: 'secondary', 'aria-label': `Remove flow ${flow}`, text: 'Remove' });
+    remove.addEventListener('click', () => {
+      const next = li.nextElementSibling || li.previousElementSibling;
+      li.remove();
+      updateFlowEmpty();
+      (next ? next.querySelector('button') : $('flow-new')).focus();
+    });
+    li.append(el('code', { text: flow }), remove);
+    $('flow-list').append(li);
+    updateFlowEmpty();
+    return true;
+  }
+
+  function updateFlowEmpty() {
+    $('flow-empty').hidden = flowIds().length > 0;
+  }
+
+  // ---------------------------------------------------------------- form <-> settings
+
+  function fillForm(s) {
+    const settings = s || {};
+    $('enabled').checked = s ? settings.enabled !== false : true;
+    $('url').value = settings.url || '';
+    $('endpoint').value = settings.endpoint === 'http' ? 'http' : 'hec';
+    $('allow-http').checked = Boolean(settings.allow_http);
+
+    const events = settings.events === undefined ? 'all' : settings.events;
+    const all = typeof events === 'string';
+    $('ev-all').checked = all;
+    for (const t of EVENT_TYPES) $(`ev-${t}`).checked = all || (Array.isArray(events) && events.includes(t));
+    syncEventChecks();
+
+    for (const [kind, id, list] of [
+      ['auth', 'auth-rows', settings.auth_headers],
+      ['header', 'custom-header-rows', settings.custom_headers],
+      ['field', 'custom-field-rows', settings.custom_fields],
+    ]) {
+      const container = $(id);
+      container.replaceChildren();
+      for (const item of list || []) makeRow(kind, container, item);
+    }
+    if (!s) makeRow('auth', $('auth-rows'), null);
+
+    const template = settings.body_template;
+    $('default-body').checked = template === undefined || template === null;
+    $('body-template').value = typeof template === 'string' ? template : '';
+    syncBody();
+
+    const flows = settings.flows || { mode: 'all', flow_ids: [] };
+    const mode = ['all', 'include', 'exclude'].includes(flows.mode) ? flows.mode : 'all';
+    $(`flow-mode-${mode}`).checked = true;
+    $('flow-list').replaceChildren();
+    for (const f of flows.flow_ids || []) addFlow(f);
+    updateFlowEmpty();
+    $('flow-new').value = '';
+
+    const limit = settings.max_events;
+    $('limit-on').checked = Boolean(limit);
+    $('limit-rate').value = limit ? String(limit.rate) : '';
+    $('limit-per').value = limit && limit.per === 'minute' ? 'minute' : 'second';
+    $('limit-burst').value = limit && limit.burst ? String(limit.burst) : '';
+    $('limit-policy').value = limit && limit.policy === 'dead_letter' ? 'dead_letter' : 'delay';
+    syncLimit();
+
+    const hec = settings.hec || {};
+    $('hec-source').value = hec.source || '';
+    $('hec-sourcetype').value = hec.sourcetype || '';
+    $('hec-index').value = hec.index || '';
+  }
+
+  function syncEventChecks() {
+    const all = $('ev-all').checked;
+    for (const t of EVENT_TYPES) {
+      const box = $(`ev-${t}`);
+      if (all) box.checked = true;
+      box.disabled = all;
+    }
+  }
+
+  function syncBody() {
+    const useDefault = $('default-body').checked;
+    const area = $('body-template');
+    area.disabled = useDefault;
+    if (!useDefault && !area.value.trim()) area.value = SAMPLE_TEMPLATE;
+  }
+
+  function syncLimit() {
+    const on = $('limit-on').checked;
+    for (const id of ['limit-rate', 'limit-per', 'limit-burst', 'limit-policy']) $(id).disabled = !on;
+  }
+
+  function numberOrNull(text) {
+    const t = text.trim();
+    if (t === '') return null;
+    const n = Number(t);
+    return Number.isFinite(n) ? n : t; // a non-number goes as typed: the API names the field
+  }
+
+  /**
+   * The settings document to PUT, and for each array the row elements in the order sent, so an
+   * error such as `auth_headers[1].value` lands beside the right input.
+   */
+  function collect() {
+    const s = Object.assign({}, state.saved || {});
+    const targets = { auth_headers: [], custom_headers: [], custom_fields: [] };
+    s.enabled = $('enabled').checked;
+    s.url = $('url').value.trim();
+    s.endpoint = $('endpoint').value;
+    s.allow_http = $('allow-http').checked;
+    s.events = $('ev-all').checked ? 'all' : EVENT_TYPES.filter((t) => $(`ev-${t}`).checked);
+
+    const pairs = (containerId, keyName, kind, field) => {
+      const out = [];
+      for (const row of $(containerId).children) {
+        const key = row.querySelector(`[data-part="${keyName}"]`).value.trim();
+        const valueInput = row.querySelector('[data-part="value"]');
+        let value = valueInput.value;
+        if (kind === 'auth' && value === '' && row.dataset.stored) value = MASK;
+        if (!key && !value) continue; // an untouched empty row
+        out.push({ [keyName]: key, value });
+        targets[field].push(row);
+      }
+      return out;
+    };
+    s.auth_headers = pairs('auth-rows', 'name', 'auth', 'auth_headers');
+    s.custom_headers = pairs('custom-header-rows', 'name', 'header', 'custom_headers');
+    s.custom_fields = pairs('custom-field-rows', 'key', 'field', 'custom_fields');
+
+    if ($('default-body').checked) delete s.body_template;
+    else s.body_template = $('body-template').value;
+
+    const mode = (document.querySelector('input[name="flow-mode"]:checked') || { value: 'all' }).value;
+    s.flows = { mode, flow_ids: flowIds() };
+
+    if ($('limit-on').checked) {
+      const limit = {
+        rate: numberOrNull($('limit-rate').value),
+        per: $('limit-per').value,
+        policy: $('limit-policy').value,
+      };
+      const burst = numberOrNull($('limit-burst').value);
+      if (burst !== null) limit.burst = burst;
+      s.max_events = limit;
+    } else {
+      delete s.max_events;
+    }
+
+    const hec = {};
+    const source = $('hec-source').value.trim();
+    const sourcetype = $('hec-sourcetype').value.trim();
+    const index = $('hec-index').value.trim();
+    if (source) hec.source = source;
+    if (sourcetype) hec.sourcetype = sourcetype;
+    if (index) hec.index = index;
+    s.hec = hec;
+    return { settings: s, targets };
+  }
+
+  // ---------------------------------------------------------------- field errors
+
+  const SIMPLE_FIELDS = {
+    token: 'token',
+    enabled: 'enabled',
+    url: 'url',
+    endpoint: 'endpoint',
+    allow_http: 'allow-http',
+    events: 'ev-all',
+    body_template: 'body-template',
+    'flows.mode': 'flow-mode-all',
+    'flows.flow_ids': 'flow-new',
+    flows: 'flow-mode-all',
+    max_events: 'limit-on',
+    'max_events.rate': 'limit-rate',
+    'max_events.per': 'limit-per',
+    'max_events.burst': 'limit-burst',
+    'max_events.policy': 'limit-policy',
+    hec: 'hec-source',
+    'hec.source': 'hec-source',
+    'hec.sourcetype': 'hec-sourcetype',
+    'hec.index': 'hec-index',
+    auth_headers: 'add-auth',
+    custom_headers: 'add-custom-header',
+    custom_fields: 'add-custom-field',
+  };
+
+  /** The input a field path of the API names, or null when the page has none for it. */
+  function inputFor(path, targets) {
+    if (!path) return null;
+    const m = /^(auth_headers|custom_headers|custom_fields)\[(\d+)\](?:\.(\w+))?/.exec(path);
+    if (m) {
+      const row = (targets[m[1]] || [])[Number(m[2])];
+      if (!row) return null;
+      const part = m[3] || (m[1] === 'custom_fields' ? 'key' : 'name');
+      return row.querySelector(`[data-part="${part}"]`) || row.querySelector('input');
+    }
+    const id = SIMPLE_FIELDS[path] || SIMPLE_FIELDS[path.split('.')[0]];
+    return id ? $(id) : null;
+  }
+
+  /** Where the message goes: under the row for pairs, under the group for checkbox groups. */
+  function placeError(input, p) {
+    const row = input.closest('.row') || input.closest('.checks');
+    const field = input.closest('.field');
+    if (row) row.after(p);
+    else if (field) field.append(p);
+    else input.after(p);
+  }
+
+  function clearErrors() {
+    for (const e of document.querySelectorAll('.field-error')) e.remove();
+    for (const i of document.querySelectorAll('[aria-invalid="true"]')) {
+      i.removeAttribute('aria-invalid');
+      const described = (i.getAttribute('aria-describedby') || '').split(' ').filter((d) => d && !d.startsWith('err-'));
+      if (described.length) i.setAttribute('aria-describedby', described.join(' '));
+      else i.removeAttribute('aria-describedby');
+    }
+    showBanner('');
+  }
+
+  let errorSeq = 0;
+
+  /** Show the API's `{field, message}` beside the input it names; true when placed. */
+  function showFieldError(path, message, targets) {
+    const input = inputFor(path, targets);
+    if (!input) return false;
+    errorSeq += 1;
+    const id = `err-${errorSeq}`;
+    const p = el('p', { class: 'field-error', id, 'data-field': path, text: message });
+    placeError(input, p);
+    input.setAttribute('aria-invalid', 'true');
+    const described = (input.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);
+    input.setAttribute('aria-describedby', [...described, id].join(' '));
+    input.focus();
+    return true;
+  }
+
+  // ---------------------------------------------------------------- edit / save
+
+  function setEditing(on) {
+    state.editing = on;
+    $('settings-fields').disabled = !on;
+    $('edit-actions').hidden = !on;
+    $('edit').hidden = on;
+    $('cancel').hidden = !state.saved; // a new org has nothing to go back to
+    if (on) {
+      syncEventChecks();
+      syncBody();
+      syncLimit();
+    }
+  }
+
+  async function save() {
+    clearErrors();
+    const { settings, targets } = collect();
+    const org = state.org;
+    $('save').disabled = true;
+    setStatus('Saving…');
+    try {
+      const { data } = await api('PUT', orgPath(org, 'settings'), settings);
+      state.saved = data;
+      fillForm(data);
+      setEditing(false);
+      $('settings-note').hidden = true;
+      setStatus(`Saved the settings of ${org}. Every consumer applies them within about a second.`, true);
+      await loadOrgs().catch(() => {});
+      $('org-select').value = org;
+      $('edit').focus();
+    } catch (e) {
+      if (e.signedOut) return;
+      setStatus('Not saved.');
+      const field = e instanceof ApiError ? e.body.field : null;
+      const message = e instanceof ApiError ? e.message : String(e);
+      if (!(e instanceof ApiError && e.status === 400 && showFieldError(field, message, targets))) {
+        showBanner(`Not saved: ${describe(e)}`);
+      }
+    } finally {
+      $('save').disabled = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- send test event
+
+  function closeTest() {
+    $('test-event').hidden = true;
+    $('test-toggle').setAttribute('aria-expanded', 'false');
+  }
+
+  const REASONS = {
+    200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 400: 'Bad Request', 401: 'Unauthorized',
+    403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout', 413: 'Payload Too Large',
+    415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error', 501: 'Not Implemented',
+    502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+  };
+
+  /** What the answer means for the admin: [tone, headline, advice]. */
+  function explain(r) {
+    const hec = r.hec_code === null || r.hec_code === undefined ? '' : ` (HEC code ${r.hec_code}${r.hec_text ? `: ${r.hec_text}` : ''})`;
+    if (r.status === null || r.status === undefined) {
+      const err = r.error || 'no answer';
+      if (/^refused/.test(err)) {
+        return ['bad', 'ELS refused to connect to this address.', `${err}. Destinations on loopback, private or metadata addresses are blocked unless the operator allows them (ELS_SSRF_ALLOW).`];
+      }
+      return ['bad', 'The SIEM did not answer.', `${err}. Check the URL, the host name and that the SIEM is reachable from the consumers; real deliveries would be retried.`];
+    }
+    const s = r.status;
+    if (s >= 200 && s < 300) {
+      if (r.hec_code !== null && r.hec_code !== undefined && r.hec_code !== 0) {
+        return ['warn', `The SIEM answered ${s} but with a HEC error${hec}.`, 'Check the HEC settings on the Splunk side.'];
+      }
+      return ['ok', `The SIEM accepted the test event${hec}.`, 'Streaming works with the saved settings.'];
+    }
+    if (s === 401 || s === 403) {
+      return ['bad', `The SIEM rejected the credentials: ${s}${hec}.`,
+        'Check the Authorization header value (for Splunk HEC: "Splunk <token>" with an enabled HEC token that may write to the index). Click Edit, type the correct value in place of the stored one, Save, and send again. Real events would be dead-lettered at once (reason "rejected") until this is fixed; replay them afterwards.'];
+    }
+    if (s === 404) {
+      return ['bad', `Nothing at that URL: 404${hec}.`, 'Check the path; for Splunk HEC it is /services/collector/event.'];
+    }
+    if (s === 400 || s === 413 || s === 415 || s === 422) {
+      return ['bad', `The SIEM refused the event data: ${s}${hec}.`, 'Check the custom event body, the custom fields and the HEC index. Real events would be dead-lettered (reason "rejected").'];
+    }
+    if (s === 408 || s === 429 || (s >= 500 && s !== 501)) {
+      return ['warn', `The SIEM is failing or busy: ${s}${hec}.`, 'Real deliveries are retried with backoff, then dead-lettered as "retries_exhausted" if it stays down.'];
+    }
+    return ['bad', `The SIEM answered ${s}${hec}.`, 'Real events answered like this are dead-lettered at once (reason "rejected").'];
+  }
+
+  function renderTestResult(r) {
+    const [tone, headline, advice] = explain(r);
+    const facts = el('dl', { class: 'facts' });
+    const fact = (name, value, attrs) => facts.append(el('dt', { text: name }), el('dd', attrs || {}, value));
+    fact('Status', r.status === null || r.status === undefined ? 'no answer' : `${r.status} ${REASONS[r.status] || ''}`.trim(), { 'data-test': 'status' });
+    if (r.hec_code !== null && r.hec_code !== undefined) fact('HEC', `code ${r.hec_code}${r.hec_text ? ` — ${r.hec_text}` : ''}`, { 'data-test': 'hec' });
+    fact('Latency', `${r.latency_ms} ms`, { 'data-test': 'latency' });
+    if (r.error) fact('Error', r.error, { 'data-test': 'error' });
+    const parts = [
+      el('div', { class: `verdict ${tone}`, 'data-test': 'verdict', 'data-tone': tone }, headline, el('p', { text: advice })),
+      facts,
+    ];
+    const headerNames = Object.keys(r.headers || {});
+    if (headerNames.length) {
+      const body = el('tbody');
+      for (const name of headerNames) body.append(el('tr', {}, el('td', { class: 'mono', text: name }), el('td', { class: 'mono', text: r.headers[name] })));
+      parts.push(el('table', { class: 'table', 'data-test': 'headers' },
+        el('caption', { text: 'Response headers' }),
+        el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: 'Name' }), el('th', { scope: 'col', text: 'Value' }))),
+        body));
+    }
+    parts.push(el('h3', { text: 'Response body' }), el('pre', { class: 'body', 'data-test': 'body', tabindex: '0', text: r.body || '(empty)' }));
+    $('test-result').replaceChildren(...parts);
+  }
+
+  async function sendTest() {
+    const button = $('send-test');
+    button.disabled = true;
+    $('test-result').replaceChildren(el('p', { class: 'note', text: 'Sending…' }));
+    try {
+      const { data } = await api('POST', orgPath(state.org, 'test'), {});
+      renderTestResult(data);
+      setStatus(`Test event sent: ${explain(data)[1]}`, explain(data)[0] === 'ok');
+    } catch (e) {
+      if (e.signedOut) return;
+      const hint = e instanceof ApiError && e.status === 404 ? ' Save the settings first.' : '';
+      $('test-result').replaceChildren(el('div', { class: 'verdict bad', 'data-test': 'verdict', 'data-tone': 'bad' }, `Could not send: ${describe(e)}.${hint}`));
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- dead letters
+
+  /** An RFC 3339 time as `2026-11-25 01:02:03 UTC` (as given when it does not parse). */
+  function when(rfc3339) {
+    const t = new Date(rfc3339);
+    return Number.isNaN(t.getTime()) ? String(rfc3339) : `${t.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+  }
+
+  function renderDeadLetters(summary) {
+    state.deadLetters = summary.count;
+    $('dlq-count').textContent = String(summary.count);
+    $('dlq-count-label').textContent = `dead letter${summary.count === 1 ? '' : 's'} for ${summary.org}`;
+    const rows = Object.entries(summary.by_reason || {});
+    const body = $('dlq-reason-rows');
+    body.replaceChildren();
+    if (rows.length === 0) {
+      body.append(el('tr', {}, el('td', { colspan: '2', class: 'rows-empty', text: 'none' })));
+    }
+    for (const [reason, count] of rows) {
+      body.append(el('tr', { 'data-reason': reason }, el('td', { class: 'mono', text: reason }), el('td', { class: 'num', text: String(count) })));
+    }
+    const latest = summary.latest;
+    const note = $('dlq-latest');
+    if (latest) {
+      const status = latest.last_status ? `status ${latest.last_status}` : 'no answer';
+      note.textContent = `Latest: ${latest.reason} at ${when(latest.last_failed_at)} after ${latest.attempts} attempt${latest.attempts === 1 ? '' : 's'}, ${status}${latest.last_error ? `: ${latest.last_error}` : ''}`;
+      note.hidden = false;
+    } else {
+      note.hidden = true;
+    }
+    $('dlq-replay').disabled = state.replaying || summary.count === 0;
+  }
+
+  async function refreshDeadLetters() {
+    const org = state.org;
+    if (!org) return;
+    try {
+      const { data } = await api('GET', `console/api/dead-letters?org=${encodeURIComponent(org)}`);
+      if (org === state.org) renderDeadLetters(data);
+    } catch (e) {
+      if (e.signedOut) return;
+      $('dlq-result').textContent = `Could not read the dead letters: ${describe(e)}`;
+      $('dlq-result').className = 'bad';
+    }
+  }
+
+  /**
+   * Replay the org's dead letters in chunks (the API's `limit`), so the page can show progress
+   * and the count dropping. Bounded by the count at the start: records that fail again while
+   * we replay are left for another click.
+   */
+  async function replay() {
+    const org = state.org;
+    await refreshDeadLetters();
+    const total = state.deadLetters;
+    if (!org || total === 0 || state.replaying) return;
+    state.replaying = true;
+    const button = $('dlq-replay');
+    button.disabled = true;
+    const result = $('dlq-result');
+    result.className = '';
+    const progress = $('dlq-progress');
+    progress.max = total;
+    progress.value = 0;
+    $('dlq-progress-box').hidden = false;
+    const chunk = Math.max(1, Math.min(500, Math.ceil(total / 10)));
+    let replayed = 0;
+    let failed = 0;
+    let lastError = null;
+    try {
+      while (replayed + failed < total && org === state.org) {
+        const limit = Math.min(chunk, total - replayed - failed);
+        result.textContent = `Replaying… ${replayed} of ${total} replayed`;
+        const { data } = await api('POST', 'v1/dead-letters/replay', { org, limit }, { timeoutMs: REPLAY_TIMEOUT_MS, accept: [502] });
+        replayed += data.replayed || 0;
+        failed += data.failed || 0;
+        if (data.last_error) lastError = data.last_error;
+        progress.value = replayed;
+        await refreshDeadLetters();
+        if (!data.matched || data.failed) break;
+      }
+      const left = state.deadLetters;
+      if (failed) {
+        result.textContent = `Replayed ${replayed} of ${total}; ${failed} failed${lastError ? ` (${lastError})` : ''}. ${left} left.`;
+        result.className = 'bad';
+      } else {
+        result.textContent = `Replayed ${replayed} of ${total}. ${left} dead letter${left === 1 ? '' : 's'} left for ${org}.`;
+        result.className = 'ok';
+      }
+    } catch (e) {
+      if (e.signedOut) return;
+      result.textContent = `Replay stopped after ${replayed} of ${total}: ${describe(e)}`;
+      result.className = 'bad';
+    } finally {
+      state.replaying = false;
+      button.disabled = state.deadLetters === 0;
+    }
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  function wire() {
+    $('login-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      clearErrors();
+      const token = $('token').value.trim();
+      if (!token) {
+        showFieldError('token', 'Type the admin token.', {});
+        return;
+      }
+      $('sign-in').disabled = true;
+      setStatus('Signing in…');
+      try {
+        await signIn(token);
+      } catch (e) {
+        setStatus('');
+        const message = e instanceof ApiError && e.status === 401
+          ? 'That token was refused (401): use the consumer\'s ELS_ADMIN_TOKEN.'
+          : `Cannot sign in: ${describe(e)}`;
+        showFieldError('token', message, {});
+      } finally {
+        $('sign-in').disabled = false;
+      }
+    });
+    $('sign-out').addEventListener('click', () => signOut('Signed out.'));
+
+    $('org-pick-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const org = $('org-select').value;
+      if (org) openOrg(org);
+    });
+    $('org-new-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const org = $('org-new').value.trim();
+      if (!org) {
+        $('org-new').focus();
+        return;
+      }
+      $('org-new').value = '';
+      openOrg(org);
+    });
+
+    $('edit').addEventListener('click', () => {
+      setEditing(true);
+      $('enabled').focus();
+    });
+    $('cancel').addEventListener('click', () => {
+      clearErrors();
+      fillForm(state.saved);
+      setEditing(false);
+      setStatus('Changes discarded.');
+      $('edit').focus();
+    });
+    $('settings-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      if (state.editing) save();
+    });
+
+    $('ev-all').addEventListener('change', syncEventChecks);
+    $('default-body').addEventListener('change', syncBody);
+    $('limit-on').addEventListener('change', syncLimit);
+
+    $('add-auth').addEventListener('click', () => makeRow('auth', $('auth-rows'), null).querySelector('input').focus());
+    $('add-custom-header').addEventListener('click', () => makeRow('header', $('custom-header-rows'), null).querySelector('input').focus());
+    $('add-custom-field').addEventListener('click', () => makeRow('field', $('custom-field-rows'), null).querySelector('input').focus());
+
+    const addTypedFlow = () => {
+      const input = $('flow-new');
+      if (addFlow(input.value)) input.value = '';
+      input.focus();
+    };
+    $('add-flow').addEventListener('click', addTypedFlow);
+    $('flow-new').addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter') {
+        ev.preventDefault(); // add the flow rather than submit the form
+        addTypedFlow();
+      }
+    });
+
+    $('test-toggle').addEventListener('click', () => {
+      const section = $('test-event');
+      const open = section.hidden;
+      section.hidden = !open;
+      $('test-toggle').setAttribute('aria-expanded', String(open));
+      if (open) {
+        if (state.editing) setStatus('You have unsaved changes: the test event uses the saved settings.');
+        $('send-test').focus();
+      }
+    });
+    $('send-test').addEventListener('click', sendTest);
+
+    $('dlq-refresh').addEventListener('click', async () => {
+      $('dlq-result').textContent = '';
+      await refreshDeadLetters();
+      setStatus('Dead letters refreshed.', true);
+    });
+    $('dlq-replay').addEventListener('click', replay);
+  }
+
+  async function start() {
+    wire();
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (!token) {
+      $('token').focus();
+      return;
+    }
+    try {
+      await signIn(token);
+    } catch (e) {
+      signOut(e instanceof ApiError && e.status === 401 ? 'The stored admin token was refused. Sign in again.' : `Cannot reach the admin API: ${describe(e)}`);
+    }
+  }
+
+  document.addEventListener('DOMContentLoaded', start);
+})();

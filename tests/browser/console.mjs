@@ -1,0 +1,393 @@
+// Drives the ELS settings console (GET /console on the consumer's admin server) in Debian's
+// headless Chromium through playwright-core, as an admin would: sign in, fill every field,
+// save, reload, send test events (good token, wrong token), see field errors, replay dead
+// letters. Started by tests/it/console.rs, which sets up broker, siem-sim, consumer and the
+// dead letters first and passes everything in the environment:
+//
+//   CONSOLE_URL          http://127.0.0.1:PORT/console
+//   ADMIN_TOKEN          the consumer's ELS_ADMIN_TOKEN
+//   ORG                  org id to configure (it has EXPECT_DEAD_LETTERS dead letters)
+//   SIEM_URL             siem-sim's HEC URL
+//   SIEM_TOKEN           a HEC token siem-sim accepts
+//   WRONG_TOKEN          one it refuses
+//   EXPECT_DEAD_LETTERS  how many dead letters ORG has at the start
+//   CHROMIUM             optional, default /usr/bin/chromium
+//   CONSOLE_SCREENSHOTS_DIR optional: write console-settings.png, console-test-event.png and
+//                        console-dead-letters.png there
+//   FAILURE_SCREENSHOT   optional: where to save the page when a step fails
+//
+// Every wait is bounded; a watchdog ends the run. Exit 0 when every step passed.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const STEP_TIMEOUT_MS = 15_000;
+const REPLAY_TIMEOUT_MS = 90_000;
+const TOTAL_TIMEOUT_MS = Number(process.env.CONSOLE_TEST_TIMEOUT_MS || 240_000);
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+function need(name) {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`FAIL: ${name} is not set (this script is started by tests/it/console.rs)`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const CONSOLE_URL = need('CONSOLE_URL');
+const ADMIN_TOKEN = need('ADMIN_TOKEN');
+const ORG = need('ORG');
+const SIEM_URL = need('SIEM_URL');
+const SIEM_TOKEN = need('SIEM_TOKEN');
+const WRONG_TOKEN = need('WRONG_TOKEN');
+const EXPECT_DEAD = Number(need('EXPECT_DEAD_LETTERS'));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SHOTS = process.env.CONSOLE_SCREENSHOTS_DIR || '';
+const TEMPLATE = '{"source": "els-console", "data": "${event}"}';
+
+// A hung browser or page must not hang the suite: a (referenced) watchdog ends the process.
+const watchdog = setTimeout(() => {
+  console.error(`FAIL: the console test did not finish within ${TOTAL_TIMEOUT_MS / 1000} s`);
+  process.exit(3);
+}, TOTAL_TIMEOUT_MS);
+
+let stepNo = 0;
+const ok = (what) => console.log(`ok ${++stepNo} - ${what}`);
+
+/** Wait for a condition evaluated in the page, with a message naming it. */
+async function until(page, what, fn, arg, timeout = STEP_TIMEOUT_MS) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout, polling: 100 });
+  } catch (e) {
+    throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+  }
+}
+
+const text = async (locator) => ((await locator.textContent({ timeout: STEP_TIMEOUT_MS })) || '').trim();
+
+async function shot(page, name, locator) {
+  if (!SHOTS) return;
+  mkdirSync(SHOTS, { recursive: true });
+  const path = join(SHOTS, name);
+  if (locator) await locator.screenshot({ path, animations: 'disabled' });
+  else await page.screenshot({ path, fullPage: true, animations: 'disabled' });
+  console.log(`screenshot: ${path}`);
+}
+
+async function run(page) {
+  const row = (container, i) => page.locator(`#${container} > .row`).nth(i);
+  const part = (container, i, name) => row(container, i).locator(`[data-part="${name}"]`);
+
+  // 1. The page loads, offline, and asks for the token.
+  await page.goto(CONSOLE_URL, { waitUntil: 'load' });
+  assert.equal(await text(page.locator('h1')), 'Execution log streaming');
+  await page.locator('#login').waitFor({ state: 'visible' });
+  assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.id), 'token');
+  ok('console served at /console; sign-in form focused');
+
+  // 2. A wrong admin token is refused beside the token field.
+  await page.locator('#token').fill('not-the-admin-token-at-all');
+  await page.keyboard.press('Enter');
+  await until(page, 'the refused-token error', () => /refused/.test(document.querySelector('#token-field .field-error')?.textContent || ''));
+  assert.equal(await page.locator('#app').isHidden(), true);
+  ok('a wrong admin token is refused next to the token field');
+
+  // 3. Sign in with the keyboard only.
+  await page.locator('#token').fill(ADMIN_TOKEN);
+  await page.locator('#token').press('Enter');
+  await page.locator('#app').waitFor({ state: 'visible' });
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('els.console.token')), ADMIN_TOKEN);
+  assert.equal(await page.evaluate(() => localStorage.length), 0);
+  assert.ok(!page.url().includes(ADMIN_TOKEN), 'the token is never in the URL');
+  ok('signed in with the keyboard; token in sessionStorage only, not in the URL');
+
+  // 4. Type a new org id (it streams through the default settings, with dead letters).
+  await page.locator('#org-new').fill(ORG);
+  await page.locator('#org-new').press('Enter');
+  await until(page, 'the org to open', (org) => document.getElementById('org-name').textContent === org, ORG);
+  assert.match(await text(page.locator('#settings-note')), /no settings of its own/);
+  assert.equal(await page.locator('#settings-fields').isDisabled(), false, 'a new org opens for editing');
+  await until(page, 'the dead-letter count', (n) => document.getElementById('dlq-count').textContent === String(n), EXPECT_DEAD);
+  ok(`opened ${ORG} (no settings of its own yet, ${EXPECT_DEAD} dead letters)`);
+
+  // Keyboard and screen-reader basics: every control has a name, every action is a <button>.
+  const unlabeled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')]
+    .filter((e) => e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+    .map((e) => e.id || e.outerHTML.slice(0, 60)));
+  assert.deepEqual(unlabeled, [], 'controls without a label');
+  const fakeButtons = await page.evaluate(() => document.querySelectorAll('[onclick], [role="button"]:not(button), a:not([href])').length);
+  assert.equal(fakeButtons, 0, 'clickable non-buttons');
+  ok('every input has a label; every action is a <button>');
+
+  // 5. Fill every field.
+  const enabled = page.locator('#enabled');
+  await enabled.focus();
+  await page.keyboard.press('Space');
+  assert.equal(await enabled.isChecked(), false);
+  await page.keyboard.press('Space');
+  assert.equal(await enabled.isChecked(), true);
+  await page.getByLabel('SIEM URL').fill(SIEM_URL);
+  await page.getByLabel('Endpoint type').selectOption('hec');
+  await page.getByLabel('Allow plain http (local demos and tests only)').check();
+  await page.locator('#ev-all').uncheck();
+  await page.getByLabel('Canceled').uncheck();
+  await page.getByLabel('Throttled').uncheck();
+  if ((await page.locator('#auth-rows > .row').count()) === 0) await page.getByRole('button', { name: 'Add authorization header' }).click();
+  await part('auth-rows', 0, 'name').fill('Authorization');
+  await part('auth-rows', 0, 'value').fill(`Splunk ${SIEM_TOKEN}`);
+  assert.equal(await part('auth-rows', 0, 'value').getAttribute('type'), 'password');
+  await page.getByRole('button', { name: 'Add custom header' }).click();
+  await page.getByLabel('Custom header 1 name').fill('X-Team');
+  await page.getByLabel('Custom header 1 value').fill('secops');
+  await page.getByRole('button', { name: 'Add custom header' }).click();
+  await page.getByLabel('Custom header 2 name').fill('X-Env');
+  await page.getByLabel('Custom header 2 value').fill('console');
+  await page.getByRole('button', { name: 'Add custom field' }).click();
+  await page.getByLabel('Custom field 1 key').fill('okta_org');
+  await page.getByLabel('Custom field 1 value').fill('${org_id}');
+  await page.getByLabel('Use default event body').uncheck();
+  await page.getByLabel('Custom event body').fill(TEMPLATE);
+  await page.getByLabel('All flows except those listed').check();
+  await page.getByLabel('Flow id').fill('flow-noisy');
+  await page.getByLabel('Flow id').press('Enter');
+  await page.getByLabel('Flow id').fill('flow-debug');
+  await page.getByRole('button', { name: 'Add flow' }).click();
+  await page.getByRole('button', { name: 'Remove flow flow-debug' }).click();
+  assert.deepEqual(await page.locator('#flow-list li').evaluateAll((lis) => lis.map((li) => li.dataset.flow)), ['flow-noisy']);
+  await page.getByLabel('Limit events sent to the SIEM').check();
+  await page.getByLabel('Events', { exact: true }).fill('600');
+  await page.getByLabel('Per', { exact: true }).selectOption('minute');
+  await page.getByLabel('Burst (optional)').fill('100');
+  await page.getByLabel('Over the limit').selectOption('delay');
+  await page.getByLabel('source', { exact: true }).fill('els-console');
+  await page.getByLabel('sourcetype', { exact: true }).fill('els:execution');
+  await page.getByLabel('index (optional)').fill('main');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await until(page, 'the save', () => /^Saved the settings/.test(document.getElementById('status').textContent));
+  assert.equal(await page.locator('#edit').isVisible(), true);
+  ok('filled every field (toggle, URL, endpoint, http, events, auth header, 2 custom headers, custom field, body, flows, limit, HEC) and saved');
+
+  // 6. Reload: the saved values come back, the auth value only as a mask.
+  await page.reload({ waitUntil: 'load' });
+  await until(page, 'the org after reload', (org) => document.getElementById('org-name').textContent === org
+    && document.getElementById('url').value !== '', ORG);
+  const form = await page.evaluate(() => {
+    const $ = (id) => document.getElementById(id);
+    const rows = (id) => [...$(id).children].map((r) => [...r.querySelectorAll('input')].map((i) => i.value));
+    return {
+      enabled: $('enabled').checked,
+      url: $('url').value,
+      endpoint: $('endpoint').value,
+      allowHttp: $('allow-http').checked,
+      all: $('ev-all').checked,
+      events: ['FLOW_START', 'FLOW_COMPLETE', 'FLOW_FAILED', 'FLOW_CANCELED', 'FLOW_THROTTLED'].filter((t) => $(`ev-${t}`).checked),
+      auth: rows('auth-rows'),
+      masked: [...document.querySelectorAll('#auth-rows .masked')].map((m) => m.textContent),
+      headers: rows('custom-header-rows'),
+      fields: rows('custom-field-rows'),
+      defaultBody: $('default-body').checked,
+      template: $('body-template').value,
+      flowMode: document.querySelector('input[name="flow-mode"]:checked').value,
+      flows: [...document.querySelectorAll('#flow-list li')].map((li) => li.dataset.flow),
+      limit: [$('limit-on').checked, $('limit-rate').value, $('limit-per').value, $('limit-burst').value, $('limit-policy').value],
+      hec: [$('hec-source').value, $('hec-sourcetype').value, $('hec-index').value],
+      viewOnly: $('settings-fields').disabled,
+      picker: [...$('org-select').options].map((o) => o.value),
+    };
+  });
+  assert.deepEqual(form, {
+    enabled: true,
+    url: SIEM_URL,
+    endpoint: 'hec',
+    allowHttp: true,
+    all: false,
+    events: ['FLOW_START', 'FLOW_COMPLETE', 'FLOW_FAILED'],
+    auth: [['Authorization', '']],
+    masked: ['********'],
+    headers: [['X-Team', 'secops'], ['X-Env', 'console']],
+    fields: [['okta_org', '${org_id}']],
+    defaultBody: false,
+    template: TEMPLATE,
+    flowMode: 'exclude',
+    flows: ['flow-noisy'],
+    limit: [true, '600', 'minute', '100', 'delay'],
+    hec: ['els-console', 'els:execution', 'main'],
+    viewOnly: true,
+    picker: form.picker,
+  });
+  assert.ok(form.picker.includes(ORG), `the org picker lists ${ORG}: ${form.picker}`);
+  assert.ok(!(await page.content()).includes(SIEM_TOKEN), 'the stored secret is nowhere in the page');
+  ok('after a reload every value is back; the Authorization value shows as ******** with an empty password input');
+
+  await page.getByRole('button', { name: 'Edit' }).click();
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'enabled');
+  await shot(page, 'console-settings.png');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+
+  // 7. Send test event: siem-sim answers 200, HEC code 0.
+  const toggle = page.getByRole('button', { name: 'Send test event' });
+  await toggle.click();
+  assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'send-test');
+  await page.keyboard.press('Enter');
+  await page.locator('#test-result [data-test="verdict"]').waitFor();
+  assert.equal(await page.locator('#test-result [data-test="verdict"]').getAttribute('data-tone'), 'ok');
+  assert.equal(await text(page.locator('[data-test="status"]')), '200 OK');
+  assert.match(await text(page.locator('[data-test="hec"]')), /^code 0 — Success$/);
+  assert.match(await text(page.locator('[data-test="latency"]')), /^\d+ ms$/);
+  assert.match(await text(page.locator('[data-test="body"]')), /"code":\s*0/);
+  assert.ok((await page.locator('[data-test="headers"] tbody tr').count()) > 0, 'response headers shown');
+  ok(`test event: ${await text(page.locator('[data-test="status"]'))}, HEC ${await text(page.locator('[data-test="hec"]'))}, ${await text(page.locator('[data-test="latency"]'))}`);
+
+  // 8. Break the token: replace the stored value with a wrong one, save, test: 403 explained.
+  await page.getByRole('button', { name: 'Edit' }).click();
+  await page.getByLabel('Authorization header 1 value', { exact: true }).fill(`Splunk ${WRONG_TOKEN}`);
+  await page.getByRole('button', { name: 'Save' }).click();
+  await until(page, 'the save', () => /^Saved the settings/.test(document.getElementById('status').textContent));
+  await page.locator('#test-result').evaluate((e) => e.replaceChildren());
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
+  await page.locator('#test-result [data-test="verdict"]').waitFor();
+  const verdict = await text(page.locator('#test-result [data-test="verdict"]'));
+  assert.match(verdict, /rejected the credentials/);
+  assert.match(verdict, /Authorization header/);
+  assert.equal(await text(page.locator('[data-test="status"]')), '403 Forbidden');
+  assert.match(await text(page.locator('[data-test="hec"]')), /^code 4 — Invalid token$/);
+  await shot(page, 'console-test-event.png', page.locator('#test-event'));
+  ok('a wrong token saved: the test event shows 403, HEC code 4, "the SIEM rejected the credentials"');
+
+  // 9. Fix it.
+  await page.getByRole('button', { name: 'Edit' }).click();
+  await page.getByLabel('Authorization header 1 value', { exact: true }).fill(`Splunk ${SIEM_TOKEN}`);
+  await page.getByRole('button', { name: 'Save' }).click();
+  await until(page, 'the save', () => /^Saved the settings/.test(document.getElementById('status').textContent));
+  await page.locator('#test-result').evaluate((e) => e.replaceChildren());
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
+  await page.locator('#test-result [data-test="verdict"]').waitFor();
+  assert.equal(await text(page.locator('[data-test="status"]')), '200 OK');
+  ok('token fixed: the test event is accepted again (200)');
+
+  // 10. Field errors from the API land beside the field they name.
+  await page.getByRole('button', { name: 'Edit' }).click();
+  await page.getByLabel('SIEM URL').fill('not a url');
+  await page.getByLabel('SIEM URL').press('Enter');
+  await until(page, 'the URL error', () => !!document.querySelector('#url-field .field-error'));
+  assert.match(await text(page.locator('#url-field .field-error')), /not an absolute URL/);
+  assert.equal(await page.locator('#url').getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'url');
+  assert.equal(await page.locator('#banner').isHidden(), true, 'a known field is not reported at the top');
+  ok(`invalid URL: "${await text(page.locator('#url-field .field-error'))}" shown beside the URL field, which has focus`);
+  await page.getByLabel('SIEM URL').fill(SIEM_URL);
+  await page.getByLabel('Custom header 2 name').fill('Bad Name');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await until(page, 'the header error', () => !!document.querySelector('.field-error[data-field="custom_headers[1].name"]'));
+  const placed = await page.evaluate(() => {
+    const err = document.querySelector('.field-error[data-field="custom_headers[1].name"]');
+    const rowBefore = err.previousElementSibling;
+    return { inRows: rowBefore && rowBefore.classList.contains('row'), value: rowBefore && rowBefore.querySelector('[data-part="name"]').value, focused: document.activeElement.value };
+  });
+  assert.deepEqual(placed, { inRows: true, value: 'Bad Name', focused: 'Bad Name' });
+  assert.equal(await page.locator('#url-field .field-error').count(), 0, 'the old error is cleared');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  assert.equal(await page.locator('#url').inputValue(), SIEM_URL);
+  assert.equal(await page.locator('.field-error').count(), 0);
+  ok('a bad custom header name is shown beside that row; Cancel restores the saved values');
+
+  // 11. Dead letters: counts by reason, replay with progress, the count drops to 0.
+  await page.getByRole('button', { name: 'Refresh' }).click();
+  await until(page, 'the dead-letter count', (n) => document.getElementById('dlq-count').textContent === String(n), EXPECT_DEAD);
+  const reasons = await page.locator('#dlq-reason-rows tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  assert.deepEqual(reasons, [['retries_exhausted', String(EXPECT_DEAD)]]);
+  assert.match(await text(page.locator('#dlq-latest')), /status 503/);
+  await shot(page, 'console-dead-letters.png', page.locator('#dlq'));
+  await page.evaluate(() => {
+    window.__dlqCounts = [];
+    new MutationObserver(() => window.__dlqCounts.push(document.getElementById('dlq-count').textContent))
+      .observe(document.getElementById('dlq-count'), { childList: true, characterData: true, subtree: true });
+  });
+  await page.getByRole('button', { name: 'Replay' }).click();
+  await until(page, 'the replay to finish', (n) => new RegExp(`^Replayed ${n} of ${n}\\.`).test(document.getElementById('dlq-result').textContent), EXPECT_DEAD, REPLAY_TIMEOUT_MS);
+  assert.equal(await text(page.locator('#dlq-count')), '0');
+  const seen = (await page.evaluate(() => window.__dlqCounts)).map(Number);
+  const distinct = seen.filter((n, i) => i === 0 || n !== seen[i - 1]);
+  for (let i = 1; i < distinct.length; i++) assert.ok(distinct[i] < distinct[i - 1], `the count only drops: ${distinct}`);
+  assert.equal(distinct[distinct.length - 1], 0);
+  assert.ok(distinct.some((n) => n > 0 && n < EXPECT_DEAD), `an intermediate count was shown: ${distinct}`);
+  assert.equal(await page.locator('#dlq-progress').evaluate((p) => [p.value, p.max].join('/')), `${EXPECT_DEAD}/${EXPECT_DEAD}`);
+  assert.equal(await page.locator('#dlq-replay').isDisabled(), true);
+  ok(`replayed from the page: count ${distinct.join(' -> ')}; "${await text(page.locator('#dlq-result'))}"`);
+
+  // 12. Sign out forgets the token.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.locator('#login').waitFor({ state: 'visible' });
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('els.console.token')), null);
+  ok('signed out: the token is gone from sessionStorage');
+}
+
+async function main() {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'els-console-chromium-'));
+  let context;
+  let page;
+  const external = [];
+  const pageErrors = [];
+  const consoleErrors = [];
+  try {
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_FLAGS,
+      viewport: { width: 1200, height: 900 },
+      deviceScaleFactor: 1,
+      timeout: 60_000,
+    });
+    // Works offline: anything but the admin server is refused and reported.
+    await context.route('**/*', (route) => {
+      const url = new URL(route.request().url());
+      if (url.hostname === '127.0.0.1' || url.hostname === 'localhost') return route.continue();
+      external.push(url.href);
+      return route.abort();
+    });
+    page = context.pages()[0] || (await context.newPage());
+    page.setDefaultTimeout(STEP_TIMEOUT_MS);
+    page.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    page.on('console', (m) => {
+      // Chromium logs every non-2xx fetch; those are expected (401, 400, 403 above).
+      if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) consoleErrors.push(m.text());
+    });
+    await run(page);
+    assert.deepEqual(external, [], 'requests to anything but the admin server');
+    assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
+    assert.deepEqual(consoleErrors, [], 'console errors (a CSP violation would show here)');
+    ok('no request left 127.0.0.1; no page or console errors');
+    console.log(`${stepNo} passed, 0 failed`);
+  } catch (e) {
+    console.error(`FAIL after step ${stepNo}: ${e && e.message ? e.message : e}`);
+    if (pageErrors.length) console.error(`page errors: ${pageErrors.join(' | ')}`);
+    if (consoleErrors.length) console.error(`console errors: ${consoleErrors.join(' | ')}`);
+    if (external.length) console.error(`external requests: ${external.join(' ')}`);
+    const where = process.env.FAILURE_SCREENSHOT;
+    if (page && where) {
+      await page.screenshot({ path: where, fullPage: true, timeout: 10_000 }).catch(() => {});
+      console.error(`page at the failure: ${where}`);
+    }
+    process.exitCode = 1;
+  } finally {
+    if (context) await context.close().catch(() => {});
+    rmSync(userDataDir, { recursive: true, force: true });
+    clearTimeout(watchdog);
+  }
+}
+
+await main();

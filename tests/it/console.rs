@@ -1,0 +1,268 @@
+//! The settings console in a real browser (issue 8): `tests/browser/console.mjs` drives
+//! Debian's headless Chromium (playwright-core) against `GET /console` of a running consumer.
+//! This test sets the stage (broker, siem-sim, consumer with the settings topic, dead letters
+//! for the org), runs the script with a bounded time, and checks what the page did through the
+//! API and at siem-sim: the settings it saved, the replayed events delivered with them.
+//!
+//! It needs node, `/usr/bin/chromium` (or `CHROMIUM`) and `tests/browser/node_modules`;
+//! `deploy/scripts/install-deps.sh` installs all three. A missing one fails the test.
+//! With `CONSOLE_SCREENSHOTS_DIR` set (relative to the repository root, e.g. `docs`) the script
+//! saves the screenshots shown in the README (not an `ELS_*` name: the services started here
+//! inherit the environment and refuse unknown `ELS_*` variables).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use els_tests::*;
+use serde_json::{json, Value};
+
+const TOPIC: &str = "els.events";
+const ORG: &str = "org-console";
+/// A HEC token siem-sim accepts, and one it refuses.
+const SIEM_TOKEN: &str = "console-siem-token-5d2e";
+const WRONG_TOKEN: &str = "console-wrong-token-0000";
+const DEAD_LETTERS: usize = 30;
+/// The whole browser run, start to finish (the script has its own watchdog just below it).
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// node, Chromium and playwright-core, or a failure saying how to get them.
+fn browser_tools() -> (PathBuf, PathBuf) {
+    let how = "run deploy/scripts/install-deps.sh (installs Debian's chromium and \
+               chromium-driver, and tests/browser/node_modules with npm)";
+    let node = std::process::Command::new("node").arg("--version").output();
+    match node {
+        Ok(out) if out.status.success() => {}
+        _ => panic!("node is missing or broken: the console browser test needs Node.js; {how}"),
+    }
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: the console browser test needs Chromium; {how}"
+    );
+    let browser_dir = repo_root().join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists(),
+        "{} is missing: {how}",
+        browser_dir.join("node_modules/playwright-core").display()
+    );
+    (PathBuf::from(chromium), browser_dir.join("console.mjs"))
+}
+
+/// One failed execution of `flow-billing` for `org`.
+fn failed_event(org: &str) -> Value {
+    json!({
+        "event_id": uuid::Uuid::new_v4().to_string(),
+        "event_type": "FLOW_FAILED",
+        "execution_id": uuid::Uuid::new_v4().to_string(),
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "flow_id": "flow-billing", "flow_name": "Billing sync",
+        "org_id": org, "org_name": "Console Inc", "org_hostname": "console.example.com",
+        "user_id": "user-7", "user_email": "ops@console.example.com",
+        "error": {"error_code": "TIMEOUT", "error_message": "step timed out"}
+    })
+}
+
+async fn api_get(admin_url: &str, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{admin_url}{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_edits_settings_tests_and_replays_in_headless_chromium() {
+    let (chromium, script) = browser_tools();
+    let dir = test_dir("console");
+    let broker = Broker::memory(&dir).unwrap();
+    broker.create_topic(TOPIC, 2).await.unwrap();
+    let sim = Sim::start(
+        &dir,
+        "siem-sim",
+        &[
+            "--token",
+            HEC_TOKEN,
+            "--token",
+            SIEM_TOKEN,
+            "--fault-status",
+            "503",
+        ],
+    )
+    .unwrap();
+    let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
+    // Orgs without settings of their own (ORG too) stream to siem-sim through the default;
+    // one org has its own, so the page's picker lists something.
+    let settings = json!({
+        "orgs": {"org-seeded": settings_for(&sim.hec_url())},
+        "default": settings_for(&sim.hec_url())
+    });
+    let consumer = ConsumerProc::start(
+        &dir,
+        "consumer",
+        &broker,
+        &settings,
+        &[
+            ("ELS_RETRY_MAX_ELAPSED_MS", "2000"),
+            ("ELS_RETRY_INITIAL_MS", "100"),
+        ],
+    )
+    .unwrap();
+    consumer.wait_ready(Duration::from_secs(60)).await.unwrap();
+
+    // The SIEM is down past the retry time: ORG's events become dead letters.
+    let events: Vec<Value> = (0..DEAD_LETTERS).map(|_| failed_event(ORG)).collect();
+    let ids = producer.post_all(&events, DEAD_LETTERS).await.unwrap();
+    let path = format!("/v1/dead-letters?org={ORG}");
+    wait_for(
+        "the org's dead letters",
+        Duration::from_secs(60),
+        || async {
+            (api_get(&consumer.admin_url, &path).await["matched"] == DEAD_LETTERS).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    sim.set_faults(json!({})).await.unwrap();
+    println!("console: {DEAD_LETTERS} dead letters for {ORG}; siem-sim healthy again");
+
+    // The admin's turn, in the browser.
+    let failure_shot = dir.join("console-failure.png");
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(&script)
+        .env("CONSOLE_URL", format!("{}/console", consumer.admin_url))
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("ORG", ORG)
+        .env("SIEM_URL", sim.hec_url())
+        .env("SIEM_TOKEN", SIEM_TOKEN)
+        .env("WRONG_TOKEN", WRONG_TOKEN)
+        .env("EXPECT_DEAD_LETTERS", DEAD_LETTERS.to_string())
+        .env("CHROMIUM", &chromium)
+        .env(
+            "CONSOLE_TEST_TIMEOUT_MS",
+            (BROWSER_TIMEOUT.as_millis() - 20_000).to_string(),
+        )
+        .env("FAILURE_SCREENSHOT", &failure_shot)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // Screenshots: a relative directory is taken from the repository root (`docs`).
+    if let Some(shots) = std::env::var_os("CONSOLE_SCREENSHOTS_DIR").filter(|d| !d.is_empty()) {
+        cmd.env("CONSOLE_SCREENSHOTS_DIR", repo_root().join(shots));
+    }
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(BROWSER_TIMEOUT, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("the browser test did not finish within {BROWSER_TIMEOUT:?}"))
+        .expect("starting node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    if !stderr.trim().is_empty() {
+        eprintln!("{stderr}");
+    }
+    assert!(
+        out.status.success(),
+        "the browser test failed ({}); see above{}",
+        out.status,
+        if failure_shot.exists() {
+            format!(", and the page at {}", failure_shot.display())
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "console: browser run took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // What the page saved is what the API holds (the secret only as a mask).
+    let saved = api_get(&consumer.admin_url, &format!("/v1/orgs/{ORG}/settings")).await;
+    assert_eq!(saved["url"], sim.hec_url(), "{saved}");
+    assert_eq!(
+        saved["events"],
+        json!(["FLOW_START", "FLOW_COMPLETE", "FLOW_FAILED"])
+    );
+    assert_eq!(
+        saved["flows"],
+        json!({"mode": "exclude", "flow_ids": ["flow-noisy"]})
+    );
+    assert_eq!(
+        saved["auth_headers"],
+        json!([{"name": "Authorization", "value": "********"}])
+    );
+    assert_eq!(
+        saved["custom_headers"],
+        json!([{"name": "X-Team", "value": "secops"}, {"name": "X-Env", "value": "console"}])
+    );
+    assert_eq!(
+        saved["custom_fields"],
+        json!([{"key": "okta_org", "value": "${org_id}"}])
+    );
+    assert_eq!(
+        saved["max_events"],
+        json!({"rate": 600, "per": "minute", "burst": 100, "policy": "delay"})
+    );
+    assert_eq!(
+        saved["hec"],
+        json!({"source": "els-console", "sourcetype": "els:execution", "index": "main"})
+    );
+    assert!(!saved.to_string().contains(SIEM_TOKEN));
+    let left = api_get(&consumer.admin_url, &path).await;
+    assert_eq!(left["matched"], 0, "{left}");
+
+    // The replayed events reach siem-sim with their original ids, through the new settings
+    // (the page's body template, custom header and custom field).
+    let wanted: HashSet<String> = ids.iter().cloned().collect();
+    let delivered = wait_for(
+        "the replayed events at siem-sim",
+        Duration::from_secs(60),
+        || async {
+            let records = sim.records().await.ok()?;
+            let mine: Vec<Value> = records
+                .into_iter()
+                .filter(|r| {
+                    r["body"]["event"]["data"]["event_id"]
+                        .as_str()
+                        .is_some_and(|id| wanted.contains(id))
+                })
+                .collect();
+            let complete = {
+                let got: HashSet<&str> = mine
+                    .iter()
+                    .filter_map(|r| r["body"]["event"]["data"]["event_id"].as_str())
+                    .collect();
+                got.len() == wanted.len()
+            };
+            complete.then_some(mine)
+        },
+    )
+    .await
+    .unwrap();
+    for r in &delivered {
+        assert_eq!(r["headers"]["x-team"], "secops", "{r}");
+        assert_eq!(r["body"]["event"]["source"], "els-console");
+        assert_eq!(r["body"]["event"]["data"]["okta_org"], ORG);
+        assert_eq!(r["body"]["source"], "els-console");
+        assert_eq!(r["body"]["index"], "main");
+    }
+    println!(
+        "console: the page's replay delivered all {} dead-lettered events with their original ids, \
+         the page's template, custom header and custom field",
+        wanted.len()
+    );
+}
