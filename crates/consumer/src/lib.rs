@@ -14,7 +14,8 @@
 //! - [`settings_api`]: the settings routes of the admin API; [`testevent`] sends a sample
 //!   event through an org's real delivery path.
 //! - [`dlq`]: the sled dead-letter store with versioned records.
-//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, the dead-letter and settings APIs.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, the dead-letter and settings APIs;
+//!   [`console`] serves the settings console page at `/console` (embedded HTML/CSS/JS).
 //! - [`metrics`], [`config`], [`error`].
 
 pub mod admin;
