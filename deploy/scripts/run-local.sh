@@ -105,6 +105,7 @@ ELS is running. Where to look:
   consumer metrics:     curl -s http://127.0.0.1:$ADMIN_PORT/metrics | grep ^els_
   producer metrics:     curl -s http://127.0.0.1:$PRODUCER_PORT/metrics
   post your own event:  curl -s -XPOST -H 'content-type: application/json' http://127.0.0.1:$PRODUCER_PORT/v1/events -d @event.json
+  settings console:     http://127.0.0.1:$ADMIN_PORT/console  (admin token: cat $ADMIN_TOKEN_FILE)
   dead letters:         ELS_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT ELS_ADMIN_TOKEN=\$(cat $ADMIN_TOKEN_FILE) $BIN/elsctl dlq list
   logs:                 $RUN_DIR/logs/
 INFO
