@@ -15,4 +15,13 @@ echo "==> building binaries for the end-to-end tests"
 cargo build --workspace --bins
 echo "==> cargo test"
 # End-to-end tests start several processes each; two at a time suits a 2-core machine.
-cargo test --workspace -- --test-threads="${ELS_TEST_THREADS:-2}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo's last lines are the doc-test summaries).
+grep -E '^test result:' "$log" | awk '{ for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+  END { printf "tests: %d passed, %d failed\n", p, f }'
+exit "$status"
