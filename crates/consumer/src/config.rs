@@ -134,8 +134,12 @@ impl Config {
     /// Load from an optional TOML file and the process environment, then validate.
     pub fn load(path: Option<&std::path::Path>) -> Result<Self, ConsumerError> {
         let text = path.map(std::fs::read_to_string).transpose()?;
-        let config: Self = els_model::config::layered(text.as_deref(), "ELS_", std::env::vars())
-            .map_err(|e| ConsumerError::Config(e.to_string()))?;
+        let (config, unknown): (Self, _) =
+            els_model::config::layered(text.as_deref(), "ELS_", std::env::vars())
+                .map_err(|e| ConsumerError::Config(e.to_string()))?;
+        for variable in unknown {
+            tracing::warn!(%variable, "ignoring an ELS_ variable this service does not use");
+        }
         config.validate()?;
         Ok(config)
     }
@@ -212,7 +216,7 @@ mod tests {
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConsumerError> {
         let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        let config: Config = els_model::config::layered(None, "ELS_", vars)
+        let (config, _): (Config, _) = els_model::config::layered(None, "ELS_", vars)
             .map_err(|e| ConsumerError::Config(e.to_string()))?;
         config.validate().map(|_| config)
     }

@@ -12,15 +12,18 @@ use crate::error::ModelError;
 /// Overlay `vars` (name, value) whose names start with `prefix` onto `base` (a JSON object
 /// made from the config struct). Values are converted to the type the field already has:
 /// numbers and booleans are parsed, arrays are comma-separated, optional (null) fields take
-/// the string. Unknown names are errors, so typos do not pass silently.
+/// the string. Bad values are errors naming the variable. Names that match no field are
+/// returned (not applied) so the caller can warn about them: one shell may hold the variables
+/// of several ELS tools (`ELS_ADMIN_URL` is elsctl's, `ELS_ADMIN_TOKEN` the consumer's).
 pub fn overlay_env(
     base: Value,
     prefix: &str,
     vars: impl IntoIterator<Item = (String, String)>,
-) -> Result<Value, ModelError> {
+) -> Result<(Value, Vec<String>), ModelError> {
     let Value::Object(mut root) = base else {
         return Err(ModelError::field("", "configuration must be a table"));
     };
+    let mut unknown = Vec::new();
     for (name, raw) in vars {
         let Some(rest) = name.strip_prefix(prefix) else {
             continue;
@@ -30,19 +33,24 @@ pub fn overlay_env(
             continue;
         }
         let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-        set_path(&mut root, &path, &raw).map_err(|msg| ModelError::field(name.clone(), msg))?;
+        match set_path(&mut root, &path, &raw) {
+            Ok(true) => {}
+            Ok(false) => unknown.push(name),
+            Err(msg) => return Err(ModelError::field(name.clone(), msg)),
+        }
     }
-    Ok(Value::Object(root))
+    Ok((Value::Object(root), unknown))
 }
 
-fn set_path(table: &mut Map<String, Value>, path: &[String], raw: &str) -> Result<(), String> {
+/// Set the field at `path`; `Ok(false)` when there is no such field.
+fn set_path(table: &mut Map<String, Value>, path: &[String], raw: &str) -> Result<bool, String> {
     let (first, rest) = path.split_first().ok_or("empty variable name")?;
-    let slot = table
-        .get_mut(first)
-        .ok_or_else(|| format!("no configuration field `{first}`"))?;
+    let Some(slot) = table.get_mut(first) else {
+        return Ok(false);
+    };
     if rest.is_empty() {
         *slot = convert(slot, raw)?;
-        return Ok(());
+        return Ok(true);
     }
     match slot {
         Value::Object(inner) => set_path(inner, rest, raw),
@@ -77,12 +85,13 @@ fn convert(current: &Value, raw: &str) -> Result<Value, String> {
 }
 
 /// Build a config: `T::default()`, then the TOML text (if any), then `ELS_*`-style variables.
-/// Errors name the file field or the variable.
+/// Errors name the file field or the variable; also returns the variables that matched no
+/// field (for a warning).
 pub fn layered<T>(
     file_text: Option<&str>,
     prefix: &str,
     vars: impl IntoIterator<Item = (String, String)>,
-) -> Result<T, ModelError>
+) -> Result<(T, Vec<String>), ModelError>
 where
     T: Default + serde::Serialize + serde::de::DeserializeOwned,
 {
@@ -96,13 +105,14 @@ where
         None => T::default(),
     };
     let base = serde_json::to_value(from_file).map_err(|e| ModelError::field("", e.to_string()))?;
-    let merged = overlay_env(base, prefix, vars)?;
-    serde_path_to_error::deserialize(merged).map_err(|e| {
+    let (merged, unknown) = overlay_env(base, prefix, vars)?;
+    let config = serde_path_to_error::deserialize(merged).map_err(|e| {
         ModelError::field(
             format!("{prefix}{}", e.path().to_string().to_ascii_uppercase()),
             e.inner().to_string(),
         )
-    })
+    })?;
+    Ok((config, unknown))
 }
 
 #[cfg(test)]
@@ -124,7 +134,8 @@ mod tests {
             ("OTHER", "ignored"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()));
-        let out = overlay_env(base, "ELS_", vars).unwrap();
+        let (out, unknown) = overlay_env(base, "ELS_", vars).unwrap();
+        assert!(unknown.is_empty());
         assert_eq!(
             out,
             json!({"brokers": "b:2", "workers": 8, "gzip": true, "tags": ["x", "y"], "opt": "z",
@@ -142,7 +153,9 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field_name(), Some("ELS_WORKERS"));
-        let err = overlay_env(base, "ELS_", [("ELS_WORKRS".into(), "1".into())]).unwrap_err();
-        assert!(err.to_string().contains("no configuration field"), "{err}");
+        let (out, unknown) =
+            overlay_env(base.clone(), "ELS_", [("ELS_WORKRS".into(), "1".into())]).unwrap();
+        assert_eq!(out, base, "an unknown name changes nothing");
+        assert_eq!(unknown, vec!["ELS_WORKRS".to_string()]);
     }
 }

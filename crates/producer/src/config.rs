@@ -38,8 +38,12 @@ impl Config {
     /// Load from an optional TOML file and the process environment.
     pub fn load(path: Option<&std::path::Path>) -> Result<Self, ProducerError> {
         let text = path.map(std::fs::read_to_string).transpose()?;
-        let config: Self = els_model::config::layered(text.as_deref(), "ELS_", std::env::vars())
-            .map_err(|e| ProducerError::Config(e.to_string()))?;
+        let (config, unknown): (Self, _) =
+            els_model::config::layered(text.as_deref(), "ELS_", std::env::vars())
+                .map_err(|e| ProducerError::Config(e.to_string()))?;
+        for variable in unknown {
+            tracing::warn!(%variable, "ignoring an ELS_ variable this service does not use");
+        }
         config.validate()?;
         Ok(config)
     }
