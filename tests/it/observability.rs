@@ -266,6 +266,7 @@ impl FaultyPipeline {
                 ("ELS_SSRF_ALLOW", "127.0.0.1"),
                 // Settings come from the file only: no settings topic, no master key needed.
                 ("ELS_SETTINGS_TOPIC", ""),
+                ("ELS_METRICS_ORG_LABELS", "5"),
                 ("ELS_RETRY_INITIAL_MS", "100"),
                 ("ELS_RETRY_MAX_INTERVAL_MS", "400"),
                 ("ELS_RETRY_MAX_ELAPSED_MS", "2000"),

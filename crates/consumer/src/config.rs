@@ -74,6 +74,9 @@ pub struct Config {
     pub park_after_ms: u64,
     /// Longest a fetch may wait at the broker for data (latency when traffic is light).
     pub fetch_wait_max_ms: u64,
+    /// Per-org metric series (`els_org_events_total`) for at most this many orgs, the rest
+    /// as `__other__`; 0 = off (org ids as labels are opt-in).
+    pub metrics_org_labels: usize,
 }
 
 impl Default for Config {
@@ -107,6 +110,7 @@ impl Default for Config {
             max_concurrent_requests: 256,
             park_after_ms: 100,
             fetch_wait_max_ms: 20,
+            metrics_org_labels: 0,
         }
     }
 }

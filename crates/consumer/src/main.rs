@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let store =
         Store::open(&pipeline::data_path(&config)).context("opening the dead-letter store")?;
-    let metrics = Metrics::new();
+    let metrics = Metrics::new().with_org_labels(config.metrics_org_labels);
     metrics.init_known_series(&els_consumer::dlq::Reason::ALL.map(|r| r.as_str()));
     metrics.dead_letters.set(store.count() as i64);
     let (status, done_rx) = pipeline::prepare(&config, settings, store, metrics)?;

@@ -4,6 +4,9 @@
 //! Reconciliation: `consumed = delivered + filtered + dead_lettered + parked-and-pending +
 //! in flight`. A retried event is counted in `retries`, never as dropped.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -28,6 +31,57 @@ pub struct Metrics {
     pub lag: IntGaugeVec,
     pub replayed: IntCounter,
     pub store_errors: IntCounter,
+    /// Per-org outcomes (`els_org_events_total{org, outcome}`), only when enabled.
+    org_events: IntCounterVec,
+    org_labels: Arc<OrgLabels>,
+}
+
+/// The bounded set of org label values: the first `max` orgs seen get their own value, every
+/// later org counts as `__other__`. `max = 0` turns per-org series off.
+#[derive(Default)]
+struct OrgLabels {
+    max: usize,
+    known: Mutex<HashSet<String>>,
+}
+
+/// Label value for orgs beyond the per-org label budget.
+pub const OTHER_ORGS: &str = "__other__";
+
+impl OrgLabels {
+    fn label(&self, org: &str) -> Option<String> {
+        if self.max == 0 {
+            return None;
+        }
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known.contains(org) {
+            return Some(org.to_string());
+        }
+        if known.len() < self.max {
+            known.insert(org.to_string());
+            return Some(org.to_string());
+        }
+        Some(OTHER_ORGS.to_string())
+    }
+}
+
+/// What happened to an org's event, for the per-org series.
+#[derive(Debug, Clone, Copy)]
+pub enum OrgOutcome {
+    Delivered,
+    Filtered,
+    DeadLettered,
+    RateLimited,
+}
+
+impl OrgOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            OrgOutcome::Delivered => "delivered",
+            OrgOutcome::Filtered => "filtered",
+            OrgOutcome::DeadLettered => "dead_lettered",
+            OrgOutcome::RateLimited => "rate_limited",
+        }
+    }
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -139,7 +193,37 @@ impl Metrics {
                 "els_store_errors_total",
                 "Failed writes to the dead-letter/park store (offsets are held back)",
             ),
+            org_events: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "els_org_events_total",
+                        "Events per org and outcome (top orgs by first sight, the rest as __other__; off unless metrics_org_labels > 0)",
+                    ),
+                    &["org", "outcome"],
+                )
+                .expect("valid metric"),
+            ),
+            org_labels: Arc::new(OrgLabels::default()),
             registry: r,
+        }
+    }
+
+    /// Turn on per-org series for at most `max` orgs (plus `__other__`).
+    pub fn with_org_labels(mut self, max: usize) -> Self {
+        self.org_labels = Arc::new(OrgLabels {
+            max,
+            known: Mutex::new(HashSet::new()),
+        });
+        self
+    }
+
+    /// Count `n` events of `org` with `outcome` (no-op when per-org series are off).
+    pub fn org_event(&self, org: &str, outcome: OrgOutcome, n: u64) {
+        if let Some(label) = self.org_labels.label(org) {
+            self.org_events
+                .with_label_values(&[label.as_str(), outcome.as_str()])
+                .inc_by(n);
         }
     }
 
@@ -165,5 +249,31 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_org_series_are_off_by_default_and_bounded_when_on() {
+        let off = Metrics::new();
+        off.org_event("org-1", OrgOutcome::Delivered, 1);
+        assert!(!off.render().contains("els_org_events_total{"));
+
+        let on = Metrics::new().with_org_labels(2);
+        for org in ["a", "b", "c", "d", "a"] {
+            on.org_event(org, OrgOutcome::Delivered, 1);
+        }
+        on.org_event("b", OrgOutcome::DeadLettered, 3);
+        let text = on.render();
+        assert!(
+            text.contains(r#"els_org_events_total{org="a",outcome="delivered"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"els_org_events_total{org="b",outcome="dead_lettered"} 3"#));
+        assert!(text.contains(r#"els_org_events_total{org="__other__",outcome="delivered"} 2"#));
+        assert!(!text.contains(r#"org="c""#) && !text.contains(r#"org="d""#));
     }
 }

@@ -283,6 +283,7 @@ impl Loop {
             .is_some_and(|rt| rt.settings.selects(&event));
         if !selected {
             metrics.filtered.inc();
+            metrics.org_event(&event.org_id, crate::metrics::OrgOutcome::Filtered, 1);
             return self.finish_offset(partition, offset);
         }
         let job = Job {

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::dlq::{truncate, DeadLetterV1, Reason, Store, MAX_ERROR_BYTES};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, OrgOutcome};
 use crate::retry::{self, Attempt, Outcome, RetryPolicy};
 use crate::settings::{OrgRuntime, SettingsStore};
 use crate::sink::{self, Sink};
@@ -140,6 +140,7 @@ async fn process(org: &str, jobs: Vec<Job>, shared: &Shared, limiter: &mut Limit
             Some(rt) if rt.settings.selects(&job.event) => selected.push(job),
             _ => {
                 shared.metrics.filtered.inc();
+                shared.metrics.org_event(org, OrgOutcome::Filtered, 1);
                 finish(shared, &job);
             }
         }
@@ -258,6 +259,9 @@ fn delivered(shared: &Shared, jobs: &[Job]) {
         let latency = (now - job.event.timestamp).num_milliseconds().max(0) as f64 / 1000.0;
         shared.metrics.delivery_latency.observe(latency);
         shared.metrics.delivered.inc();
+        shared
+            .metrics
+            .org_event(&job.event.org_id, OrgOutcome::Delivered, 1);
         finish(shared, job);
     }
 }
@@ -306,6 +310,9 @@ pub async fn dead_letter(
         .with_label_values(&[reason.as_str()])
         .inc_by(jobs.len() as u64);
     for job in &jobs {
+        shared
+            .metrics
+            .org_event(&job.event.org_id, OrgOutcome::DeadLettered, 1);
         finish(shared, job);
     }
 }
@@ -365,6 +372,9 @@ impl Limiter {
                 continue;
             }
             shared.metrics.rate_limited.inc();
+            shared
+                .metrics
+                .org_event(&job.event.org_id, OrgOutcome::RateLimited, 1);
             match limit.policy {
                 LimitPolicy::DeadLetter => excess.push(job),
                 LimitPolicy::Delay if admitted.is_empty() => {
