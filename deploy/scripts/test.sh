@@ -18,7 +18,8 @@ echo "==> cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$log"
+# A hard bound, so a hung test fails the run instead of stalling it.
+timeout --kill-after=30s 40m cargo test --workspace -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo's last lines are the doc-test summaries).

@@ -72,7 +72,7 @@ fn failed_event(org: &str) -> Value {
 }
 
 async fn api_get(admin_url: &str, path: &str) -> Value {
-    reqwest::Client::new()
+    http()
         .get(format!("{admin_url}{path}"))
         .bearer_auth(ADMIN_TOKEN)
         .timeout(Duration::from_secs(10))

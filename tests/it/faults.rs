@@ -151,7 +151,7 @@ async fn broker_restart_during_produce_and_consume_loses_nothing_acknowledged() 
     broker.proc.kill9();
     let down_at = Instant::now();
     // While the broker is down the ingest API refuses with 503 (never a false 202).
-    let client = reqwest::Client::new();
+    let client = http();
     let r = client
         .post(format!("{}/v1/events", producer.url))
         .json(&demo_events(1, 5, 22))
@@ -336,9 +336,7 @@ async fn full_dead_letter_disk_holds_offsets_and_reports_unready() {
         "consumer reports unready",
         Duration::from_secs(60),
         || async {
-            let r = reqwest::get(format!("{}/readyz", consumer.admin_url))
-                .await
-                .ok()?;
+            let r = get(format!("{}/readyz", consumer.admin_url)).await.ok()?;
             (r.status() == 503).then_some(())
         },
     )
@@ -360,9 +358,7 @@ async fn full_dead_letter_disk_holds_offsets_and_reports_unready() {
     // sled keeps an I/O error sticky, so after 30 s of failures liveness fails too and the
     // orchestrator restarts the consumer.
     wait_for("liveness fails", Duration::from_secs(60), || async {
-        let r = reqwest::get(format!("{}/healthz", consumer.admin_url))
-            .await
-            .ok()?;
+        let r = get(format!("{}/healthz", consumer.admin_url)).await.ok()?;
         (r.status() == 503).then_some(())
     })
     .await
@@ -383,12 +379,12 @@ async fn full_dead_letter_disk_holds_offsets_and_reports_unready() {
         "200 dead letters written and ready again",
         Duration::from_secs(60),
         || async {
-            let ready = reqwest::get(format!("{}/readyz", consumer.admin_url))
+            let ready = get(format!("{}/readyz", consumer.admin_url))
                 .await
                 .ok()?
                 .status()
                 == 200;
-            let list: Value = reqwest::Client::new()
+            let list: Value = http()
                 .get(format!(
                     "{}/v1/dead-letters?org=org-denied",
                     consumer.admin_url
@@ -439,7 +435,7 @@ async fn bad_input_at_every_door_gets_4xx_without_crash_or_enqueue() {
         &[],
     )
     .unwrap();
-    let client = reqwest::Client::new();
+    let client = http();
     let ingest = format!("{}/v1/events", producer.url);
     let before = broker.high_watermarks(TOPIC, 3).unwrap();
     let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
@@ -683,7 +679,7 @@ async fn secrets_canary_and_ssrf_hold_under_faults() {
     .unwrap();
 
     // SSRF matrix, while the SIEMs are failing: every address is refused by test-event.
-    let client = reqwest::Client::new();
+    let client = http();
     let admin = &consumer.admin_url;
     let mut refused = Vec::new();
     for host in [
@@ -726,7 +722,7 @@ async fn secrets_canary_and_ssrf_hold_under_faults() {
 
     // No clear-text canary anywhere ELS writes or answers.
     let needle = CANARY.as_bytes();
-    let metrics = reqwest::get(format!("{admin}/metrics"))
+    let metrics = get(format!("{admin}/metrics"))
         .await
         .unwrap()
         .text()

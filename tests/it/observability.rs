@@ -315,7 +315,7 @@ impl FaultyPipeline {
     }
 
     async fn producer_metric(&self, name: &str) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.producer.url))
+        let text = get(format!("{}/metrics", self.producer.url))
             .await
             .unwrap()
             .text()
@@ -471,7 +471,7 @@ impl Prometheus {
         Ok(Self {
             url: format!("http://127.0.0.1:{port}"),
             _proc: proc,
-            client: reqwest::Client::new(),
+            client: http(),
         })
     }
 
@@ -690,7 +690,7 @@ async fn promql() {
     let all_exprs: String = queries.iter().map(|(_, e)| e.as_str()).collect();
     let mut exposed = BTreeSet::new();
     for url in [&p.consumer.admin_url, &p.producer.url] {
-        let text = reqwest::get(format!("{url}/metrics"))
+        let text = get(format!("{url}/metrics"))
             .await
             .unwrap()
             .text()

@@ -144,7 +144,7 @@ impl ProducerForUrl {
         batch: usize,
         pause: Duration,
     ) -> anyhow::Result<Vec<String>> {
-        let client = reqwest::Client::new();
+        let client = http();
         let mut ids = Vec::new();
         for chunk in events.chunks(batch) {
             let r = client
@@ -226,7 +226,7 @@ async fn unfinished_event_holds_the_offset_across_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_4xx_and_nothing_is_enqueued() {
     let s = stack("badinput", 3).await;
-    let client = reqwest::Client::new();
+    let client = http();
     let url = format!("{}/v1/events", s.producer.url);
     let good = demo_events(1, 1, 3).remove(0);
     let before = s.broker.high_watermarks(TOPIC, 3).unwrap();

@@ -68,7 +68,7 @@ async fn set_settings(dir: &Path, admin_url: &str, org: &str, settings: &Value) 
 }
 
 async fn api_get(admin_url: &str, path: &str) -> (u16, String) {
-    let r = reqwest::Client::new()
+    let r = http()
         .get(format!("{admin_url}{path}"))
         .bearer_auth(ADMIN_TOKEN)
         .send()
@@ -373,7 +373,7 @@ async fn settings_select_headers_template_live_on_two_instances_and_no_clear_sec
     // (d) The canary appears nowhere in clear text.
     let mut places: BTreeMap<String, usize> = BTreeMap::new();
     for c in [&c1, &c2] {
-        let metrics = reqwest::get(format!("{}/metrics", c.admin_url))
+        let metrics = get(format!("{}/metrics", c.admin_url))
             .await
             .unwrap()
             .text()

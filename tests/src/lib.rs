@@ -29,6 +29,20 @@ pub const TEST_MASTER_KEYS: &str =
 /// The HEC token siem-sim accepts by default.
 pub const HEC_TOKEN: &str = "els-demo-token";
 
+/// An HTTP client whose requests give up after 30 s, so a hung server fails a test instead
+/// of hanging it.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_default()
+}
+
+/// GET `url` with [`http`]'s timeout.
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http().get(url).send().await
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -330,7 +344,7 @@ impl Sim {
         Ok(Self {
             url: format!("http://{addr}"),
             proc,
-            client: reqwest::Client::new(),
+            client: http(),
         })
     }
 
@@ -475,7 +489,7 @@ impl ConsumerProc {
     }
 
     pub async fn metrics(&self) -> Result<BTreeMap<String, f64>> {
-        let text = reqwest::get(format!("{}/metrics", self.admin_url))
+        let text = get(format!("{}/metrics", self.admin_url))
             .await?
             .text()
             .await?;
@@ -486,7 +500,7 @@ impl ConsumerProc {
     pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let url = format!("{}/readyz", self.admin_url);
         wait_for("consumer ready", timeout, || async {
-            reqwest::get(&url)
+            get(&url)
                 .await
                 .ok()
                 .filter(|r| r.status().is_success())
@@ -534,7 +548,7 @@ impl ProducerProc {
 
     /// Post `events` in batches, retrying 503s; returns the accepted event ids.
     pub async fn post_all(&self, events: &[Value], batch: usize) -> Result<Vec<String>> {
-        let client = reqwest::Client::new();
+        let client = http();
         let mut ids = Vec::with_capacity(events.len());
         for chunk in events.chunks(batch) {
             let mut tries = 0;

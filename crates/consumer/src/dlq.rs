@@ -5,6 +5,8 @@
 //! sled is single-process: other tools reach the store through the consumer's admin API.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -131,6 +133,14 @@ pub fn truncate(text: &str, max: usize) -> String {
 pub struct Store {
     db: sled::Db,
     dead: sled::Tree,
+    /// Records in `dead`, kept here: sled's `len()` walks the whole tree and, once sled has hit
+    /// an I/O error, never finishes.
+    count: Arc<AtomicUsize>,
+}
+
+/// Keys in `tree`, stopping at the first error.
+pub(crate) fn count_keys(tree: &sled::Tree) -> usize {
+    tree.iter().keys().take_while(Result::is_ok).count()
 }
 
 impl Store {
@@ -141,7 +151,8 @@ impl Store {
             .cache_capacity(16 * 1024 * 1024)
             .open()?;
         let dead = db.open_tree("dead_letters")?;
-        Ok(Self { db, dead })
+        let count = Arc::new(AtomicUsize::new(count_keys(&dead)));
+        Ok(Self { db, dead, count })
     }
 
     pub fn db(&self) -> &sled::Db {
@@ -156,7 +167,9 @@ impl Store {
             let id = self.db.generate_id()?;
             record.id = id;
             let bytes = serde_json::to_vec(&DeadLetter::V1(record))?;
-            self.dead.insert(id.to_be_bytes(), bytes)?;
+            if self.dead.insert(id.to_be_bytes(), bytes)?.is_none() {
+                self.count.fetch_add(1, Ordering::Relaxed);
+            }
             ids.push(id);
         }
         self.dead.flush_async().await?;
@@ -192,12 +205,15 @@ impl Store {
     /// Remove one record (after a replay was acknowledged, or a purge) and flush.
     pub async fn remove(&self, id: u64) -> Result<bool, ConsumerError> {
         let existed = self.dead.remove(id.to_be_bytes())?.is_some();
+        if existed {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
         self.dead.flush_async().await?;
         Ok(existed)
     }
 
     pub fn count(&self) -> usize {
-        self.dead.len()
+        self.count.load(Ordering::Relaxed)
     }
 }
 

@@ -22,6 +22,8 @@ pub struct Park {
     waiting: HashMap<String, OrgPark>,
     /// Kafka offsets parked since the last flush: finished once flushed.
     unflushed: Vec<Done>,
+    /// Records in the tree (counted here: sled's `len()` walks the tree).
+    stored: usize,
 }
 
 #[derive(Default)]
@@ -59,11 +61,13 @@ impl Park {
                 )
             })
             .collect();
+        let stored = crate::dlq::count_keys(&tree);
         Ok(Self {
             tree,
             db: store.db().clone(),
             waiting,
             unflushed: Vec::new(),
+            stored,
         })
     }
 
@@ -82,6 +86,7 @@ impl Park {
         let mut key = prefix(&job.event.org_id);
         key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
         self.tree.insert(key, serde_json::to_vec(&job.event)?)?;
+        self.stored += 1;
         self.waiting
             .entry(job.event.org_id.clone())
             .or_default()
@@ -151,13 +156,15 @@ impl Park {
     }
 
     /// A parked event was delivered or dead-lettered: forget it.
-    pub fn complete(&self, key: &[u8]) -> Result<(), ConsumerError> {
-        self.tree.remove(key)?;
+    pub fn complete(&mut self, key: &[u8]) -> Result<(), ConsumerError> {
+        if self.tree.remove(key)?.is_some() {
+            self.stored = self.stored.saturating_sub(1);
+        }
         Ok(())
     }
 
     /// Records in the park tree (waiting or handed over and not yet finished).
     pub fn stored(&self) -> usize {
-        self.tree.len()
+        self.stored
     }
 }
