@@ -5,6 +5,8 @@ use std::io::Write;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
+
 use els_model::hec::write_envelope;
 use els_model::privacy::{outbound_event, IdentityFields};
 use els_model::settings::EndpointKind;
@@ -123,7 +125,7 @@ impl Sink {
 
     /// Send one request body to the org's endpoint with the org's headers: the one request
     /// path of deliveries and test events.
-    pub async fn exchange(&self, runtime: &OrgRuntime, body: Vec<u8>) -> Result<Exchange, Failure> {
+    pub async fn exchange(&self, runtime: &OrgRuntime, body: Bytes) -> Result<Exchange, Failure> {
         let settings = &runtime.settings;
         let url = reqwest::Url::parse(&settings.url)
             .map_err(|e| Failure::Network(format!("invalid url: {e}")))?;
@@ -147,7 +149,7 @@ impl Sink {
         }
         let body = if self.gzip && settings.endpoint == EndpointKind::Hec {
             request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
-            gzip(&body)
+            Bytes::from(gzip(&body))
         } else {
             body
         };
@@ -171,7 +173,8 @@ impl Sink {
 
     /// Send one request body to the org's endpoint and classify the answer. A destination
     /// refused by the SSRF guard is a permanent failure.
-    pub async fn send(&self, runtime: &OrgRuntime, body: Vec<u8>) -> Attempt {
+    /// `body` is `Bytes` so retries re-send it without copying.
+    pub async fn send(&self, runtime: &OrgRuntime, body: Bytes) -> Attempt {
         let endpoint = match runtime.settings.endpoint {
             EndpointKind::Hec => "hec",
             EndpointKind::Http => "http",
@@ -333,7 +336,7 @@ mod tests {
     async fn loopback_is_refused_unless_allowed() {
         let (url, hits) = server(200, None).await;
         let sink = sink();
-        let attempt = sink.send(&runtime(&url), b"{}".to_vec()).await;
+        let attempt = sink.send(&runtime(&url), Bytes::from_static(b"{}")).await;
         assert_eq!(attempt.verdict, Verdict::Permanent);
         assert_eq!(attempt.status, None);
         assert_eq!(
@@ -342,7 +345,9 @@ mod tests {
         );
         // A name resolving to loopback is refused by the resolver, at connect time.
         let by_name = url.replace("127.0.0.1", "localhost");
-        let attempt = sink.send(&runtime(&by_name), b"{}".to_vec()).await;
+        let attempt = sink
+            .send(&runtime(&by_name), Bytes::from_static(b"{}"))
+            .await;
         assert_eq!(attempt.verdict, Verdict::Permanent, "{}", attempt.detail);
         assert!(
             attempt
@@ -354,7 +359,7 @@ mod tests {
         assert_eq!(hits.load(Ordering::SeqCst), 0);
 
         sink.set_ssrf_policy(SsrfPolicy::parse(&["127.0.0.1".into()]).unwrap());
-        let attempt = sink.send(&runtime(&url), b"{}".to_vec()).await;
+        let attempt = sink.send(&runtime(&url), Bytes::from_static(b"{}")).await;
         assert_eq!(attempt.verdict, Verdict::Success);
         assert_eq!(hits.load(Ordering::SeqCst), 1);
     }
@@ -365,7 +370,7 @@ mod tests {
         let (url, hits) = server(302, Some(format!("{target}/internal"))).await;
         let sink = sink();
         sink.set_ssrf_policy(SsrfPolicy::parse(&["127.0.0.1".into()]).unwrap());
-        let attempt = sink.send(&runtime(&url), b"{}".to_vec()).await;
+        let attempt = sink.send(&runtime(&url), Bytes::from_static(b"{}")).await;
         assert_eq!(attempt.status, Some(302));
         assert_eq!(attempt.verdict, Verdict::Permanent);
         assert_eq!(hits.load(Ordering::SeqCst), 1);

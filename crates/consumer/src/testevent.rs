@@ -88,7 +88,7 @@ pub fn body_for(event: &ExecutionEvent, runtime: &OrgRuntime) -> Vec<u8> {
 pub async fn send(sink: &Sink, org: &str, runtime: &OrgRuntime) -> TestResult {
     let body = body_for(&sample_event(org), runtime);
     let started = Instant::now();
-    let answer = sink.exchange(runtime, body).await;
+    let answer = sink.exchange(runtime, body.into()).await;
     let latency_ms = started.elapsed().as_millis() as u64;
     match answer {
         Ok(exchange) => {

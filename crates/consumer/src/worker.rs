@@ -231,6 +231,8 @@ async fn send_with_retry(
     events: usize,
     shared: &Shared,
 ) -> Outcome {
+    // One buffer for every attempt: clones of `Bytes` share it.
+    let body = bytes::Bytes::from(body);
     retry::run(
         &shared.policy,
         &shared.hard_stop,
