@@ -249,13 +249,14 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn three_500s_then_200_is_four_attempts_on_schedule() {
+    /// Run the no-jitter policy over `send`, recording when (since start) each attempt began.
+    async fn timed(
+        mut send: impl FnMut() -> std::future::Ready<Attempt>,
+    ) -> (Outcome, Vec<Duration>) {
         let cancel = tokio_util::sync::CancellationToken::new();
-        let times = Arc::new(Mutex::new(Vec::new()));
         let start = tokio::time::Instant::now();
+        let times = Arc::new(Mutex::new(Vec::new()));
         let t = times.clone();
-        let mut send = scripted(vec![(500, None), (500, None), (500, None), (200, None)]);
         let outcome = run(
             &no_jitter(),
             &cancel,
@@ -266,69 +267,49 @@ mod tests {
             |_, _| {},
         )
         .await;
+        let times = times.lock().unwrap().clone();
+        (outcome, times)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn three_500s_then_200_is_four_attempts_on_schedule() {
+        let (outcome, times) = timed(scripted(vec![
+            (500, None),
+            (500, None),
+            (500, None),
+            (200, None),
+        ]))
+        .await;
         assert_eq!(outcome, Outcome::Delivered { attempts: 4 });
-        let ms: Vec<u128> = times
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_millis())
-            .collect();
+        let ms: Vec<u128> = times.iter().map(|d| d.as_millis()).collect();
         assert_eq!(ms, vec![0, 100, 300, 700]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn retry_after_is_never_undercut() {
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let start = tokio::time::Instant::now();
-        let times = Arc::new(Mutex::new(Vec::new()));
-        let t = times.clone();
-        let mut send = scripted(vec![(429, Some("3")), (200, None)]);
-        let outcome = run(
-            &no_jitter(),
-            &cancel,
-            move || {
-                t.lock().unwrap().push(start.elapsed());
-                send()
-            },
-            |_, _| {},
-        )
-        .await;
+        let (outcome, times) = timed(scripted(vec![(429, Some("3")), (200, None)])).await;
         assert_eq!(outcome, Outcome::Delivered { attempts: 2 });
-        assert!(times.lock().unwrap()[1] >= Duration::from_secs(3));
+        assert!(times[1] >= Duration::from_secs(3));
     }
 
     #[tokio::test(start_paused = true)]
     async fn retry_after_http_date_is_never_undercut() {
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let start = tokio::time::Instant::now();
         let when =
             chrono::DateTime::<chrono::Utc>::from(SystemTime::now() + Duration::from_secs(5))
                 .to_rfc2822();
-        let times = Arc::new(Mutex::new(Vec::new()));
-        let t = times.clone();
         let mut first = true;
-        let outcome = run(
-            &no_jitter(),
-            &cancel,
-            move || {
-                t.lock().unwrap().push(start.elapsed());
-                let status = if std::mem::take(&mut first) { 503 } else { 200 };
-                // The date is relative to wall-clock time, which paused tokio time does not move.
-                std::future::ready(Attempt {
-                    verdict: classify(status, Some(&when), SystemTime::now()),
-                    status: Some(status),
-                    detail: String::new(),
-                })
-            },
-            |_, _| {},
-        )
+        let (outcome, times) = timed(move || {
+            let status = if std::mem::take(&mut first) { 503 } else { 200 };
+            // The date is relative to wall-clock time, which paused tokio time does not move.
+            std::future::ready(Attempt {
+                verdict: classify(status, Some(&when), SystemTime::now()),
+                status: Some(status),
+                detail: String::new(),
+            })
+        })
         .await;
         assert_eq!(outcome, Outcome::Delivered { attempts: 2 });
-        assert!(
-            times.lock().unwrap()[1] >= Duration::from_secs(4),
-            "{:?}",
-            times.lock().unwrap()
-        );
+        assert!(times[1] >= Duration::from_secs(4), "{times:?}");
     }
 
     #[tokio::test(start_paused = true)]
