@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use els_model::hec::{write_envelope, HecOptions};
-use els_model::privacy::{outbound_event, IdentityFields};
+use els_model::privacy::Outbound;
 use els_model::ExecutionEvent;
 use serde::Deserialize;
 use serde_json::Value;
@@ -191,7 +191,12 @@ impl Sim {
 /// HEC options, no custom fields), or one outbound event per body (generic). Returns
 /// `(body, events in it)`.
 pub fn build_bodies(events: &[ExecutionEvent], endpoint: Endpoint) -> Vec<(Vec<u8>, usize)> {
-    let render = |e: &ExecutionEvent| outbound_event(e, IdentityFields::default());
+    fn render(event: &ExecutionEvent) -> Outbound<'_> {
+        Outbound {
+            event,
+            custom_fields: &[],
+        }
+    }
     if endpoint == Endpoint::Generic {
         return events
             .iter()
@@ -208,7 +213,9 @@ pub fn build_bodies(events: &[ExecutionEvent], endpoint: Endpoint) -> Vec<(Vec<u
         let mut body = Vec::new();
         let (mut n, mut bytes) = (0usize, 0usize);
         for e in org_events {
-            write_envelope(&mut body, e, &render(e), &opts);
+            write_envelope(&mut body, e, &opts, |o| {
+                let _ = serde_json::to_writer(o, &render(e));
+            });
             n += 1;
             bytes += payload(e).len();
             if n >= BATCH_MAX_EVENTS || bytes >= BATCH_MAX_BYTES {

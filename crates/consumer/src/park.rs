@@ -141,7 +141,7 @@ impl Park {
             match serde_json::from_slice::<ExecutionEvent>(&value) {
                 Ok(event) => jobs.push(Job {
                     size: value.len(),
-                    event,
+                    event: Box::new(event),
                     origin: Origin::Parked { key: key.to_vec() },
                 }),
                 // Written by us from a valid event; unreadable means corruption: keep it

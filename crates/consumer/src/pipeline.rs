@@ -220,9 +220,15 @@ pub async fn run(
                 Ok(m) => {
                     let partition = m.partition();
                     let offset = m.offset();
-                    let payload = m.payload().unwrap_or_default().to_vec();
+                    // Typed straight from the message's buffer; the bytes are copied only
+                    // when they are not a valid event (to dead-letter them).
+                    let payload = m.payload().unwrap_or_default();
+                    let size = payload.len();
+                    let parsed = serde_json::from_slice::<ExecutionEvent>(payload)
+                        .map(Box::new)
+                        .map_err(|e| (e.to_string(), payload.to_vec()));
                     drop(m);
-                    lp.on_message(partition, offset, payload).await;
+                    lp.on_message(partition, offset, size, parsed).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "kafka receive error");
@@ -264,17 +270,19 @@ pub async fn run(
 }
 
 impl Loop {
-    async fn on_message(&mut self, partition: i32, offset: i64, payload: Vec<u8>) {
+    async fn on_message(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        size: usize,
+        parsed: Result<Box<ExecutionEvent>, (String, Vec<u8>)>,
+    ) {
         let metrics = &self.shared.metrics;
         metrics.consumed.inc();
         self.watermarks.track(partition, offset);
-        let event: ExecutionEvent = match serde_json::from_slice(&payload) {
-            Ok(e) => e,
-            Err(e) => {
-                return self
-                    .invalid(partition, offset, &payload, e.to_string())
-                    .await
-            }
+        let event = match parsed {
+            Ok(event) => event,
+            Err((error, payload)) => return self.invalid(partition, offset, &payload, error).await,
         };
         let selected = self
             .shared
@@ -289,7 +297,7 @@ impl Loop {
         let job = Job {
             event,
             origin: Origin::Kafka { partition, offset },
-            size: payload.len(),
+            size,
         };
         let org = job.event.org_id.clone();
         let job = if self.park.has_waiting(&org) {

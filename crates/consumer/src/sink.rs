@@ -8,10 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 
 use els_model::hec::write_envelope;
-use els_model::privacy::{outbound_event, IdentityFields};
+use els_model::privacy::Outbound;
 use els_model::settings::EndpointKind;
 use els_model::ExecutionEvent;
-use serde_json::Value;
 
 use crate::metrics::Metrics;
 use crate::retry::{classify, Attempt, Verdict};
@@ -21,36 +20,46 @@ use crate::ssrf::{find_refusal, GuardedResolver, Refused, SsrfPolicy};
 /// Most response body bytes read from a SIEM.
 pub const MAX_RESPONSE_BYTES: usize = 20 * 1024;
 
-/// The object sent for `event` under `runtime`'s settings: hashed email, custom key/value
-/// pairs (`${org_id}`/`${user_id}` resolved), then the body template.
-pub fn render_event(event: &ExecutionEvent, runtime: &OrgRuntime) -> Value {
-    let mut body = outbound_event(event, IdentityFields::default());
-    if let Some(obj) = body.as_object_mut() {
-        for field in &runtime.settings.custom_fields {
-            let value = match field.value.as_str() {
-                "${org_id}" => event.org_id.clone(),
-                "${user_id}" => event.user_id.clone(),
-                other => other.to_string(),
-            };
-            obj.insert(field.key.clone(), Value::String(value));
-        }
-    }
+/// Write the value sent for `event` under `runtime`'s settings: the outbound event (hashed
+/// email, custom fields; see [`Outbound`]) inside the org's body template, serialised once
+/// straight into `out`.
+pub fn write_event(out: &mut Vec<u8>, event: &ExecutionEvent, runtime: &OrgRuntime) {
+    let outbound = Outbound {
+        event,
+        custom_fields: &runtime.settings.custom_fields,
+    };
+    // Serialising into a Vec cannot fail.
+    let write = |o: &mut Vec<u8>| {
+        let _ = serde_json::to_writer(o, &outbound);
+    };
     match &runtime.template {
-        Some(t) => t.render(body),
-        None => body,
+        Some(t) => t.write(out, write),
+        None => write(out),
     }
 }
 
-/// The HEC body for a batch: one envelope per event.
-pub fn hec_body(events: &[&ExecutionEvent], runtime: &OrgRuntime) -> Vec<u8> {
-    let mut out = Vec::with_capacity(events.len() * 700);
+/// The body of a one-event request to a generic endpoint.
+pub fn event_body(event: &ExecutionEvent, runtime: &OrgRuntime) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    write_event(&mut out, event, runtime);
+    out
+}
+
+/// Room for one HEC envelope beyond the event's own bytes.
+const ENVELOPE_BYTES: usize = 320;
+
+/// The HEC body for a batch: one envelope per event. `payload_bytes` (the events' size on
+/// the topic) sizes the buffer so it is allocated once.
+pub fn hec_body<'a>(
+    events: impl ExactSizeIterator<Item = &'a ExecutionEvent>,
+    payload_bytes: usize,
+    runtime: &OrgRuntime,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload_bytes + events.len() * ENVELOPE_BYTES);
     for event in events {
-        write_envelope(
-            &mut out,
-            event,
-            &render_event(event, runtime),
-            &runtime.settings.hec,
-        );
+        write_envelope(&mut out, event, &runtime.settings.hec, |o| {
+            write_event(o, event, runtime)
+        });
     }
     out
 }
@@ -278,7 +287,11 @@ mod tests {
     #[test]
     fn ids_only_when_asked_and_template_applied() {
         let mut s = OrgSettings::hec("https://siem.example.com/services/collector/event", "t");
-        let plain = render_event(&event(), &OrgRuntime::new(s.clone()).unwrap());
+        let render = |s: &OrgSettings| -> serde_json::Value {
+            serde_json::from_slice(&event_body(&event(), &OrgRuntime::new(s.clone()).unwrap()))
+                .unwrap()
+        };
+        let plain = render(&s);
         assert!(plain.get("org_id").is_none() && plain.get("user_id").is_none());
         assert_eq!(
             plain["user_email"],
@@ -289,11 +302,12 @@ mod tests {
             value: "${org_id}".into(),
         }];
         s.body_template = Some(r#"{"wrapper":{"e":"${event}"},"v":1}"#.into());
-        let templated = render_event(&event(), &OrgRuntime::new(s).unwrap());
+        let templated = render(&s);
         assert_eq!(templated["v"], 1);
         assert_eq!(templated["wrapper"]["e"]["okta_org"], "org-1");
         let body = hec_body(
-            &[&event(), &event()],
+            [event(), event()].iter(),
+            0,
             &OrgRuntime::new(OrgSettings::hec("https://x/y", "t")).unwrap(),
         );
         assert_eq!(body.iter().filter(|b| **b == b'\n').count(), 2);

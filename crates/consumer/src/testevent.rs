@@ -77,10 +77,8 @@ pub fn sample_event(org: &str) -> ExecutionEvent {
 /// The request body a delivery of `event` alone would have.
 pub fn body_for(event: &ExecutionEvent, runtime: &OrgRuntime) -> Vec<u8> {
     match runtime.settings.endpoint {
-        EndpointKind::Hec => sink::hec_body(&[event], runtime),
-        EndpointKind::Http => {
-            serde_json::to_vec(&sink::render_event(event, runtime)).unwrap_or_default()
-        }
+        EndpointKind::Hec => sink::hec_body(std::iter::once(event), 0, runtime),
+        EndpointKind::Http => sink::event_body(event, runtime),
     }
 }
 

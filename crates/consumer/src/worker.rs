@@ -24,7 +24,8 @@ use crate::sink::{self, Sink};
 /// A consumed event on its way to the org's SIEM.
 #[derive(Debug)]
 pub struct Job {
-    pub event: ExecutionEvent,
+    /// Boxed: jobs move through per-org queues, whose memory is a multiple of a job's size.
+    pub event: Box<ExecutionEvent>,
     pub origin: Origin,
     /// Payload size, for closing batches by bytes.
     pub size: usize,
@@ -182,8 +183,8 @@ async fn deliver_hec(org: &str, jobs: Vec<Job>, runtime: &OrgRuntime, shared: &S
         if shared.hard_stop.is_cancelled() {
             return;
         }
-        let events: Vec<&ExecutionEvent> = batch.iter().map(|j| &j.event).collect();
-        let body = sink::hec_body(&events, runtime);
+        let bytes = batch.iter().map(|j| j.size).sum();
+        let body = sink::hec_body(batch.iter().map(|j| &*j.event), bytes, runtime);
         shared.metrics.batch_size.observe(batch.len() as f64);
         match send_with_retry(org, runtime, body, batch.len(), shared).await {
             Outcome::Delivered { .. } => delivered(shared, &batch),
@@ -210,7 +211,7 @@ async fn deliver_hec(org: &str, jobs: Vec<Job>, runtime: &OrgRuntime, shared: &S
 }
 
 async fn deliver_single(org: &str, job: Job, runtime: &OrgRuntime, shared: &Shared) {
-    let body = serde_json::to_vec(&sink::render_event(&job.event, runtime)).unwrap_or_default();
+    let body = sink::event_body(&job.event, runtime);
     shared.metrics.batch_size.observe(1.0);
     match send_with_retry(org, runtime, body, 1, shared).await {
         Outcome::Delivered { .. } => delivered(shared, std::slice::from_ref(&job)),

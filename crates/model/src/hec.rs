@@ -5,7 +5,6 @@
 //! `sourcetype`, optional `index` and indexed `fields`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::event::ExecutionEvent;
 
@@ -39,44 +38,56 @@ impl Default for HecOptions {
     }
 }
 
+/// The envelope's leading fields; `event` and `fields` are appended after it.
 #[derive(Serialize)]
-struct Envelope<'a> {
+struct Head<'a> {
     time: f64,
     host: &'a str,
     source: &'a str,
     sourcetype: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<&'a str>,
-    event: &'a Value,
-    fields: Fields<'a>,
 }
 
 #[derive(Serialize)]
 struct Fields<'a> {
     event_type: &'static str,
-    event_id: String,
+    event_id: &'a uuid::Uuid,
     flow_id: &'a str,
 }
 
-/// Append one envelope for `event` (whose outbound body is `body`) to `out`, newline-terminated.
-pub fn write_envelope(out: &mut Vec<u8>, event: &ExecutionEvent, body: &Value, opts: &HecOptions) {
-    let envelope = Envelope {
+/// Append one envelope for `event` to `out`, newline-terminated. `body` writes the envelope's
+/// `event` value (one JSON value) straight into `out`.
+pub fn write_envelope(
+    out: &mut Vec<u8>,
+    event: &ExecutionEvent,
+    opts: &HecOptions,
+    body: impl FnOnce(&mut Vec<u8>),
+) {
+    let head = Head {
         time: event.epoch_seconds(),
         host: &event.org_hostname,
         source: &opts.source,
         sourcetype: &opts.sourcetype,
         index: opts.index.as_deref(),
-        event: body,
-        fields: Fields {
-            event_type: event.event_type.as_str(),
-            event_id: event.event_id.to_string(),
-            flow_id: &event.flow_id,
-        },
     };
-    // Serialising a Value-bearing struct to a Vec cannot fail.
-    if serde_json::to_writer(&mut *out, &envelope).is_ok() {
-        out.push(b'\n');
+    let fields = Fields {
+        event_type: event.event_type.as_str(),
+        event_id: &event.event_id,
+        flow_id: &event.flow_id,
+    };
+    let start = out.len();
+    // Serialising these plain structs into a Vec cannot fail; the head ends with its `}`,
+    // which is replaced by the remaining members.
+    if serde_json::to_writer(&mut *out, &head).is_err() || out.pop() != Some(b'}') {
+        out.truncate(start);
+        return;
     }
+    out.extend_from_slice(b",\"event\":");
+    body(out);
+    out.extend_from_slice(b",\"fields\":");
+    let _ = serde_json::to_writer(&mut *out, &fields);
+    out.extend_from_slice(b"}\n");
 }
 
 /// A HEC JSON reply: `{"text":"Success","code":0}`.
@@ -119,6 +130,7 @@ pub fn classify_code(code: i64) -> HecCodeClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn envelope_is_one_json_line() {
@@ -126,8 +138,13 @@ mod tests {
             serde_json::from_value(crate::event::tests::sample_json()).unwrap();
         let mut out = Vec::new();
         let body = serde_json::json!({"k": "v\n\"quoted\""});
-        write_envelope(&mut out, &event, &body, &HecOptions::default());
-        write_envelope(&mut out, &event, &body, &HecOptions::default());
+        let write = |o: &mut Vec<u8>| serde_json::to_writer(o, &body).unwrap();
+        write_envelope(&mut out, &event, &HecOptions::default(), write);
+        let opts = HecOptions {
+            index: Some("main".into()),
+            ..HecOptions::default()
+        };
+        write_envelope(&mut out, &event, &opts, write);
         let parsed: Vec<Value> = serde_json::Deserializer::from_slice(&out)
             .into_iter()
             .collect::<Result<_, _>>()
@@ -137,6 +154,13 @@ mod tests {
         assert_eq!(parsed[0]["time"], 1_795_568_523.456);
         assert_eq!(parsed[0]["host"], "acme.example.com");
         assert_eq!(parsed[0]["fields"]["event_type"], "FLOW_FAILED");
+        assert_eq!(
+            parsed[0]["fields"]["event_id"],
+            "5f0c6f7e-8a41-4d57-9a7d-1f0e2c3b4a59"
+        );
+        assert!(parsed[0].get("index").is_none());
+        assert_eq!(parsed[1]["index"], "main");
+        assert_eq!(parsed[1]["event"], body);
     }
 
     #[test]

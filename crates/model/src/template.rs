@@ -2,6 +2,11 @@
 //! object goes. The template is parsed once and the event is substituted structurally (as a
 //! JSON value at a path), never by pasting strings, so nothing inside an event (quotes,
 //! `${event}`, newlines) can change the body's structure.
+//!
+//! For speed the parsed template is kept as the text before and after the placeholder's
+//! value, cut from the template's own serialisation: a body is then `before`, the event
+//! serialised as one JSON value, `after`; the event is written once, with no intermediate
+//! tree.
 
 use serde_json::Value;
 
@@ -16,11 +21,11 @@ enum Step {
     Index(usize),
 }
 
-/// A parsed body template.
-#[derive(Debug, Clone, PartialEq)]
+/// A parsed body template: the JSON text around the placeholder's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyTemplate {
-    root: Value,
-    path: Vec<Step>,
+    before: String,
+    after: String,
 }
 
 impl BodyTemplate {
@@ -31,10 +36,7 @@ impl BodyTemplate {
         let mut found = Vec::new();
         find_placeholders(&root, &mut Vec::new(), &mut found);
         match found.len() {
-            1 => Ok(Self {
-                root,
-                path: found.remove(0),
-            }),
+            1 => Ok(Self::split(root, &found[0])),
             0 => Err(ModelError::field(
                 field,
                 format!("must contain the string \"{PLACEHOLDER}\" as a whole JSON value"),
@@ -46,11 +48,16 @@ impl BodyTemplate {
         }
     }
 
-    /// The body with `event` in place of the placeholder.
-    pub fn render(&self, event: Value) -> Value {
-        let mut out = self.root.clone();
-        let mut slot = &mut out;
-        for step in &self.path {
+    /// Cut the serialised template at the placeholder's value. The value is first replaced
+    /// by a marker string that occurs nowhere in the template, so the cut is unambiguous.
+    fn split(mut root: Value, path: &[Step]) -> Self {
+        let original = root.to_string();
+        let marker = (0u32..)
+            .map(|n| format!("els-event-slot-{n}"))
+            .find(|m| !original.contains(m.as_str()))
+            .unwrap_or_default();
+        let mut slot = &mut root;
+        for step in path {
             slot = match (step, slot) {
                 (Step::Key(k), Value::Object(map)) => map.entry(k.clone()).or_insert(Value::Null),
                 (Step::Index(i), Value::Array(items)) => &mut items[*i],
@@ -58,8 +65,21 @@ impl BodyTemplate {
                 (_, other) => other,
             };
         }
-        *slot = event;
-        out
+        *slot = Value::String(marker.clone());
+        let text = root.to_string();
+        let quoted = format!("\"{marker}\"");
+        let at = text.find(&quoted).unwrap_or(text.len());
+        Self {
+            before: text[..at].to_string(),
+            after: text[(at + quoted.len()).min(text.len())..].to_string(),
+        }
+    }
+
+    /// Write the body with the JSON value written by `event` in place of the placeholder.
+    pub fn write(&self, out: &mut Vec<u8>, event: impl FnOnce(&mut Vec<u8>)) {
+        out.extend_from_slice(self.before.as_bytes());
+        event(out);
+        out.extend_from_slice(self.after.as_bytes());
     }
 }
 
@@ -90,13 +110,26 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
+    fn render(t: &BodyTemplate, event: &Value) -> Value {
+        let mut out = Vec::new();
+        t.write(&mut out, |o| serde_json::to_writer(o, event).unwrap());
+        serde_json::from_slice(&out).unwrap()
+    }
+
     #[test]
     fn substitutes_structurally() {
         let t = BodyTemplate::parse(r#"{"source":"els","data":["x","${event}"]}"#, "t").unwrap();
         let ev = json!({"msg": "\"},${event}{\""});
+        assert_eq!(render(&t, &ev), json!({"source":"els","data":["x", ev]}));
+        // The marker must not collide with template text that looks like it.
+        let t = BodyTemplate::parse(
+            r#"{"els-event-slot-0":"els-event-slot-0","e":"${event}"}"#,
+            "t",
+        )
+        .unwrap();
         assert_eq!(
-            t.render(ev.clone()),
-            json!({"source":"els","data":["x", ev]})
+            render(&t, &json!(1)),
+            json!({"els-event-slot-0":"els-event-slot-0","e":1})
         );
     }
 
@@ -141,9 +174,7 @@ mod tests {
             let text = serde_json::to_string(&Value::Object(obj.clone())).unwrap();
             // Only templates with exactly one placeholder are valid.
             let Ok(t) = BodyTemplate::parse(&text, "t") else { return Ok(()); };
-            let out = t.render(event.clone());
-            let bytes = serde_json::to_vec(&out).unwrap();
-            let reparsed: Value = serde_json::from_slice(&bytes).unwrap();
+            let reparsed = render(&t, &event);
             prop_assert_eq!(&reparsed["event_slot"], &event);
             for (k, v) in obj.iter().filter(|(k, _)| k.as_str() != "event_slot") {
                 prop_assert_eq!(&reparsed[k], v);
