@@ -106,7 +106,7 @@ pub fn prepare(
     settings: SettingsStore,
     store: Store,
     metrics: Metrics,
-) -> Result<(Arc<Status>, mpsc::UnboundedReceiver<Done>), ConsumerError> {
+) -> Result<(Arc<Status>, mpsc::UnboundedReceiver<Vec<Done>>), ConsumerError> {
     let sink = Sink::new(
         Duration::from_millis(config.request_timeout_ms),
         config.gzip,
@@ -157,7 +157,7 @@ struct Loop {
 pub async fn run(
     config: Config,
     status: Arc<Status>,
-    mut done_rx: mpsc::UnboundedReceiver<Done>,
+    mut done_rx: mpsc::UnboundedReceiver<Vec<Done>>,
     cancel: CancellationToken,
 ) -> Result<(), ConsumerError> {
     let consumer: StreamConsumer<Context> = ClientConfig::new()
@@ -214,7 +214,7 @@ pub async fn run(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
-            Some(done) = done_rx.recv() => lp.on_done(done),
+            Some(done) = done_rx.recv() => lp.on_done_all(done),
             _ = tick.tick() => lp.housekeeping().await,
             msg = consumer.recv(), if can_read => match msg {
                 Ok(m) => {
@@ -248,7 +248,7 @@ pub async fn run(
     loop {
         tokio::select! {
             biased;
-            Some(done) = done_rx.recv() => lp.on_done(done),
+            Some(done) = done_rx.recv() => lp.on_done_all(done),
             _ = &mut closing => break,
             _ = tokio::time::sleep_until(deadline), if !shared.hard_stop.is_cancelled() => {
                 tracing::warn!("grace period over; leaving unfinished events for redelivery");
@@ -257,7 +257,7 @@ pub async fn run(
         }
     }
     while let Ok(done) = done_rx.try_recv() {
-        lp.on_done(done);
+        lp.on_done_all(done);
     }
     lp.flush_park().await;
     lp.store_offsets();
@@ -350,6 +350,12 @@ impl Loop {
                 .with_label_values(&[Reason::InvalidEvent.as_str()])
                 .inc();
             self.finish_offset(partition, offset);
+        }
+    }
+
+    fn on_done_all(&mut self, done: Vec<Done>) {
+        for d in done {
+            self.on_done(d);
         }
     }
 

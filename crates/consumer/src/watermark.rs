@@ -5,13 +5,14 @@
 //! Kafka offsets are not dense (compaction, transaction markers), so the watermark tracks the
 //! offsets actually consumed rather than assuming `offset + 1` follows `offset`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 
 /// One partition's consumed-but-unfinished offsets.
 #[derive(Debug, Default)]
 pub struct PartitionWatermark {
-    /// Consumed offsets in order; `true` once finished.
-    pending: BTreeMap<i64, bool>,
+    /// Consumed offsets in ascending order; `true` once finished. Offsets arrive ascending, so
+    /// tracking appends and advancing pops from the front; finishing is a binary search.
+    pending: VecDeque<(i64, bool)>,
     /// The next offset to store: one past the highest contiguous finished offset.
     committable: Option<i64>,
     /// Entries of `pending` not yet finished (kept so `in_flight` is O(1) on the hot path).
@@ -21,30 +22,38 @@ pub struct PartitionWatermark {
 impl PartitionWatermark {
     /// Record that `offset` was consumed and is now in flight.
     pub fn track(&mut self, offset: i64) {
-        if let std::collections::btree_map::Entry::Vacant(slot) = self.pending.entry(offset) {
-            slot.insert(false);
-            self.unfinished += 1;
+        match self.pending.back() {
+            Some(&(last, _)) if offset <= last => {
+                // Consumed again after a seek: keep the order, never track twice.
+                if let Err(at) = self.search(offset) {
+                    self.pending.insert(at, (offset, false));
+                    self.unfinished += 1;
+                }
+            }
+            _ => {
+                self.pending.push_back((offset, false));
+                self.unfinished += 1;
+            }
         }
+    }
+
+    fn search(&self, offset: i64) -> Result<usize, usize> {
+        self.pending.binary_search_by_key(&offset, |&(o, _)| o)
     }
 
     /// Mark `offset` finished. Returns the new committable position (next offset to consume)
     /// when it advanced. Unknown offsets (e.g. from before a rebalance) are ignored.
     pub fn finish(&mut self, offset: i64) -> Option<i64> {
-        match self.pending.get_mut(&offset) {
-            Some(done) if !*done => {
-                *done = true;
-                self.unfinished -= 1;
-            }
-            Some(_) => {}
-            None => return None,
+        let at = self.search(offset).ok()?;
+        let done = &mut self.pending[at].1;
+        if !*done {
+            *done = true;
+            self.unfinished -= 1;
         }
         let mut advanced = None;
-        while let Some(entry) = self.pending.first_entry() {
-            if !*entry.get() {
-                break;
-            }
-            advanced = Some(*entry.key() + 1);
-            entry.remove();
+        while let Some(&(first, true)) = self.pending.front() {
+            advanced = Some(first + 1);
+            self.pending.pop_front();
         }
         if advanced.is_some() {
             self.committable = advanced;
@@ -61,7 +70,7 @@ impl PartitionWatermark {
     pub fn lowest_pending(&self) -> Option<i64> {
         self.pending
             .iter()
-            .find(|(_, done)| !**done)
+            .find(|(_, done)| !*done)
             .map(|(o, _)| *o)
     }
 
@@ -139,6 +148,20 @@ mod tests {
         assert_eq!(w.finish(99), None);
         assert_eq!(w.finish(7), None);
         assert_eq!(w.finish(3), Some(8));
+    }
+
+    #[test]
+    fn offsets_seen_again_or_out_of_order_are_tracked_once_in_order() {
+        let mut w = PartitionWatermark::default();
+        for o in [5, 3, 5, 4, 3] {
+            w.track(o);
+        }
+        assert_eq!(w.in_flight(), 3);
+        assert_eq!(w.lowest_pending(), Some(3));
+        assert_eq!(w.finish(4), None);
+        assert_eq!(w.finish(3), Some(5));
+        assert_eq!(w.finish(5), Some(6));
+        assert_eq!(w.in_flight(), 0);
     }
 
     #[test]

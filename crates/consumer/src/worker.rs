@@ -59,7 +59,8 @@ pub struct Shared {
     pub batch_max_events: usize,
     pub linger: Duration,
     pub idle: Duration,
-    pub done: mpsc::UnboundedSender<Done>,
+    /// Finished jobs, a batch per send (one wake-up of the consume loop per batch).
+    pub done: mpsc::UnboundedSender<Vec<Done>>,
     /// Fired when the shutdown grace period is over: stop retrying, leave work unfinished.
     pub hard_stop: CancellationToken,
     /// Set while the dead-letter store refuses writes (readiness reports it).
@@ -135,16 +136,18 @@ async fn collect_batch(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, shared
 
 async fn process(org: &str, jobs: Vec<Job>, shared: &Shared, limiter: &mut Limiter) {
     let runtime = shared.settings.get(org);
-    let mut selected = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        match &runtime {
-            Some(rt) if rt.settings.selects(&job.event) => selected.push(job),
-            _ => {
-                shared.metrics.filtered.inc();
-                shared.metrics.org_event(org, OrgOutcome::Filtered, 1);
-                finish(shared, &job);
-            }
-        }
+    // Settings may have changed since the consume loop selected these events.
+    let (selected, filtered): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|job| {
+        runtime
+            .as_ref()
+            .is_some_and(|rt| rt.settings.selects(&job.event))
+    });
+    if !filtered.is_empty() {
+        shared.metrics.filtered.inc_by(filtered.len() as u64);
+        shared
+            .metrics
+            .org_event(org, OrgOutcome::Filtered, filtered.len() as u64);
+        finish(shared, &filtered);
     }
     let Some(runtime) = runtime else { return };
     if selected.is_empty() {
@@ -250,23 +253,33 @@ async fn send_with_retry(
     .await
 }
 
-fn finish(shared: &Shared, job: &Job) {
-    let _ = shared.done.send(Done {
-        origin: job.origin.clone(),
-    });
+/// Report `jobs` finished to the consume loop, in one message.
+fn finish<'a>(shared: &Shared, jobs: impl IntoIterator<Item = &'a Job>) {
+    let done: Vec<Done> = jobs
+        .into_iter()
+        .map(|job| Done {
+            origin: job.origin.clone(),
+        })
+        .collect();
+    if !done.is_empty() {
+        let _ = shared.done.send(done);
+    }
 }
 
+/// `jobs` (all of one org) reached the SIEM.
 fn delivered(shared: &Shared, jobs: &[Job]) {
-    let now = Utc::now();
+    let Some(first) = jobs.first() else { return };
+    let now = Utc::now().timestamp_millis();
     for job in jobs {
-        let latency = (now - job.event.timestamp).num_milliseconds().max(0) as f64 / 1000.0;
+        let latency = (now - job.event.timestamp.timestamp_millis()).max(0) as f64 / 1000.0;
         shared.metrics.delivery_latency.observe(latency);
-        shared.metrics.delivered.inc();
-        shared
-            .metrics
-            .org_event(&job.event.org_id, OrgOutcome::Delivered, 1);
-        finish(shared, job);
     }
+    let n = jobs.len() as u64;
+    shared.metrics.delivered.inc_by(n);
+    shared
+        .metrics
+        .org_event(&first.event.org_id, OrgOutcome::Delivered, n);
+    finish(shared, jobs);
 }
 
 /// Durably dead-letter `jobs`, then finish them. A failing store is retried (offsets stay
@@ -316,8 +329,8 @@ pub async fn dead_letter(
         shared
             .metrics
             .org_event(&job.event.org_id, OrgOutcome::DeadLettered, 1);
-        finish(shared, job);
     }
+    finish(shared, &jobs);
 }
 
 /// Write records to the store, retrying until it succeeds; false on hard stop.
