@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use els_model::hec::{write_envelope, HecOptions};
-use els_model::privacy::Outbound;
+use els_model::privacy::write_outbound;
+use els_model::topic::TopicEvent;
 use els_model::ExecutionEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{BenchError, Result};
 use crate::procs::{free_port, sibling_bin, wait_port, Proc};
-use crate::workload::{payload, Endpoint};
+use crate::workload::Endpoint;
 
 /// The HEC token siem-sim accepts by default.
 pub const HEC_TOKEN: &str = "els-demo-token";
@@ -191,21 +192,23 @@ impl Sim {
 /// HEC options, no custom fields), or one outbound event per body (generic). Returns
 /// `(body, events in it)`.
 pub fn build_bodies(events: &[ExecutionEvent], endpoint: Endpoint) -> Vec<(Vec<u8>, usize)> {
-    fn render(event: &ExecutionEvent) -> Outbound<'_> {
-        Outbound {
-            event,
-            custom_fields: &[],
-        }
-    }
+    let events: Vec<TopicEvent> = events
+        .iter()
+        .filter_map(|e| TopicEvent::from_event(e).ok())
+        .collect();
     if endpoint == Endpoint::Generic {
         return events
             .iter()
-            .map(|e| (serde_json::to_vec(&render(e)).unwrap_or_default(), 1))
+            .map(|e| {
+                let mut out = Vec::with_capacity(e.len());
+                write_outbound(&mut out, e, &[]);
+                (out, 1)
+            })
             .collect();
     }
-    let mut by_org: BTreeMap<&str, Vec<&ExecutionEvent>> = BTreeMap::new();
-    for e in events {
-        by_org.entry(&e.org_id).or_default().push(e);
+    let mut by_org: BTreeMap<&str, Vec<&TopicEvent>> = BTreeMap::new();
+    for e in &events {
+        by_org.entry(e.org_id()).or_default().push(e);
     }
     let opts = HecOptions::default();
     let mut bodies = Vec::new();
@@ -213,11 +216,9 @@ pub fn build_bodies(events: &[ExecutionEvent], endpoint: Endpoint) -> Vec<(Vec<u
         let mut body = Vec::new();
         let (mut n, mut bytes) = (0usize, 0usize);
         for e in org_events {
-            write_envelope(&mut body, e, &opts, |o| {
-                let _ = serde_json::to_writer(o, &render(e));
-            });
+            write_envelope(&mut body, e, &opts, |o| write_outbound(o, e, &[]));
             n += 1;
-            bytes += payload(e).len();
+            bytes += e.len();
             if n >= BATCH_MAX_EVENTS || bytes >= BATCH_MAX_BYTES {
                 bodies.push((std::mem::take(&mut body), n));
                 (n, bytes) = (0, 0);

@@ -77,6 +77,9 @@ pub struct Config {
     /// Per-org metric series (`els_org_events_total`) for at most this many orgs, the rest
     /// as `__other__`; 0 = off (org ids as labels are opt-in).
     pub metrics_org_labels: usize,
+    /// Threads of the async runtime: 1 runs everything on one thread (the leanest per event);
+    /// more spread delivery work (e.g. TLS) over cores.
+    pub worker_threads: usize,
 }
 
 impl Default for Config {
@@ -111,6 +114,7 @@ impl Default for Config {
             park_after_ms: 100,
             fetch_wait_max_ms: 20,
             metrics_org_labels: 0,
+            worker_threads: 1,
         }
     }
 }
@@ -172,6 +176,7 @@ impl Config {
             ("org_queue_capacity", self.org_queue_capacity),
             ("max_in_flight", self.max_in_flight),
             ("max_concurrent_requests", self.max_concurrent_requests),
+            ("worker_threads", self.worker_threads),
         ] {
             if value == 0 {
                 return bad(field, "must be at least 1");

@@ -37,7 +37,7 @@ impl Dispatcher {
     /// Queue `job` on its org's worker without waiting.
     pub fn try_dispatch(&mut self, mut job: Job) -> Result<(), Rejected> {
         loop {
-            let org = job.event.org_id.clone();
+            let org = job.event.org_id().to_string();
             let tx = match self.orgs.get(&org) {
                 Some(tx) if !tx.is_closed() => tx,
                 _ => {
@@ -71,7 +71,7 @@ impl Dispatcher {
             Ok(()) => return Ok(()),
             Err(Rejected::Full(job)) => *job,
         };
-        let Some(tx) = self.orgs.get(&job.event.org_id).cloned() else {
+        let Some(tx) = self.orgs.get(job.event.org_id()).cloned() else {
             return Err(job);
         };
         match tx.send_timeout(job, wait).await {
@@ -88,7 +88,7 @@ impl Dispatcher {
             match self.try_dispatch(job) {
                 Ok(()) => return,
                 Err(Rejected::Full(j)) => {
-                    let tx = self.orgs[&j.event.org_id].clone();
+                    let tx = self.orgs[j.event.org_id()].clone();
                     match tx.send(*j).await {
                         Ok(()) => return,
                         Err(mpsc::error::SendError(j)) => job = j,

@@ -26,8 +26,7 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -37,6 +36,22 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
     tracing::info!(?config, "starting els-consumer");
+    // One thread by default: no cross-thread wake-ups per event (measured in BENCHMARKS.md);
+    // scale with more instances in the group, or more threads.
+    let runtime = if config.worker_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.worker_threads)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
     let file = SettingsFile::read(&config.settings_file)?;
     let settings = SettingsStore::from_parsed(&file)?;
     let cancel = CancellationToken::new();

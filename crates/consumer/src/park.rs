@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use els_model::ExecutionEvent;
+use els_model::topic::TopicEvent;
 
 use crate::dlq::Store;
 use crate::error::ConsumerError;
@@ -83,12 +83,12 @@ impl Park {
 
     /// Park a job consumed from Kafka (not yet durable: see [`Park::flush`]).
     pub fn park(&mut self, job: Job) -> Result<(), ConsumerError> {
-        let mut key = prefix(&job.event.org_id);
+        let mut key = prefix(job.event.org_id());
         key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-        self.tree.insert(key, serde_json::to_vec(&job.event)?)?;
+        self.tree.insert(key, job.event.json().as_bytes())?;
         self.stored += 1;
         self.waiting
-            .entry(job.event.org_id.clone())
+            .entry(job.event.org_id().to_string())
             .or_default()
             .waiting += 1;
         if let Origin::Kafka { partition, offset } = job.origin {
@@ -138,7 +138,7 @@ impl Park {
             }
             entry.cursor = Some(key.to_vec());
             entry.waiting = entry.waiting.saturating_sub(1);
-            match serde_json::from_slice::<ExecutionEvent>(&value) {
+            match TopicEvent::parse(&value) {
                 Ok(event) => jobs.push(Job {
                     size: value.len(),
                     event: Box::new(event),

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use els_model::ExecutionEvent;
+use els_model::topic::TopicEvent;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -224,9 +224,9 @@ pub async fn run(
                     // when they are not a valid event (to dead-letter them).
                     let payload = m.payload().unwrap_or_default();
                     let size = payload.len();
-                    let parsed = serde_json::from_slice::<ExecutionEvent>(payload)
+                    let parsed = TopicEvent::parse(payload)
                         .map(Box::new)
-                        .map_err(|e| (e.to_string(), payload.to_vec()));
+                        .map_err(|e| (e.0, payload.to_vec()));
                     drop(m);
                     lp.on_message(partition, offset, size, parsed).await;
                 }
@@ -275,7 +275,7 @@ impl Loop {
         partition: i32,
         offset: i64,
         size: usize,
-        parsed: Result<Box<ExecutionEvent>, (String, Vec<u8>)>,
+        parsed: Result<Box<TopicEvent>, (String, Vec<u8>)>,
     ) {
         let metrics = &self.shared.metrics;
         metrics.consumed.inc();
@@ -287,11 +287,11 @@ impl Loop {
         let selected = self
             .shared
             .settings
-            .get(&event.org_id)
-            .is_some_and(|rt| rt.settings.selects(&event));
+            .get(event.org_id())
+            .is_some_and(|rt| rt.settings.selects(event.event_type, event.flow_id()));
         if !selected {
             metrics.filtered.inc();
-            metrics.org_event(&event.org_id, crate::metrics::OrgOutcome::Filtered, 1);
+            metrics.org_event(event.org_id(), crate::metrics::OrgOutcome::Filtered, 1);
             return self.finish_offset(partition, offset);
         }
         let job = Job {
@@ -299,7 +299,7 @@ impl Loop {
             origin: Origin::Kafka { partition, offset },
             size,
         };
-        let org = job.event.org_id.clone();
+        let org = job.event.org_id().to_string();
         let job = if self.park.has_waiting(&org) {
             job
         } else {

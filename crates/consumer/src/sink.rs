@@ -8,9 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 
 use els_model::hec::write_envelope;
-use els_model::privacy::Outbound;
+use els_model::privacy::write_outbound;
 use els_model::settings::EndpointKind;
-use els_model::ExecutionEvent;
+use els_model::topic::TopicEvent;
 
 use crate::metrics::Metrics;
 use crate::retry::{classify, Attempt, Verdict};
@@ -21,17 +21,10 @@ use crate::ssrf::{find_refusal, GuardedResolver, Refused, SsrfPolicy};
 pub const MAX_RESPONSE_BYTES: usize = 20 * 1024;
 
 /// Write the value sent for `event` under `runtime`'s settings: the outbound event (hashed
-/// email, custom fields; see [`Outbound`]) inside the org's body template, serialised once
-/// straight into `out`.
-pub fn write_event(out: &mut Vec<u8>, event: &ExecutionEvent, runtime: &OrgRuntime) {
-    let outbound = Outbound {
-        event,
-        custom_fields: &runtime.settings.custom_fields,
-    };
-    // Serialising into a Vec cannot fail.
-    let write = |o: &mut Vec<u8>| {
-        let _ = serde_json::to_writer(o, &outbound);
-    };
+/// email, custom fields; see [`write_outbound`]) inside the org's body template, straight
+/// into `out`.
+pub fn write_event(out: &mut Vec<u8>, event: &TopicEvent, runtime: &OrgRuntime) {
+    let write = |o: &mut Vec<u8>| write_outbound(o, event, &runtime.settings.custom_fields);
     match &runtime.template {
         Some(t) => t.write(out, write),
         None => write(out),
@@ -39,7 +32,7 @@ pub fn write_event(out: &mut Vec<u8>, event: &ExecutionEvent, runtime: &OrgRunti
 }
 
 /// The body of a one-event request to a generic endpoint.
-pub fn event_body(event: &ExecutionEvent, runtime: &OrgRuntime) -> Vec<u8> {
+pub fn event_body(event: &TopicEvent, runtime: &OrgRuntime) -> Vec<u8> {
     let mut out = Vec::with_capacity(1024);
     write_event(&mut out, event, runtime);
     out
@@ -51,7 +44,7 @@ const ENVELOPE_BYTES: usize = 320;
 /// The HEC body for a batch: one envelope per event. `payload_bytes` (the events' size on
 /// the topic) sizes the buffer so it is allocated once.
 pub fn hec_body<'a>(
-    events: impl ExactSizeIterator<Item = &'a ExecutionEvent>,
+    events: impl ExactSizeIterator<Item = &'a TopicEvent>,
     payload_bytes: usize,
     runtime: &OrgRuntime,
 ) -> Vec<u8> {
@@ -274,14 +267,15 @@ mod tests {
     use els_model::settings::{CustomField, OrgSettings};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    fn event() -> ExecutionEvent {
-        els_model::ingest::parse_event(serde_json::json!({
+    fn event() -> TopicEvent {
+        let event = els_model::ingest::parse_event(serde_json::json!({
             "event_type": "FLOW_COMPLETE", "execution_id": "0b6b1c9e-2f0a-4a49-8f51-7d1b7e3c9a10",
             "timestamp": "2026-11-25T01:02:03.456Z", "flow_id": "f1", "flow_name": "F",
             "org_id": "org-1", "org_name": "Acme", "org_hostname": "acme.example.com",
             "user_id": "u1", "user_email": "Bob@Example.com"
         }))
-        .unwrap()
+        .unwrap();
+        TopicEvent::from_event(&event).unwrap()
     }
 
     #[test]

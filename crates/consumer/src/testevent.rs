@@ -10,6 +10,7 @@ use chrono::Utc;
 use els_model::event::ExecutionEvent;
 use els_model::privacy::hash_email;
 use els_model::settings::EndpointKind;
+use els_model::topic::TopicEvent;
 use els_model::EventType;
 use serde::Serialize;
 use uuid::Uuid;
@@ -76,6 +77,10 @@ pub fn sample_event(org: &str) -> ExecutionEvent {
 
 /// The request body a delivery of `event` alone would have.
 pub fn body_for(event: &ExecutionEvent, runtime: &OrgRuntime) -> Vec<u8> {
+    let Ok(event) = TopicEvent::from_event(event) else {
+        return Vec::new();
+    };
+    let event = &event;
     match runtime.settings.endpoint {
         EndpointKind::Hec => sink::hec_body(std::iter::once(event), 0, runtime),
         EndpointKind::Http => sink::event_body(event, runtime),

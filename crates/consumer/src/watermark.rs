@@ -37,7 +37,15 @@ impl PartitionWatermark {
         }
     }
 
+    /// Where `offset` is (or would go) in `pending`. Offsets are usually dense, so the
+    /// distance from the first pending offset is tried before a binary search.
     fn search(&self, offset: i64) -> Result<usize, usize> {
+        if let Some(&(first, _)) = self.pending.front() {
+            let guess = usize::try_from(offset - first).unwrap_or(usize::MAX);
+            if self.pending.get(guess).is_some_and(|&(o, _)| o == offset) {
+                return Ok(guess);
+            }
+        }
         self.pending.binary_search_by_key(&offset, |&(o, _)| o)
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use els_model::settings::{EndpointKind, LimitPolicy, Per, RateLimit};
-use els_model::ExecutionEvent;
+use els_model::topic::TopicEvent;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +25,7 @@ use crate::sink::{self, Sink};
 #[derive(Debug)]
 pub struct Job {
     /// Boxed: jobs move through per-org queues, whose memory is a multiple of a job's size.
-    pub event: Box<ExecutionEvent>,
+    pub event: Box<TopicEvent>,
     pub origin: Origin,
     /// Payload size, for closing batches by bytes.
     pub size: usize,
@@ -138,9 +138,10 @@ async fn process(org: &str, jobs: Vec<Job>, shared: &Shared, limiter: &mut Limit
     let runtime = shared.settings.get(org);
     // Settings may have changed since the consume loop selected these events.
     let (selected, filtered): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|job| {
-        runtime
-            .as_ref()
-            .is_some_and(|rt| rt.settings.selects(&job.event))
+        runtime.as_ref().is_some_and(|rt| {
+            rt.settings
+                .selects(job.event.event_type, job.event.flow_id())
+        })
     });
     if !filtered.is_empty() {
         shared.metrics.filtered.inc_by(filtered.len() as u64);
@@ -271,14 +272,14 @@ fn delivered(shared: &Shared, jobs: &[Job]) {
     let Some(first) = jobs.first() else { return };
     let now = Utc::now().timestamp_millis();
     for job in jobs {
-        let latency = (now - job.event.timestamp.timestamp_millis()).max(0) as f64 / 1000.0;
+        let latency = (now - job.event.timestamp_ms).max(0) as f64 / 1000.0;
         shared.metrics.delivery_latency.observe(latency);
     }
     let n = jobs.len() as u64;
     shared.metrics.delivered.inc_by(n);
     shared
         .metrics
-        .org_event(&first.event.org_id, OrgOutcome::Delivered, n);
+        .org_event(first.event.org_id(), OrgOutcome::Delivered, n);
     finish(shared, jobs);
 }
 
@@ -296,8 +297,8 @@ pub async fn dead_letter(
         .iter()
         .map(|job| DeadLetterV1 {
             id: 0,
-            org_id: job.event.org_id.clone(),
-            event: serde_json::to_value(&job.event).unwrap_or_default(),
+            org_id: job.event.org_id().to_string(),
+            event: serde_json::from_str(job.event.json()).unwrap_or_default(),
             reason,
             attempts,
             last_status: last.status,
@@ -315,7 +316,7 @@ pub async fn dead_letter(
         })
         .collect();
     if let Some(first) = jobs.first() {
-        tracing::warn!(org_id = %first.event.org_id, reason = reason.as_str(), status = ?last.status, attempts, events = jobs.len(), "dead-lettering events");
+        tracing::warn!(org_id = %first.event.org_id(), reason = reason.as_str(), status = ?last.status, attempts, events = jobs.len(), "dead-lettering events");
     }
     if !store_durably(shared, records).await {
         return;
@@ -328,7 +329,7 @@ pub async fn dead_letter(
     for job in &jobs {
         shared
             .metrics
-            .org_event(&job.event.org_id, OrgOutcome::DeadLettered, 1);
+            .org_event(job.event.org_id(), OrgOutcome::DeadLettered, 1);
     }
     finish(shared, &jobs);
 }
@@ -390,7 +391,7 @@ impl Limiter {
             shared.metrics.rate_limited.inc();
             shared
                 .metrics
-                .org_event(&job.event.org_id, OrgOutcome::RateLimited, 1);
+                .org_event(job.event.org_id(), OrgOutcome::RateLimited, 1);
             match limit.policy {
                 LimitPolicy::DeadLetter => excess.push(job),
                 LimitPolicy::Delay if admitted.is_empty() => {

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::ExecutionEvent;
+use crate::topic::TopicEvent;
 
 /// Per-org HEC metadata (defaults suit a fresh Splunk index).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,13 +60,13 @@ struct Fields<'a> {
 /// `event` value (one JSON value) straight into `out`.
 pub fn write_envelope(
     out: &mut Vec<u8>,
-    event: &ExecutionEvent,
+    event: &TopicEvent,
     opts: &HecOptions,
     body: impl FnOnce(&mut Vec<u8>),
 ) {
     let head = Head {
         time: event.epoch_seconds(),
-        host: &event.org_hostname,
+        host: event.org_hostname(),
         source: &opts.source,
         sourcetype: &opts.sourcetype,
         index: opts.index.as_deref(),
@@ -74,7 +74,7 @@ pub fn write_envelope(
     let fields = Fields {
         event_type: event.event_type.as_str(),
         event_id: &event.event_id,
-        flow_id: &event.flow_id,
+        flow_id: event.flow_id(),
     };
     let start = out.len();
     // Serialising these plain structs into a Vec cannot fail; the head ends with its `}`,
@@ -134,8 +134,8 @@ mod tests {
 
     #[test]
     fn envelope_is_one_json_line() {
-        let event: ExecutionEvent =
-            serde_json::from_value(crate::event::tests::sample_json()).unwrap();
+        let event =
+            TopicEvent::parse(crate::event::tests::sample_json().to_string().as_bytes()).unwrap();
         let mut out = Vec::new();
         let body = serde_json::json!({"k": "v\n\"quoted\""});
         let write = |o: &mut Vec<u8>| serde_json::to_writer(o, &body).unwrap();

@@ -4,8 +4,9 @@
 //!   with unknown fields kept so newer engines never lose data on the way through.
 //! - [`ingest`]: parsing request bodies (one object, a JSON array or NDJSON) into validated
 //!   events, with errors that name the offending field.
+//! - [`topic`]: an event as the consumer reads it from the topic: checked, indexed, kept as text.
 //! - [`privacy`]: the outbound view of an event: hashed email, no `org_id`/`user_id` unless the
-//!   org asked for them.
+//!   org asked for them, written by copying the event's members.
 //! - [`hec`]: Splunk HTTP Event Collector envelopes and response codes.
 //! - [`settings`]: per-org stream settings (URL, event and flow selection, headers, limits).
 //! - [`template`]: the org's custom body template, parsed once and substituted structurally.
@@ -20,6 +21,7 @@ pub mod ingest;
 pub mod privacy;
 pub mod settings;
 pub mod template;
+pub mod topic;
 
 pub use error::ModelError;
 pub use event::{EventType, ExecutionEvent};

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
-use crate::event::{EventType, ExecutionEvent};
+use crate::event::EventType;
 use crate::hec::HecOptions;
 use crate::template::BodyTemplate;
 
@@ -387,11 +387,10 @@ impl OrgSettings {
         Ok(())
     }
 
-    /// Whether this org wants `event` at all (enabled, event type and flow selected).
-    pub fn selects(&self, event: &ExecutionEvent) -> bool {
-        self.enabled
-            && self.events.includes(event.event_type)
-            && self.flows.includes(&event.flow_id)
+    /// Whether this org wants an event of this type and flow at all (enabled, event type and
+    /// flow selected).
+    pub fn selects(&self, event_type: EventType, flow_id: &str) -> bool {
+        self.enabled && self.events.includes(event_type) && self.flows.includes(flow_id)
     }
 
     /// The parsed body template, if any (validated settings always parse).

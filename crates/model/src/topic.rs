@@ -1,0 +1,505 @@
+//! An execution event as the consumer reads it from the topic: the JSON text the producer
+//! wrote, the byte ranges of its top-level members, and the few fields delivery needs, typed.
+//!
+//! Delivery forwards events almost unchanged (see [`crate::privacy`]), so the consumer does
+//! not build an [`ExecutionEvent`] with a `String` per field only to serialise it again: it
+//! checks every known field's type (an event that would not parse as an `ExecutionEvent` is
+//! refused here too), keeps the text, and writes the outbound object by copying members.
+//! Two allocations per event (text and member list) instead of one per field.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::DateTime;
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::Deserializer;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::event::{EventType, ExecutionEvent, FlowError, ThrottleLimit};
+
+/// A JSON string's value inside the event text, or unescaped when it had escapes.
+#[derive(Debug, Clone)]
+enum Text {
+    Span(u32, u32),
+    Owned(Box<str>),
+}
+
+/// A member's key while scanning: a range of the text (no escapes) or unescaped.
+enum Key {
+    Span(u32, u32),
+    Owned(String),
+}
+
+/// Marks a [`Member`] whose key had escapes: `key.1` indexes [`TopicEvent::escaped_keys`].
+const ESCAPED: u32 = u32::MAX;
+
+/// One top-level member: the range of its key (or [`ESCAPED`]) and of its raw value. Kept
+/// small: an event in flight holds one per member.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    key: (u32, u32),
+    value: (u32, u32),
+}
+
+/// See the module docs.
+#[derive(Clone)]
+pub struct TopicEvent {
+    text: Box<str>,
+    members: Box<[Member]>,
+    /// Keys that had escapes (almost never), unescaped.
+    escaped_keys: Vec<Box<str>>,
+    pub event_id: Uuid,
+    pub event_type: EventType,
+    /// Event time, milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    org_id: Text,
+    flow_id: Text,
+    org_hostname: Text,
+    user_id: Text,
+    user_email: Text,
+}
+
+impl fmt::Debug for TopicEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TopicEvent")
+            .field("event_id", &self.event_id)
+            .field("event_type", &self.event_type)
+            .field("org_id", &self.org_id())
+            .field("flow_id", &self.flow_id())
+            .field("bytes", &self.text.len())
+            .finish()
+    }
+}
+
+/// Why a payload is not an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAnEvent(pub String);
+
+impl fmt::Display for NotAnEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The value type of each known field, as [`ExecutionEvent`] declares it.
+#[derive(Clone, Copy)]
+enum Kind {
+    Uuid,
+    EventType,
+    Timestamp,
+    Str,
+    OptStr,
+    OptU32,
+    OptU64,
+    OptBool,
+    OptFlowError,
+    OptThrottleLimit,
+}
+
+/// Every field [`ExecutionEvent`] types (a test checks both agree on what is valid).
+const FIELDS: [(&str, Kind); 28] = [
+    ("event_id", Kind::Uuid),
+    ("event_type", Kind::EventType),
+    ("execution_id", Kind::Uuid),
+    ("timestamp", Kind::Timestamp),
+    ("flow_id", Kind::Str),
+    ("flow_name", Kind::Str),
+    ("org_id", Kind::Str),
+    ("org_name", Kind::Str),
+    ("org_hostname", Kind::Str),
+    ("user_id", Kind::Str),
+    ("user_email", Kind::Str),
+    ("parent_execution_id", Kind::OptStr),
+    ("parent_flow_id", Kind::OptStr),
+    ("parent_flow_name", Kind::OptStr),
+    ("root_execution_id", Kind::OptStr),
+    ("root_flow_id", Kind::OptStr),
+    ("root_flow_name", Kind::OptStr),
+    ("folder_id", Kind::OptStr),
+    ("folder_name", Kind::OptStr),
+    ("folder_id_path", Kind::OptStr),
+    ("engine_mode", Kind::OptStr),
+    ("idempotency_key", Kind::OptStr),
+    ("depth", Kind::OptU32),
+    ("throttled", Kind::OptBool),
+    ("duration", Kind::OptU64),
+    ("step_count", Kind::OptU32),
+    ("error", Kind::OptFlowError),
+    ("throttle_limit", Kind::OptThrottleLimit),
+];
+
+/// Indexes into [`FIELDS`] of the fields kept typed.
+const EVENT_ID: usize = 0;
+const EVENT_TYPE: usize = 1;
+const TIMESTAMP: usize = 3;
+const FLOW_ID: usize = 4;
+const ORG_ID: usize = 6;
+const ORG_HOSTNAME: usize = 8;
+const USER_ID: usize = 9;
+const USER_EMAIL: usize = 10;
+
+impl TopicEvent {
+    /// Check and index a payload from the topic.
+    pub fn parse(payload: &[u8]) -> Result<Self, NotAnEvent> {
+        let text = std::str::from_utf8(payload).map_err(|e| NotAnEvent(e.to_string()))?;
+        let (members, escaped_keys) = scan(text)?;
+        // Where each known field's value is, by index into FIELDS.
+        let mut found: [Option<(u32, u32)>; FIELDS.len()] = [None; FIELDS.len()];
+        for member in &members {
+            let name = match member.key {
+                (ESCAPED, i) => &*escaped_keys[i as usize],
+                (a, b) => &text[a as usize..b as usize],
+            };
+            if let Some(i) = FIELDS.iter().position(|(f, _)| *f == name) {
+                if found[i].is_some() {
+                    return Err(NotAnEvent(format!("duplicate field `{name}`")));
+                }
+                found[i] = Some(member.value);
+            }
+        }
+        let raw = |i: usize| found[i].map(|(a, b)| &text[a as usize..b as usize]);
+        for (i, (name, kind)) in FIELDS.iter().enumerate() {
+            check(name, *kind, raw(i))?;
+        }
+        // The checks above guarantee these parse.
+        let required = |i: usize| raw(i).ok_or_else(|| missing(FIELDS[i].0));
+        let event_id = typed::<Uuid>(required(EVENT_ID)?)?;
+        let event_type = typed::<EventType>(required(EVENT_TYPE)?)?;
+        let timestamp = json_str(required(TIMESTAMP)?)?;
+        let timestamp_ms = DateTime::parse_from_rfc3339(&timestamp)
+            .map_err(|e| NotAnEvent(format!("not an RFC 3339 timestamp: {e}")))?
+            .timestamp_millis();
+        let text_of = |i: usize| -> Result<Text, NotAnEvent> {
+            let (a, b) = found[i].ok_or_else(|| missing(FIELDS[i].0))?;
+            Ok(match json_str(&text[a as usize..b as usize])? {
+                Cow::Borrowed(_) => Text::Span(a + 1, b - 1),
+                Cow::Owned(s) => Text::Owned(s.into()),
+            })
+        };
+        Ok(Self {
+            org_id: text_of(ORG_ID)?,
+            flow_id: text_of(FLOW_ID)?,
+            org_hostname: text_of(ORG_HOSTNAME)?,
+            user_id: text_of(USER_ID)?,
+            user_email: text_of(USER_EMAIL)?,
+            event_id,
+            event_type,
+            timestamp_ms,
+            members: members.into_boxed_slice(),
+            escaped_keys,
+            text: text.into(),
+        })
+    }
+
+    /// The event as the producer wrote it.
+    pub fn from_event(event: &ExecutionEvent) -> Result<Self, NotAnEvent> {
+        let bytes = serde_json::to_vec(event).map_err(|e| NotAnEvent(e.to_string()))?;
+        Self::parse(&bytes)
+    }
+
+    fn text<'a>(&'a self, t: &'a Text) -> &'a str {
+        match t {
+            Text::Span(a, b) => &self.text[*a as usize..*b as usize],
+            Text::Owned(s) => s,
+        }
+    }
+
+    pub fn org_id(&self) -> &str {
+        self.text(&self.org_id)
+    }
+
+    pub fn flow_id(&self) -> &str {
+        self.text(&self.flow_id)
+    }
+
+    pub fn org_hostname(&self) -> &str {
+        self.text(&self.org_hostname)
+    }
+
+    pub fn user_id(&self) -> &str {
+        self.text(&self.user_id)
+    }
+
+    pub fn user_email(&self) -> &str {
+        self.text(&self.user_email)
+    }
+
+    /// The JSON text as read from the topic.
+    pub fn json(&self) -> &str {
+        &self.text
+    }
+
+    /// Size of the JSON text in bytes.
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// Event time as seconds since the epoch with millisecond precision (HEC's `time`).
+    pub fn epoch_seconds(&self) -> f64 {
+        self.timestamp_ms as f64 / 1000.0
+    }
+
+    /// Top-level members in order: `(key, raw member text, raw value)`. The member text runs
+    /// from the key's opening quote to the value's end when the key needs no escaping, so runs
+    /// of members can be copied as one slice (see [`crate::privacy::write_outbound`]).
+    pub(crate) fn members(&self) -> impl Iterator<Item = MemberRef<'_>> {
+        self.members.iter().map(|m| {
+            let value = &self.text[m.value.0 as usize..m.value.1 as usize];
+            match m.key {
+                (ESCAPED, i) => MemberRef {
+                    key: &self.escaped_keys[i as usize],
+                    span: None,
+                    value,
+                },
+                (a, b) => MemberRef {
+                    key: &self.text[a as usize..b as usize],
+                    span: Some((a as usize - 1, m.value.1 as usize)),
+                    value,
+                },
+            }
+        })
+    }
+}
+
+/// A member as [`TopicEvent::members`] yields it.
+pub(crate) struct MemberRef<'a> {
+    pub key: &'a str,
+    /// Byte range of `"key":value` in the text, when the key is written without escapes.
+    pub span: Option<(usize, usize)>,
+    pub value: &'a str,
+}
+
+fn missing(name: &str) -> NotAnEvent {
+    NotAnEvent(format!("missing field `{name}`"))
+}
+
+fn typed<'a, T: serde::Deserialize<'a>>(raw: &'a str) -> Result<T, NotAnEvent> {
+    serde_json::from_str(raw).map_err(|e| NotAnEvent(e.to_string()))
+}
+
+/// A raw JSON string's value, borrowed when it has no escapes.
+fn json_str(raw: &str) -> Result<Cow<'_, str>, NotAnEvent> {
+    match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Ok(Cow::Borrowed(inner)),
+        _ => typed::<String>(raw).map(Cow::Owned),
+    }
+}
+
+/// Check one known field against its declared type.
+fn check(name: &str, kind: Kind, raw: Option<&str>) -> Result<(), NotAnEvent> {
+    let in_field = |e: NotAnEvent| NotAnEvent(format!("{name}: {e}"));
+    let Some(raw) = raw else {
+        return match kind {
+            Kind::Uuid | Kind::EventType | Kind::Timestamp | Kind::Str => Err(missing(name)),
+            _ => Ok(()),
+        };
+    };
+    let optional_null = raw == "null";
+    match kind {
+        Kind::Uuid => typed::<Uuid>(raw).map(drop),
+        Kind::EventType => typed::<EventType>(raw).map(drop),
+        Kind::Timestamp | Kind::Str => json_str(raw).map(drop),
+        _ if optional_null => Ok(()),
+        Kind::OptStr => json_str(raw).map(drop),
+        Kind::OptU32 => typed::<u32>(raw).map(drop),
+        Kind::OptU64 => typed::<u64>(raw).map(drop),
+        Kind::OptBool => typed::<bool>(raw).map(drop),
+        Kind::OptFlowError => typed::<FlowError>(raw).map(drop),
+        Kind::OptThrottleLimit => typed::<ThrottleLimit>(raw).map(drop),
+    }
+    .map_err(in_field)
+}
+
+/// The top-level members of a JSON object, with ranges into `text`, and the keys that had
+/// escapes.
+fn scan(text: &str) -> Result<(Vec<Member>, Vec<Box<str>>), NotAnEvent> {
+    let base = text.as_ptr() as usize;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let members = de
+        .deserialize_map(ObjectVisitor { base })
+        .map_err(|e| NotAnEvent(e.to_string()))?;
+    de.end().map_err(|e| NotAnEvent(e.to_string()))?;
+    Ok(members)
+}
+
+/// Offset of `part` (a slice of the text) from the text's start.
+fn offset(base: usize, part: &str) -> u32 {
+    (part.as_ptr() as usize - base) as u32
+}
+
+struct ObjectVisitor {
+    base: usize,
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = (Vec<Member>, Vec<Box<str>>);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct ExecutionEvent")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::with_capacity(24);
+        let mut escaped_keys = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed { base: self.base })? {
+            let value: &'de RawValue = map.next_value()?;
+            let v = offset(self.base, value.get());
+            let key = match key {
+                Key::Span(a, b) => (a, b),
+                Key::Owned(k) => {
+                    escaped_keys.push(k.into_boxed_str());
+                    (ESCAPED, escaped_keys.len() as u32 - 1)
+                }
+            };
+            members.push(Member {
+                key,
+                value: (v, v + value.get().len() as u32),
+            });
+        }
+        Ok((members, escaped_keys))
+    }
+}
+
+struct KeySeed {
+    base: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Key, E> {
+        let a = offset(self.base, key);
+        Ok(Key::Span(a, a + key.len() as u32))
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+        Ok(Key::Owned(key.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::sample_json;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn typed_fields_and_members() {
+        let text = serde_json::to_vec(&sample_json()).unwrap();
+        let e = TopicEvent::parse(&text).unwrap();
+        assert_eq!(e.org_id(), "org-1");
+        assert_eq!(e.flow_id(), "flo1");
+        assert_eq!(e.org_hostname(), "acme.example.com");
+        assert_eq!(e.user_email(), "Alice@Example.com");
+        assert_eq!(e.event_type, EventType::FlowFailed);
+        assert_eq!(e.timestamp_ms, 1_795_568_523_456);
+        assert_eq!(
+            e.members().count(),
+            sample_json().as_object().unwrap().len()
+        );
+        for m in e.members() {
+            let (a, b) = m.span.unwrap();
+            let member: Value = serde_json::from_str(&format!("{{{}}}", &e.json()[a..b])).unwrap();
+            assert_eq!(member[m.key], sample_json()[m.key]);
+        }
+    }
+
+    #[test]
+    fn escapes_in_keys_and_values() {
+        let mut v = sample_json();
+        v["org_id"] = "org-\"1\"".into();
+        let text =
+            serde_json::to_string(&v)
+                .unwrap()
+                .replacen("\"future_field\"", "\"fut\\u0075re\"", 1);
+        let e = TopicEvent::parse(text.as_bytes()).unwrap();
+        assert_eq!(e.org_id(), "org-\"1\"");
+        let fut = e.members().find(|m| m.key == "future").unwrap();
+        assert!(fut.span.is_none());
+    }
+
+    #[test]
+    fn refusals_name_the_problem() {
+        let refuse = |v: Value| TopicEvent::parse(v.to_string().as_bytes()).unwrap_err().0;
+        let mut v = sample_json();
+        v.as_object_mut().unwrap().remove("flow_id");
+        assert_eq!(refuse(v), "missing field `flow_id`");
+        let mut v = sample_json();
+        v["depth"] = "deep".into();
+        assert!(refuse(v).starts_with("depth: invalid type"));
+        assert!(TopicEvent::parse(b"[1]").is_err());
+        assert!(TopicEvent::parse(b"{\"a\":1} x").is_err());
+        assert!(TopicEvent::parse(&[0xff, b'{']).is_err());
+        let text = sample_json()
+            .to_string()
+            .replacen("\"depth\":1", "\"depth\":1,\"depth\":2", 1);
+        assert_eq!(
+            TopicEvent::parse(text.as_bytes()).unwrap_err().0,
+            "duplicate field `depth`"
+        );
+    }
+
+    fn field_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            Just(json!(7)),
+            Just(json!(-1)),
+            Just(json!(true)),
+            Just(json!("text")),
+            Just(json!("2026-11-25T01:02:03Z")),
+            Just(json!("FLOW_START")),
+            Just(json!("5f0c6f7e-8a41-4d57-9a7d-1f0e2c3b4a59")),
+            Just(json!({"error_code": "E", "error_message": "m"})),
+            Just(json!({"limit_type": "x", "limit": 3})),
+            Just(json!([1])),
+        ]
+    }
+
+    proptest! {
+        /// The topic reader and `ExecutionEvent`'s deserializer accept exactly the same events.
+        #[test]
+        fn accepts_what_execution_event_accepts(
+            edits in prop::collection::vec(
+                (prop::sample::select(FIELDS.iter().map(|f| f.0).collect::<Vec<_>>()),
+                 prop::option::of(field_value())),
+                0..4,
+            )
+        ) {
+            let mut v = sample_json();
+            for (name, value) in edits {
+                match value {
+                    Some(value) => { v[name] = value; }
+                    None => { v.as_object_mut().unwrap().remove(name); }
+                }
+            }
+            let text = v.to_string();
+            let typed = serde_json::from_str::<ExecutionEvent>(&text);
+            let topic = TopicEvent::parse(text.as_bytes());
+            prop_assert_eq!(typed.is_ok(), topic.is_ok(), "{} / {:?}", text, topic.err());
+            if let (Ok(t), Ok(e)) = (typed, TopicEvent::parse(text.as_bytes())) {
+                prop_assert_eq!(t.org_id.as_str(), e.org_id());
+                prop_assert_eq!(t.flow_id.as_str(), e.flow_id());
+                prop_assert_eq!(t.timestamp.timestamp_millis(), e.timestamp_ms);
+                prop_assert_eq!(t.event_id, e.event_id);
+            }
+        }
+    }
+}
