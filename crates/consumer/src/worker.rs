@@ -188,7 +188,7 @@ async fn deliver_hec(org: &str, jobs: Vec<Job>, runtime: &OrgRuntime, shared: &S
             return;
         }
         let bytes = batch.iter().map(|j| j.size).sum();
-        let body = sink::hec_body(batch.iter().map(|j| &*j.event), bytes, runtime);
+        let body = || sink::hec_body(batch.iter().map(|j| &*j.event), bytes, runtime);
         shared.metrics.batch_size.observe(batch.len() as f64);
         match send_with_retry(org, runtime, body, batch.len(), shared).await {
             Outcome::Delivered { .. } => delivered(shared, &batch),
@@ -215,7 +215,7 @@ async fn deliver_hec(org: &str, jobs: Vec<Job>, runtime: &OrgRuntime, shared: &S
 }
 
 async fn deliver_single(org: &str, job: Job, runtime: &OrgRuntime, shared: &Shared) {
-    let body = sink::event_body(&job.event, runtime);
+    let body = || sink::event_body(&job.event, runtime);
     shared.metrics.batch_size.observe(1.0);
     match send_with_retry(org, runtime, body, 1, shared).await {
         Outcome::Delivered { .. } => delivered(shared, std::slice::from_ref(&job)),
@@ -229,22 +229,25 @@ async fn deliver_single(org: &str, job: Job, runtime: &OrgRuntime, shared: &Shar
     }
 }
 
+/// Send the body `render` builds, with retries. The body is built once the request permit is
+/// granted, so thousands of orgs waiting for a permit hold their events but no bodies; it is
+/// kept for the retries that follow.
 async fn send_with_retry(
     org: &str,
     runtime: &OrgRuntime,
-    body: Vec<u8>,
+    render: impl Fn() -> Vec<u8>,
     events: usize,
     shared: &Shared,
 ) -> Outcome {
-    // One buffer for every attempt: clones of `Bytes` share it.
-    let body = bytes::Bytes::from(body);
+    let body: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
     retry::run(
         &shared.policy,
         &shared.hard_stop,
         || async {
             // The semaphore is never closed, so acquire only fails if it were.
             let _permit = shared.requests.acquire().await;
-            shared.sink.send(runtime, body.clone()).await
+            let body = body.get_or_init(|| bytes::Bytes::from(render())).clone();
+            shared.sink.send(runtime, body).await
         },
         |attempt, wait| {
             shared.metrics.retries.inc_by(events as u64);
