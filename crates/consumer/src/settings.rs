@@ -13,27 +13,60 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use els_model::settings::OrgSettings;
 use els_model::template::BodyTemplate;
+use els_model::ModelError;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use serde::Deserialize;
 
 use crate::error::ConsumerError;
 use crate::settings_topic::Writer;
 
-/// One org's validated settings with the template parsed once.
+/// One org's validated settings with the template, URL and request headers prepared once
+/// (not per request).
 #[derive(Debug)]
 pub struct OrgRuntime {
     pub settings: OrgSettings,
     pub template: Option<BodyTemplate>,
+    pub url: reqwest::Url,
+    /// Content type, custom headers, then auth headers (marked sensitive: never printed).
+    pub headers: HeaderMap,
 }
 
 impl OrgRuntime {
-    pub fn new(settings: OrgSettings) -> Result<Self, els_model::ModelError> {
+    pub fn new(settings: OrgSettings) -> Result<Self, ModelError> {
         settings.validate()?;
         let template = settings
             .body_template
             .as_deref()
             .map(|t| BodyTemplate::parse(t, "body_template"))
             .transpose()?;
-        Ok(Self { settings, template })
+        let url = reqwest::Url::parse(&settings.url)
+            .map_err(|e| ModelError::field("url", format!("not a valid URL: {e}")))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (i, h) in settings.custom_headers.iter().enumerate() {
+            let field = |part: &str| format!("custom_headers[{i}].{part}");
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| ModelError::field(field("name"), "not a valid header name"))?;
+            let value = HeaderValue::from_str(&h.value)
+                .map_err(|_| ModelError::field(field("value"), "not a valid header value"))?;
+            headers.append(name, value);
+        }
+        for (i, h) in settings.auth_headers.iter().enumerate() {
+            let field = |part: &str| format!("auth_headers[{i}].{part}");
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| ModelError::field(field("name"), "not a valid header name"))?;
+            // The error never quotes the value: it is a secret.
+            let mut value = HeaderValue::from_str(h.value.expose())
+                .map_err(|_| ModelError::field(field("value"), "not a valid header value"))?;
+            value.set_sensitive(true);
+            headers.append(name, value);
+        }
+        Ok(Self {
+            settings,
+            template,
+            url,
+            headers,
+        })
     }
 }
 

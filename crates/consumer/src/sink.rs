@@ -129,26 +129,13 @@ impl Sink {
     /// path of deliveries and test events.
     pub async fn exchange(&self, runtime: &OrgRuntime, body: Bytes) -> Result<Exchange, Failure> {
         let settings = &runtime.settings;
-        let url = reqwest::Url::parse(&settings.url)
-            .map_err(|e| Failure::Network(format!("invalid url: {e}")))?;
         self.ssrf_policy()
-            .check_url(&url)
+            .check_url(&runtime.url)
             .map_err(Failure::Refused)?;
         let mut request = self
             .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
-        for h in &settings.custom_headers {
-            request = request.header(h.name.as_str(), h.value.as_str());
-        }
-        for h in &settings.auth_headers {
-            let mut value = match reqwest::header::HeaderValue::from_str(h.value.expose()) {
-                Ok(v) => v,
-                Err(_) => continue,
-            };
-            value.set_sensitive(true);
-            request = request.header(h.name.as_str(), value);
-        }
+            .post(runtime.url.clone())
+            .headers(runtime.headers.clone());
         let body = if self.gzip && settings.endpoint == EndpointKind::Hec {
             request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
             Bytes::from(gzip(&body))
