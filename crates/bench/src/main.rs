@@ -38,7 +38,8 @@ struct Cli {
     /// run only with main.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Finally drain the main case once more under `perf record` (not measured).
+    /// Finally drain the first measured case once more under `perf record` (not measured);
+    /// with `--only org10k` that is the 10,000-org case.
     #[arg(long)]
     profile: bool,
     /// Consumer binary to measure instead of target/release/els-consumer (A/B a fix).

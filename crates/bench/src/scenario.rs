@@ -55,7 +55,7 @@ pub struct Options {
     /// Run only these cases (by name: main, org1, org10k, large, generic); empty = all.
     /// Open loop and naive need `main`.
     pub only: Vec<String>,
-    /// After the measurements, drain the main case again under `perf record`.
+    /// After the measurements, drain the first measured case again under `perf record`.
     pub profile: bool,
     /// The workspace root (for `bench/naive` and `target/`).
     pub root: PathBuf,
@@ -566,7 +566,7 @@ impl Bench {
         Ok(out)
     }
 
-    /// Drain the main case once more with `perf record` attached (not a measured run).
+    /// Drain `case` once more with `perf record` attached (not a measured run).
     async fn profile(&mut self, case: &Case) -> Result<PathBuf> {
         let (topic, _) = self.preload(case, 4242).await?;
         let out = self.opts.dir.join("perf-consumer.data");

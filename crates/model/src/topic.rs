@@ -8,6 +8,7 @@
 //! Two allocations per event (text and member list) instead of one per field.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 
 use chrono::DateTime;
@@ -151,7 +152,7 @@ impl TopicEvent {
                 (ESCAPED, i) => &*escaped_keys[i as usize],
                 (a, b) => &text[a as usize..b as usize],
             };
-            if let Some(i) = FIELDS.iter().position(|(f, _)| *f == name) {
+            if let Some(i) = field_index(name) {
                 if found[i].is_some() {
                     return Err(NotAnEvent(format!("duplicate field `{name}`")));
                 }
@@ -164,8 +165,8 @@ impl TopicEvent {
         }
         // The checks above guarantee these parse.
         let required = |i: usize| raw(i).ok_or_else(|| missing(FIELDS[i].0));
-        let event_id = typed::<Uuid>(required(EVENT_ID)?)?;
-        let event_type = typed::<EventType>(required(EVENT_TYPE)?)?;
+        let event_id = uuid(required(EVENT_ID)?)?;
+        let event_type = event_type(required(EVENT_TYPE)?)?;
         let timestamp = json_str(required(TIMESTAMP)?)?;
         let timestamp_ms = DateTime::parse_from_rfc3339(&timestamp)
             .map_err(|e| NotAnEvent(format!("not an RFC 3339 timestamp: {e}")))?
@@ -186,7 +187,7 @@ impl TopicEvent {
             event_id,
             event_type,
             timestamp_ms,
-            members: members.into_boxed_slice(),
+            members,
             escaped_keys,
             text: text.into(),
         })
@@ -290,6 +291,57 @@ fn json_str(raw: &str) -> Result<Cow<'_, str>, NotAnEvent> {
     }
 }
 
+/// The index in [`FIELDS`] of a known field's name (a `match`, not a search: this runs for
+/// every member of every event).
+fn field_index(name: &str) -> Option<usize> {
+    Some(match name {
+        "event_id" => 0,
+        "event_type" => 1,
+        "execution_id" => 2,
+        "timestamp" => 3,
+        "flow_id" => 4,
+        "flow_name" => 5,
+        "org_id" => 6,
+        "org_name" => 7,
+        "org_hostname" => 8,
+        "user_id" => 9,
+        "user_email" => 10,
+        "parent_execution_id" => 11,
+        "parent_flow_id" => 12,
+        "parent_flow_name" => 13,
+        "root_execution_id" => 14,
+        "root_flow_id" => 15,
+        "root_flow_name" => 16,
+        "folder_id" => 17,
+        "folder_name" => 18,
+        "folder_id_path" => 19,
+        "engine_mode" => 20,
+        "idempotency_key" => 21,
+        "depth" => 22,
+        "throttled" => 23,
+        "duration" => 24,
+        "step_count" => 25,
+        "error" => 26,
+        "throttle_limit" => 27,
+        _ => return None,
+    })
+}
+
+/// A UUID in a JSON string (the forms `Uuid`'s own deserializer accepts).
+fn uuid(raw: &str) -> Result<Uuid, NotAnEvent> {
+    let text = json_str(raw)?;
+    Uuid::parse_str(&text).map_err(|e| NotAnEvent(e.to_string()))
+}
+
+/// An event type in a JSON string.
+fn event_type(raw: &str) -> Result<EventType, NotAnEvent> {
+    let text = json_str(raw)?;
+    EventType::ALL
+        .into_iter()
+        .find(|t| t.as_str() == text)
+        .ok_or_else(|| NotAnEvent(format!("unknown event type `{text}`")))
+}
+
 /// Check one known field against its declared type.
 fn check(name: &str, kind: Kind, raw: Option<&str>) -> Result<(), NotAnEvent> {
     let in_field = |e: NotAnEvent| NotAnEvent(format!("{name}: {e}"));
@@ -301,8 +353,8 @@ fn check(name: &str, kind: Kind, raw: Option<&str>) -> Result<(), NotAnEvent> {
     };
     let optional_null = raw == "null";
     match kind {
-        Kind::Uuid => typed::<Uuid>(raw).map(drop),
-        Kind::EventType => typed::<EventType>(raw).map(drop),
+        Kind::Uuid => uuid(raw).map(drop),
+        Kind::EventType => event_type(raw).map(drop),
         Kind::Timestamp | Kind::Str => json_str(raw).map(drop),
         _ if optional_null => Ok(()),
         Kind::OptStr => json_str(raw).map(drop),
@@ -317,14 +369,24 @@ fn check(name: &str, kind: Kind, raw: Option<&str>) -> Result<(), NotAnEvent> {
 
 /// The top-level members of a JSON object, with ranges into `text`, and the keys that had
 /// escapes.
-fn scan(text: &str) -> Result<(Vec<Member>, Vec<Box<str>>), NotAnEvent> {
+fn scan(text: &str) -> Result<(Box<[Member]>, Vec<Box<str>>), NotAnEvent> {
+    thread_local! {
+        /// Reused for every event, so the member list is allocated once, at its exact size.
+        static SCRATCH: RefCell<Vec<Member>> = const { RefCell::new(Vec::new()) };
+    }
+    if u32::try_from(text.len()).is_err() {
+        return Err(NotAnEvent("event larger than 4 GiB".into()));
+    }
     let base = text.as_ptr() as usize;
-    let mut de = serde_json::Deserializer::from_str(text);
-    let members = de
-        .deserialize_map(ObjectVisitor { base })
-        .map_err(|e| NotAnEvent(e.to_string()))?;
-    de.end().map_err(|e| NotAnEvent(e.to_string()))?;
-    Ok(members)
+    SCRATCH.with_borrow_mut(|members| {
+        members.clear();
+        let mut de = serde_json::Deserializer::from_str(text);
+        let escaped_keys = de
+            .deserialize_map(ObjectVisitor { base, members })
+            .map_err(|e| NotAnEvent(e.to_string()))?;
+        de.end().map_err(|e| NotAnEvent(e.to_string()))?;
+        Ok((Box::from(&members[..]), escaped_keys))
+    })
 }
 
 /// Offset of `part` (a slice of the text) from the text's start.
@@ -332,19 +394,20 @@ fn offset(base: usize, part: &str) -> u32 {
     (part.as_ptr() as usize - base) as u32
 }
 
-struct ObjectVisitor {
+/// Collects members into `members`; returns the keys that had escapes.
+struct ObjectVisitor<'m> {
     base: usize,
+    members: &'m mut Vec<Member>,
 }
 
-impl<'de> Visitor<'de> for ObjectVisitor {
-    type Value = (Vec<Member>, Vec<Box<str>>);
+impl<'de> Visitor<'de> for ObjectVisitor<'_> {
+    type Value = Vec<Box<str>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("struct ExecutionEvent")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::with_capacity(24);
         let mut escaped_keys = Vec::new();
         while let Some(key) = map.next_key_seed(KeySeed { base: self.base })? {
             let value: &'de RawValue = map.next_value()?;
@@ -356,12 +419,12 @@ impl<'de> Visitor<'de> for ObjectVisitor {
                     (ESCAPED, escaped_keys.len() as u32 - 1)
                 }
             };
-            members.push(Member {
+            self.members.push(Member {
                 key,
                 value: (v, v + value.get().len() as u32),
             });
         }
-        Ok((members, escaped_keys))
+        Ok(escaped_keys)
     }
 }
 
@@ -400,6 +463,14 @@ mod tests {
     use crate::event::tests::sample_json;
     use proptest::prelude::*;
     use serde_json::{json, Value};
+
+    #[test]
+    fn field_index_matches_the_table() {
+        for (i, (name, _)) in FIELDS.iter().enumerate() {
+            assert_eq!(field_index(name), Some(i), "{name}");
+        }
+        assert_eq!(field_index("extra"), None);
+    }
 
     #[test]
     fn typed_fields_and_members() {
