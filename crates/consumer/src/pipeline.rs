@@ -12,11 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use els_model::topic::TopicEvent;
+use futures::FutureExt;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::Message;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -216,25 +218,20 @@ pub async fn run(
             _ = cancel.cancelled() => break,
             Some(done) = done_rx.recv() => lp.on_done_all(done),
             _ = tick.tick() => lp.housekeeping().await,
-            msg = consumer.recv(), if can_read => match msg {
-                Ok(m) => {
-                    let partition = m.partition();
-                    let offset = m.offset();
-                    // Typed straight from the message's buffer; the bytes are copied only
-                    // when they are not a valid event (to dead-letter them).
-                    let payload = m.payload().unwrap_or_default();
-                    let size = payload.len();
-                    let parsed = TopicEvent::parse(payload)
-                        .map(Box::new)
-                        .map_err(|e| (e.0, payload.to_vec()));
-                    drop(m);
-                    lp.on_message(partition, offset, size, parsed).await;
+            msg = consumer.recv(), if can_read => {
+                lp.on_received(msg).await;
+                // Messages librdkafka already fetched are taken in a burst, without a trip
+                // through the select for each (completions wait for the burst's end).
+                for _ in 0..BURST {
+                    if lp.watermarks.in_flight() >= config.max_in_flight {
+                        break;
+                    }
+                    match consumer.recv().now_or_never() {
+                        Some(msg) => lp.on_received(msg).await,
+                        None => break,
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "kafka receive error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            },
+            }
         }
     }
     // Shutdown: stop reading, let workers finish their queues within the grace period.
@@ -269,7 +266,32 @@ pub async fn run(
     Ok(())
 }
 
+/// Most messages taken per burst (see the consume loop).
+const BURST: usize = 64;
+
 impl Loop {
+    async fn on_received(&mut self, msg: Result<BorrowedMessage<'_>, KafkaError>) {
+        match msg {
+            Ok(m) => {
+                let partition = m.partition();
+                let offset = m.offset();
+                // Typed straight from the message's buffer; the bytes are copied only when
+                // they are not a valid event (to dead-letter them).
+                let payload = m.payload().unwrap_or_default();
+                let size = payload.len();
+                let parsed = TopicEvent::parse(payload)
+                    .map(Box::new)
+                    .map_err(|e| (e.0, payload.to_vec()));
+                drop(m);
+                self.on_message(partition, offset, size, parsed).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka receive error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
     async fn on_message(
         &mut self,
         partition: i32,

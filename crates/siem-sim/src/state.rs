@@ -49,6 +49,12 @@ pub struct Stats {
     pub by_status: BTreeMap<String, u64>,
     /// Accepted events by `org_id`, when events carry one.
     pub orgs: BTreeMap<String, u64>,
+    /// Arrival of the first and the latest accepted event (RFC 3339, milliseconds), kept
+    /// even when their records were dropped for `max_stored`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_received_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_received_at: Option<String>,
 }
 
 #[derive(Debug)]
@@ -63,6 +69,8 @@ struct Store {
     event_ids: Vec<Arc<str>>,
     seen: HashSet<Arc<str>>,
     orgs: BTreeMap<String, u64>,
+    first_at: Option<String>,
+    last_at: Option<String>,
 }
 
 impl Store {
@@ -77,11 +85,19 @@ impl Store {
             event_ids: Vec::new(),
             seen: HashSet::new(),
             orgs: BTreeMap::new(),
+            first_at: None,
+            last_at: None,
         }
     }
 
     fn push(&mut self, path: &str, headers: &BTreeMap<String, String>, body: Value, at: &str) {
         self.events += 1;
+        if self.first_at.is_none() {
+            self.first_at = Some(at.to_owned());
+        }
+        if self.last_at.as_deref() != Some(at) {
+            self.last_at = Some(at.to_owned());
+        }
         if let Some(id) = event_id(&body) {
             let id: Arc<str> = match self.seen.get(id.as_str()) {
                 Some(known) => Arc::clone(known),
@@ -178,6 +194,8 @@ impl Sim {
                 .map(|(status, n)| (status.to_string(), *n))
                 .collect(),
             orgs: store.orgs.clone(),
+            first_received_at: store.first_at.clone(),
+            last_received_at: store.last_at.clone(),
         }
     }
 
