@@ -367,9 +367,12 @@ fn check(name: &str, kind: Kind, raw: Option<&str>) -> Result<(), NotAnEvent> {
     .map_err(in_field)
 }
 
+/// Members of an event and the keys that had escapes (see [`ESCAPED`]).
+type Scanned = (Box<[Member]>, Vec<Box<str>>);
+
 /// The top-level members of a JSON object, with ranges into `text`, and the keys that had
 /// escapes.
-fn scan(text: &str) -> Result<(Box<[Member]>, Vec<Box<str>>), NotAnEvent> {
+fn scan(text: &str) -> Result<Scanned, NotAnEvent> {
     thread_local! {
         /// Reused for every event, so the member list is allocated once, at its exact size.
         static SCRATCH: RefCell<Vec<Member>> = const { RefCell::new(Vec::new()) };
