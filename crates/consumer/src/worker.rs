@@ -204,10 +204,24 @@ async fn deliver_hec(org: &str, jobs: Vec<Job>, runtime: &OrgRuntime, shared: &S
                 stack.push(left);
             }
             Outcome::Rejected { attempts, last } => {
-                dead_letter(shared, batch, Reason::Rejected, attempts, &last).await
+                Box::pin(dead_letter(
+                    shared,
+                    batch,
+                    Reason::Rejected,
+                    attempts,
+                    &last,
+                ))
+                .await
             }
             Outcome::Exhausted { attempts, last } => {
-                dead_letter(shared, batch, Reason::RetriesExhausted, attempts, &last).await
+                Box::pin(dead_letter(
+                    shared,
+                    batch,
+                    Reason::RetriesExhausted,
+                    attempts,
+                    &last,
+                ))
+                .await
             }
             Outcome::Cancelled { .. } => return,
         }
@@ -220,10 +234,24 @@ async fn deliver_single(org: &str, job: Job, runtime: &OrgRuntime, shared: &Shar
     match send_with_retry(org, runtime, body, 1, shared).await {
         Outcome::Delivered { .. } => delivered(shared, std::slice::from_ref(&job)),
         Outcome::Rejected { attempts, last } => {
-            dead_letter(shared, vec![job], Reason::Rejected, attempts, &last).await
+            Box::pin(dead_letter(
+                shared,
+                vec![job],
+                Reason::Rejected,
+                attempts,
+                &last,
+            ))
+            .await
         }
         Outcome::Exhausted { attempts, last } => {
-            dead_letter(shared, vec![job], Reason::RetriesExhausted, attempts, &last).await
+            Box::pin(dead_letter(
+                shared,
+                vec![job],
+                Reason::RetriesExhausted,
+                attempts,
+                &last,
+            ))
+            .await
         }
         Outcome::Cancelled { .. } => {}
     }
@@ -247,7 +275,9 @@ async fn send_with_retry(
             // The semaphore is never closed, so acquire only fails if it were.
             let _permit = shared.requests.acquire().await;
             let body = body.get_or_init(|| bytes::Bytes::from(render())).clone();
-            shared.sink.send(runtime, body).await
+            // Boxed: the request future is large, and only orgs holding a permit need one
+            // (thousands of orgs waiting for a permit stay small).
+            Box::pin(shared.sink.send(runtime, body)).await
         },
         |attempt, wait| {
             shared.metrics.retries.inc_by(events as u64);
@@ -286,7 +316,8 @@ fn delivered(shared: &Shared, jobs: &[Job]) {
     finish(shared, jobs);
 }
 
-/// Durably dead-letter `jobs`, then finish them. A failing store is retried (offsets stay
+/// Durably dead-letter `jobs`, then finish them (callers box this rare, large future so idle
+/// org workers stay small). A failing store is retried (offsets stay
 /// uncommitted meanwhile) until it works or the hard stop comes.
 pub async fn dead_letter(
     shared: &Shared,
@@ -420,7 +451,14 @@ impl Limiter {
                     limit.rate, limit.per
                 ),
             };
-            dead_letter(shared, excess, Reason::RateLimited, 0, &attempt).await;
+            Box::pin(dead_letter(
+                shared,
+                excess,
+                Reason::RateLimited,
+                0,
+                &attempt,
+            ))
+            .await;
         }
         Some((admitted, Vec::new()))
     }
