@@ -141,7 +141,7 @@ pub struct ExecutionEvent {
     pub extra: BTreeMap<String, Value>,
 }
 
-pub(crate) fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
@@ -189,11 +189,6 @@ impl ExecutionEvent {
             _ => "",
         }
     }
-
-    /// Event time as seconds since the epoch with millisecond precision (HEC's `time`).
-    pub fn epoch_seconds(&self) -> f64 {
-        self.timestamp.timestamp_millis() as f64 / 1000.0
-    }
 }
 
 #[cfg(test)]
@@ -236,7 +231,7 @@ pub(crate) mod tests {
         let event: ExecutionEvent = serde_json::from_value(v).unwrap();
         let out = serde_json::to_value(&event).unwrap();
         assert_eq!(out["timestamp"], "2026-11-25T01:02:03.000Z");
-        assert!((event.epoch_seconds() - 1_795_568_523.0).abs() < 1e-6);
+        assert_eq!(event.timestamp.timestamp_millis(), 1_795_568_523_000);
     }
 
     #[test]
