@@ -6,6 +6,10 @@
 //! checks every known field's type (an event that would not parse as an `ExecutionEvent` is
 //! refused here too), keeps the text, and writes the outbound object by copying members.
 //! Two allocations per event (text and member list) instead of one per field.
+//!
+//! One difference from `ExecutionEvent`: an unknown key that appears twice is forwarded twice
+//! (`ExecutionEvent` keeps the last). The producer serialises events from a map, so events it
+//! wrote never repeat a key; known fields repeated are refused by both.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
