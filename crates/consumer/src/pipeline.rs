@@ -17,7 +17,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
@@ -258,8 +258,15 @@ pub async fn run(
     }
     lp.flush_park().await;
     lp.store_offsets();
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::warn!(error = %e, "final commit failed; uncommitted events will be redelivered");
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => {}
+        // Nothing stored since the last auto-commit: everything finished is committed.
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
+            tracing::debug!("final commit: nothing new to commit")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "final commit failed; uncommitted events will be redelivered")
+        }
     }
     lag_task.abort();
     tracing::info!("consumer stopped");
