@@ -24,18 +24,55 @@ async fn arrived(sims: &[&Sim], ids: &[String]) -> (usize, usize) {
 }
 
 async fn wait_arrived(sims: &[&Sim], ids: &[String], timeout: Duration) -> (usize, usize) {
+    wait_arrived_or_explain(sims, ids, timeout, None).await
+}
+
+/// Like [`wait_arrived`]; on failure, also says where the missing events are on the topic
+/// (lost by the broker, or by the pipeline after the broker had them) and what the consumer
+/// group committed.
+async fn wait_arrived_or_explain(
+    sims: &[&Sim],
+    ids: &[String],
+    timeout: Duration,
+    topic: Option<(&Broker, i32)>,
+) -> (usize, usize) {
     let start = Instant::now();
     loop {
         let (found, dups) = arrived(sims, ids).await;
         if found == ids.len() {
             return (found, dups);
         }
-        assert!(
-            start.elapsed() < timeout,
-            "{} of {} events missing after {timeout:?}",
-            ids.len() - found,
-            ids.len()
-        );
+        if start.elapsed() >= timeout {
+            let mut seen: HashSet<String> = HashSet::new();
+            for sim in sims {
+                seen.extend(sim.event_ids().await.unwrap_or_default());
+            }
+            let missing: HashSet<String> = ids
+                .iter()
+                .filter(|id| !seen.contains(*id))
+                .cloned()
+                .collect();
+            let mut detail = String::new();
+            if let Some((broker, partitions)) = topic {
+                let located = broker
+                    .locate_event_ids(TOPIC, partitions, &missing)
+                    .unwrap_or_default();
+                let committed = broker
+                    .committed("els-consumer", TOPIC, partitions)
+                    .unwrap_or_default();
+                detail = format!(
+                    "; on the topic: {} of them at {:?}; committed {committed:?}",
+                    located.len(),
+                    located.values().take(20).collect::<Vec<_>>()
+                );
+            }
+            panic!(
+                "{} of {} events missing after {timeout:?} (e.g. {:?}){detail}",
+                missing.len(),
+                ids.len(),
+                missing.iter().take(5).collect::<Vec<_>>()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -124,7 +161,8 @@ async fn kill9_consumer_five_times_during_50k_events() {
     }
     let ids = posting.await.unwrap();
     assert_eq!(ids.len(), 50_000);
-    let (found, dups) = wait_arrived(&[&sim], &ids, Duration::from_secs(180)).await;
+    let (found, dups) =
+        wait_arrived_or_explain(&[&sim], &ids, Duration::from_secs(180), Some((&broker, 3))).await;
     println!(
         "fault 1 (kill -9 x5, 50,000 events, 3 partitions, 20 orgs): received {found}, duplicates {dups}, lost 0, recovery s {recoveries:.1?}"
     );
@@ -584,7 +622,8 @@ async fn two_instances_one_killed_mid_stream_loses_nothing_and_keeps_org_order()
     b.wait_ready(Duration::from_secs(60)).await.unwrap();
     let recovery = t.elapsed().as_secs_f64();
     let ids = posting.await.unwrap();
-    let (found, dups) = wait_arrived(&[&sim], &ids, Duration::from_secs(180)).await;
+    let (found, dups) =
+        wait_arrived_or_explain(&[&sim], &ids, Duration::from_secs(180), Some((&broker, 4))).await;
 
     // Per org, first deliveries arrive in the order the events were produced.
     let position: HashMap<&str, usize> = ids

@@ -292,6 +292,54 @@ impl Broker {
         Ok(total)
     }
 
+    /// Where each of `ids` sits on `topic` (partition, offset), read from the beginning with
+    /// a plain consumer; ids not found are absent from the map. Used to tell, when events
+    /// are missing at the SIEM, whether the broker lost them or the pipeline did.
+    pub fn locate_event_ids(
+        &self,
+        topic: &str,
+        partitions: i32,
+        ids: &std::collections::HashSet<String>,
+    ) -> Result<BTreeMap<String, (i32, i64)>> {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.addr)
+            .set("group.id", "els-tests-locate")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let mut tpl = TopicPartitionList::new();
+        let mut remaining = 0;
+        for p in 0..partitions {
+            let (low, high) = c.fetch_watermarks(topic, p, Duration::from_secs(5))?;
+            if high > low {
+                tpl.add_partition_offset(topic, p, Offset::Offset(low))?;
+                remaining += high - low;
+            }
+        }
+        c.assign(&tpl)?;
+        let mut found = BTreeMap::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while remaining > 0 && Instant::now() < deadline {
+            let Some(msg) = c.poll(Duration::from_millis(500)) else {
+                continue;
+            };
+            let msg = msg?;
+            remaining -= 1;
+            let id = rdkafka::Message::payload(&msg)
+                .and_then(|p| serde_json::from_slice::<Value>(p).ok())
+                .and_then(|v| v["event_id"].as_str().map(str::to_string));
+            if let Some(id) = id.filter(|id| ids.contains(id)) {
+                found.insert(
+                    id,
+                    (
+                        rdkafka::Message::partition(&msg),
+                        rdkafka::Message::offset(&msg),
+                    ),
+                );
+            }
+        }
+        Ok(found)
+    }
+
     /// The committed offsets of `group` on `topic`, per partition.
     pub fn committed(
         &self,

@@ -208,10 +208,7 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(topic = %config.topic, group = %config.group_id, "consuming");
     loop {
-        for p in lp.ownership.take_revoked() {
-            lp.watermarks.revoke(p);
-            lp.dirty.remove(&p);
-        }
+        lp.apply_revocations();
         let can_read = lp.watermarks.in_flight() < config.max_in_flight;
         tokio::select! {
             biased;
@@ -277,7 +274,19 @@ pub async fn run(
 const BURST: usize = 64;
 
 impl Loop {
+    /// Forget partitions revoked by a rebalance. Rebalance callbacks run inside the poll that
+    /// returned `msg`, so this runs before any message is tracked: a message from a partition
+    /// assigned again in the same poll starts a fresh watermark instead of joining (and later
+    /// being dropped with) the revoked one.
+    fn apply_revocations(&mut self) {
+        for p in self.ownership.take_revoked() {
+            self.watermarks.revoke(p);
+            self.dirty.remove(&p);
+        }
+    }
+
     async fn on_received(&mut self, msg: Result<BorrowedMessage<'_>, KafkaError>) {
+        self.apply_revocations();
         match msg {
             Ok(m) => {
                 let partition = m.partition();

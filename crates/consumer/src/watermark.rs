@@ -201,5 +201,32 @@ mod tests {
             prop_assert_eq!(w.committable(), Some(50));
             prop_assert_eq!(w.in_flight(), 0);
         }
+
+        /// Any mix of tracking (out of order, repeated, with gaps) and finishing: a position
+        /// handed out for storing never passes an offset that was consumed and never finished
+        /// (a copy of an offset finished earlier is the same event, already delivered).
+        #[test]
+        fn never_passes_an_unfinished_offset(
+            ops in prop::collection::vec((any::<bool>(), 0..40i64), 1..200)
+        ) {
+            let mut w = PartitionWatermark::default();
+            let mut unfinished = std::collections::BTreeSet::new();
+            let mut finished = std::collections::BTreeSet::new();
+            for (is_track, o) in ops {
+                if is_track {
+                    w.track(o);
+                    if !finished.contains(&o) {
+                        unfinished.insert(o);
+                    }
+                } else {
+                    let stored = w.finish(o);
+                    unfinished.remove(&o);
+                    finished.insert(o);
+                    if let (Some(c), Some(low)) = (stored, unfinished.iter().next()) {
+                        prop_assert!(c <= *low, "stored {} passes unfinished {}", c, low);
+                    }
+                }
+            }
+        }
     }
 }
