@@ -1,7 +1,7 @@
 //! Fault and bad-input suite: under load and faults nothing acknowledged is lost and nothing
 //! leaks. Every scenario is bounded in count and time and prints its figures.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use els_producer::generate::demo_events;
@@ -27,6 +27,13 @@ async fn wait_arrived(sims: &[&Sim], ids: &[String], timeout: Duration) -> (usiz
     wait_arrived_or_explain(sims, ids, timeout, None).await
 }
 
+/// What to inspect when events are missing: the topic and the consumers.
+struct Explain<'a> {
+    broker: &'a Broker,
+    partitions: i32,
+    consumers: Vec<&'a ConsumerProc>,
+}
+
 /// Like [`wait_arrived`]; on failure, also says where the missing events are on the topic
 /// (lost by the broker, or by the pipeline after the broker had them) and what the consumer
 /// group committed.
@@ -34,7 +41,7 @@ async fn wait_arrived_or_explain(
     sims: &[&Sim],
     ids: &[String],
     timeout: Duration,
-    topic: Option<(&Broker, i32)>,
+    explain: Option<Explain<'_>>,
 ) -> (usize, usize) {
     let start = Instant::now();
     loop {
@@ -53,18 +60,41 @@ async fn wait_arrived_or_explain(
                 .cloned()
                 .collect();
             let mut detail = String::new();
-            if let Some((broker, partitions)) = topic {
-                let located = broker
-                    .locate_event_ids(TOPIC, partitions, &missing)
+            if let Some(x) = explain {
+                let (located, read, total) = x
+                    .broker
+                    .locate_event_ids(TOPIC, x.partitions, &missing)
                     .unwrap_or_default();
-                let committed = broker
-                    .committed("els-consumer", TOPIC, partitions)
+                let committed = x
+                    .broker
+                    .committed("els-consumer", TOPIC, x.partitions)
                     .unwrap_or_default();
                 detail = format!(
-                    "; on the topic: {} of them at {:?}; committed {committed:?}",
+                    "; on the topic ({read} of {total} records read): {} of them at {:?}; committed {committed:?}",
                     located.len(),
                     located.values().take(20).collect::<Vec<_>>()
                 );
+                for c in x.consumers {
+                    let m = c.metrics().await.unwrap_or_default();
+                    let pick: BTreeMap<&str, f64> = m
+                        .iter()
+                        .filter(|(k, _)| {
+                            [
+                                "in_flight",
+                                "parked",
+                                "retries",
+                                "delivered",
+                                "consumed",
+                                "dead",
+                                "siem",
+                            ]
+                            .iter()
+                            .any(|w| k.contains(w))
+                        })
+                        .map(|(k, v)| (k.as_str(), *v))
+                        .collect();
+                    detail.push_str(&format!("; consumer {}: {pick:?}", c.admin_url));
+                }
             }
             panic!(
                 "{} of {} events missing after {timeout:?} (e.g. {:?}){detail}",
@@ -161,8 +191,17 @@ async fn kill9_consumer_five_times_during_50k_events() {
     }
     let ids = posting.await.unwrap();
     assert_eq!(ids.len(), 50_000);
-    let (found, dups) =
-        wait_arrived_or_explain(&[&sim], &ids, Duration::from_secs(180), Some((&broker, 3))).await;
+    let (found, dups) = wait_arrived_or_explain(
+        &[&sim],
+        &ids,
+        Duration::from_secs(180),
+        Some(Explain {
+            broker: &broker,
+            partitions: 3,
+            consumers: vec![&consumer],
+        }),
+    )
+    .await;
     println!(
         "fault 1 (kill -9 x5, 50,000 events, 3 partitions, 20 orgs): received {found}, duplicates {dups}, lost 0, recovery s {recoveries:.1?}"
     );
@@ -622,8 +661,17 @@ async fn two_instances_one_killed_mid_stream_loses_nothing_and_keeps_org_order()
     b.wait_ready(Duration::from_secs(60)).await.unwrap();
     let recovery = t.elapsed().as_secs_f64();
     let ids = posting.await.unwrap();
-    let (found, dups) =
-        wait_arrived_or_explain(&[&sim], &ids, Duration::from_secs(180), Some((&broker, 4))).await;
+    let (found, dups) = wait_arrived_or_explain(
+        &[&sim],
+        &ids,
+        Duration::from_secs(180),
+        Some(Explain {
+            broker: &broker,
+            partitions: 4,
+            consumers: vec![&a, &b],
+        }),
+    )
+    .await;
 
     // Per org, first deliveries arrive in the order the events were produced.
     let position: HashMap<&str, usize> = ids

@@ -293,18 +293,20 @@ impl Broker {
     }
 
     /// Where each of `ids` sits on `topic` (partition, offset), read from the beginning with
-    /// a plain consumer; ids not found are absent from the map. Used to tell, when events
-    /// are missing at the SIEM, whether the broker lost them or the pipeline did.
+    /// a plain consumer; ids not found are absent from the map. Also returns how many records
+    /// were read of how many the partitions hold. Used to tell, when events are missing at
+    /// the SIEM, whether the broker lost them or the pipeline did.
     pub fn locate_event_ids(
         &self,
         topic: &str,
         partitions: i32,
         ids: &std::collections::HashSet<String>,
-    ) -> Result<BTreeMap<String, (i32, i64)>> {
+    ) -> Result<Located> {
         let c: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.addr)
             .set("group.id", "els-tests-locate")
             .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "20")
             .create()?;
         let mut tpl = TopicPartitionList::new();
         let mut remaining = 0;
@@ -316,6 +318,7 @@ impl Broker {
             }
         }
         c.assign(&tpl)?;
+        let total = remaining;
         let mut found = BTreeMap::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while remaining > 0 && Instant::now() < deadline {
@@ -337,7 +340,7 @@ impl Broker {
                 );
             }
         }
-        Ok(found)
+        Ok((found, total - remaining, total))
     }
 
     /// The committed offsets of `group` on `topic`, per partition.
@@ -371,6 +374,9 @@ impl Broker {
             .collect())
     }
 }
+
+/// Event ids found on a topic with their (partition, offset), records read, records held.
+pub type Located = (BTreeMap<String, (i32, i64)>, i64, i64);
 
 /// A running siem-sim.
 pub struct Sim {
