@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +39,8 @@ use crate::worker::{self, Done, Job, Origin, Shared};
 pub struct Ownership {
     assigned: Mutex<BTreeSet<i32>>,
     revoked: Mutex<Vec<i32>>,
+    /// Set with `revoked`, so the consume loop checks a flag per message, not a lock.
+    any_revoked: AtomicBool,
 }
 
 impl Ownership {
@@ -50,6 +52,9 @@ impl Ownership {
     }
 
     fn take_revoked(&self) -> Vec<i32> {
+        if !self.any_revoked.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
         self.revoked
             .lock()
             .map(|mut r| std::mem::take(&mut *r))
@@ -76,6 +81,7 @@ impl ConsumerContext for Context {
             if let Ok(mut r) = self.ownership.revoked.lock() {
                 r.extend(parts);
             }
+            self.ownership.any_revoked.store(true, Ordering::Release);
         }
     }
 
