@@ -37,15 +37,15 @@ impl Dispatcher {
     /// Queue `job` on its org's worker without waiting.
     pub fn try_dispatch(&mut self, mut job: Job) -> Result<(), Rejected> {
         loop {
-            let org = job.event.org_id().to_string();
-            let tx = match self.orgs.get(&org) {
+            // The org id is copied only when a worker is started, not per event.
+            let tx = match self.orgs.get(job.event.org_id()) {
                 Some(tx) if !tx.is_closed() => tx,
                 _ => {
+                    let org = job.event.org_id().to_string();
                     let (tx, rx) = mpsc::channel(self.capacity);
                     self.tasks
                         .spawn(worker::run(org.clone(), rx, self.shared.clone()));
-                    self.orgs.insert(org.clone(), tx);
-                    &self.orgs[&org]
+                    self.orgs.entry(org).insert_entry(tx).into_mut()
                 }
             };
             match tx.try_send(job) {
@@ -53,7 +53,7 @@ impl Dispatcher {
                 Err(mpsc::error::TrySendError::Full(j)) => return Err(Rejected::Full(Box::new(j))),
                 // The worker went idle between our check and the send: start a new one.
                 Err(mpsc::error::TrySendError::Closed(j)) => {
-                    self.orgs.remove(&org);
+                    self.orgs.remove(j.event.org_id());
                     job = j;
                 }
             }

@@ -140,7 +140,6 @@ impl Park {
             entry.waiting = entry.waiting.saturating_sub(1);
             match TopicEvent::parse(&value) {
                 Ok(event) => jobs.push(Job {
-                    size: value.len(),
                     event: Box::new(event),
                     origin: Origin::Parked { key: key.to_vec() },
                 }),

@@ -300,12 +300,11 @@ impl Loop {
                 // Typed straight from the message's buffer; the bytes are copied only when
                 // they are not a valid event (to dead-letter them).
                 let payload = m.payload().unwrap_or_default();
-                let size = payload.len();
                 let parsed = TopicEvent::parse(payload)
                     .map(Box::new)
                     .map_err(|e| (e.0, payload.to_vec()));
                 drop(m);
-                self.on_message(partition, offset, size, parsed).await;
+                self.on_message(partition, offset, parsed).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "kafka receive error");
@@ -318,7 +317,6 @@ impl Loop {
         &mut self,
         partition: i32,
         offset: i64,
-        size: usize,
         parsed: Result<Box<TopicEvent>, (String, Vec<u8>)>,
     ) {
         let metrics = &self.shared.metrics;
@@ -341,10 +339,8 @@ impl Loop {
         let job = Job {
             event,
             origin: Origin::Kafka { partition, offset },
-            size,
         };
-        let org = job.event.org_id().to_string();
-        let job = if self.park.has_waiting(&org) {
+        let job = if self.park.has_waiting(job.event.org_id()) {
             job
         } else {
             match self.dispatcher.dispatch_within(job, self.park_after).await {
@@ -352,6 +348,7 @@ impl Loop {
                 Err(job) => job,
             }
         };
+        let org = job.event.org_id().to_string();
         if let Err(e) = self.park.park(job) {
             // Cannot park: the event stays unfinished (its offset is never stored) and will
             // be redelivered after a restart. Readiness reports the store failure.

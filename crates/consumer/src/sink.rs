@@ -41,14 +41,14 @@ pub fn event_body(event: &TopicEvent, runtime: &OrgRuntime) -> Vec<u8> {
 /// Room for one HEC envelope beyond the event's own bytes.
 const ENVELOPE_BYTES: usize = 320;
 
-/// The HEC body for a batch: one envelope per event. `payload_bytes` (the events' size on
-/// the topic) sizes the buffer so it is allocated once.
+/// The HEC body for a batch: one envelope per event. The buffer is sized from the events'
+/// text, so it is allocated once.
 pub fn hec_body<'a>(
-    events: impl ExactSizeIterator<Item = &'a TopicEvent>,
-    payload_bytes: usize,
+    events: impl Iterator<Item = &'a TopicEvent> + Clone,
     runtime: &OrgRuntime,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload_bytes + events.len() * ENVELOPE_BYTES);
+    let capacity = events.clone().map(|e| e.len() + ENVELOPE_BYTES).sum();
+    let mut out = Vec::with_capacity(capacity);
     for event in events {
         write_envelope(&mut out, event, &runtime.settings.hec, |o| {
             write_event(o, event, runtime)
@@ -288,7 +288,6 @@ mod tests {
         assert_eq!(templated["wrapper"]["e"]["okta_org"], "org-1");
         let body = hec_body(
             [event(), event()].iter(),
-            0,
             &OrgRuntime::new(OrgSettings::hec("https://x/y", "t")).unwrap(),
         );
         assert_eq!(body.iter().filter(|b| **b == b'\n').count(), 2);

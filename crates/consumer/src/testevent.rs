@@ -82,7 +82,7 @@ pub fn body_for(event: &ExecutionEvent, runtime: &OrgRuntime) -> Vec<u8> {
     };
     let event = &event;
     match runtime.settings.endpoint {
-        EndpointKind::Hec => sink::hec_body(std::iter::once(event), 0, runtime),
+        EndpointKind::Hec => sink::hec_body(std::iter::once(event), runtime),
         EndpointKind::Http => sink::event_body(event, runtime),
     }
 }

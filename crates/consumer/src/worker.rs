@@ -27,8 +27,6 @@ pub struct Job {
     /// Boxed: jobs move through per-org queues, whose memory is a multiple of a job's size.
     pub event: Box<TopicEvent>,
     pub origin: Origin,
-    /// Payload size, for closing batches by bytes.
-    pub size: usize,
 }
 
 /// Where a job came from, so its completion can be acknowledged there.
@@ -118,7 +116,7 @@ pub async fn run(org: String, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>) 
 
 async fn collect_batch(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, shared: &Shared) {
     let deadline = tokio::time::Instant::now() + shared.linger;
-    let mut bytes: usize = jobs.iter().map(|j| j.size).sum();
+    let mut bytes: usize = jobs.iter().map(|j| j.event.len()).sum();
     while jobs.len() < shared.batch_max_events && bytes < shared.batch_max_bytes {
         let next = match rx.try_recv() {
             Ok(job) => Some(job),
@@ -129,7 +127,7 @@ async fn collect_batch(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, shared
             Err(mpsc::error::TryRecvError::Disconnected) => None,
         };
         let Some(job) = next else { break };
-        bytes += job.size;
+        bytes += job.event.len();
         jobs.push(job);
     }
 }
@@ -187,8 +185,7 @@ async fn deliver_hec(org: &str, jobs: Vec<Job>, runtime: &OrgRuntime, shared: &S
         if shared.hard_stop.is_cancelled() {
             return;
         }
-        let bytes = batch.iter().map(|j| j.size).sum();
-        let body = || sink::hec_body(batch.iter().map(|j| &*j.event), bytes, runtime);
+        let body = || sink::hec_body(batch.iter().map(|j| &*j.event), runtime);
         shared.metrics.batch_size.observe(batch.len() as f64);
         match send_with_retry(org, runtime, body, batch.len(), shared).await {
             Outcome::Delivered { .. } => delivered(shared, &batch),
