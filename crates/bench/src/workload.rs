@@ -7,6 +7,7 @@
 //! The small variant keeps only the base schema fields (the smallest valid event: two UUIDs,
 //! a SHA-256 and a timestamp make up most of it); the large one pads `folder_id_path`.
 
+use els_model::event::BASE_FIELDS;
 use els_model::ExecutionEvent;
 use serde_json::Value;
 
@@ -111,21 +112,6 @@ pub fn matrix(events: usize) -> Vec<Case> {
         ),
     ]
 }
-
-/// Fields of the base schema (everything else is optional metadata).
-const BASE_FIELDS: [&str; 11] = [
-    "event_id",
-    "event_type",
-    "execution_id",
-    "timestamp",
-    "flow_id",
-    "flow_name",
-    "org_id",
-    "org_name",
-    "org_hostname",
-    "user_id",
-    "user_email",
-];
 
 /// Payload target of [`Size::Large`].
 pub const LARGE_BYTES: usize = 2048;

@@ -145,6 +145,22 @@ fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
+/// The vendor's base schema, in wire order: every event has these; everything else is
+/// optional metadata.
+pub const BASE_FIELDS: [&str; 11] = [
+    "event_id",
+    "event_type",
+    "execution_id",
+    "timestamp",
+    "flow_id",
+    "flow_name",
+    "org_id",
+    "org_name",
+    "org_hostname",
+    "user_id",
+    "user_email",
+];
+
 /// Base fields that must be present and non-empty.
 const REQUIRED_STRINGS: [&str; 7] = [
     "flow_id",

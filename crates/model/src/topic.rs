@@ -468,6 +468,7 @@ impl<'de> Visitor<'de> for KeySeed {
 mod tests {
     use super::*;
     use crate::event::tests::sample_json;
+    use crate::event::BASE_FIELDS;
     use proptest::prelude::*;
     use serde_json::{json, Value};
 
@@ -477,6 +478,8 @@ mod tests {
             assert_eq!(field_index(name), Some(i), "{name}");
         }
         assert_eq!(field_index("extra"), None);
+        let names: Vec<&str> = FIELDS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names[..BASE_FIELDS.len()], crate::event::BASE_FIELDS);
     }
 
     #[test]
