@@ -107,6 +107,10 @@ async fn kill9_consumer_mid_stream_loses_nothing() {
         &[],
     )
     .unwrap();
+    // Post only once the consumer owns its partitions: otherwise, on a busy machine, the
+    // whole stream can be on the topic before the group forms, and the consumer drains it
+    // in well under a second, too fast to be killed mid-stream.
+    consumer.wait_ready(Duration::from_secs(60)).await.unwrap();
     let events = demo_events(10, 10_000, 7);
     let producer_url = s.producer.url.clone();
     let posting = {
