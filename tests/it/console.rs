@@ -88,7 +88,7 @@ async fn api_get(admin_url: &str, path: &str) -> Value {
 async fn console_edits_settings_tests_and_replays_in_headless_chromium() {
     let (chromium, script) = browser_tools();
     let dir = test_dir("console");
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 2).await.unwrap();
     let sim = Sim::start(
         &dir,

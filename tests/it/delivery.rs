@@ -85,7 +85,7 @@ async fn paced(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noisy_neighbour_does_not_slow_a_healthy_org() {
     let dir = test_dir("noisy");
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     // One partition: both orgs share it, the worst case for head-of-line blocking.
     broker.create_topic(TOPIC, 1).await.unwrap();
     let healthy = Sim::start(&dir, "healthy-sim", &[]).unwrap();
@@ -149,7 +149,7 @@ async fn noisy_neighbour_does_not_slow_a_healthy_org() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_delay_or_dead_letter_and_spare_other_orgs() {
     let dir = test_dir("limits");
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 3).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &[]).unwrap();
     let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
@@ -269,7 +269,7 @@ fn elsctl(consumer: &ConsumerProc, args: &[&str]) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_survive_kill9_and_replay_with_original_ids() {
     let dir = test_dir("dlq");
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 3).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &["--fault-status", "503"]).unwrap();
     let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
@@ -341,7 +341,7 @@ async fn dead_letters_survive_kill9_and_replay_with_original_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_event_is_isolated_and_auth_errors_go_straight_to_dead_letters() {
     let dir = test_dir("poison");
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 1).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &[]).unwrap();
     sim.set_faults(json!({"reject_containing": "POISON-FLOW"}))

@@ -29,7 +29,7 @@ async fn wait_arrived(sims: &[&Sim], ids: &[String], timeout: Duration) -> (usiz
 
 /// What to inspect when events are missing: the topic and the consumers.
 struct Explain<'a> {
-    broker: &'a Broker,
+    broker: &'a Kafka,
     partitions: i32,
     consumers: Vec<&'a ConsumerProc>,
 }
@@ -151,7 +151,7 @@ async fn post_paced(url: String, events: Vec<Value>, batch: usize, pause: Durati
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_consumer_five_times_during_50k_events() {
     let dir = test_dir("kill5");
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 3).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &["--max-stored", "1000"]).unwrap();
     let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
@@ -210,7 +210,7 @@ async fn kill9_consumer_five_times_during_50k_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_during_produce_and_consume_loses_nothing_acknowledged() {
     let dir = test_dir("broker-restart");
-    let mut broker = Broker::sqlite(&dir).unwrap();
+    let mut broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 3).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &[]).unwrap();
     let producer = ProducerProc::start(&dir, &broker, &[("ELS_ACK_TIMEOUT_MS", "3000")]).unwrap();
@@ -225,7 +225,7 @@ async fn broker_restart_during_produce_and_consume_loses_nothing_acknowledged() 
         Duration::from_millis(50),
     )
     .await;
-    broker.proc.kill9();
+    broker.kill9();
     let down_at = Instant::now();
     // While the broker is down the ingest API refuses with 503 (never a false 202).
     let client = http();
@@ -263,7 +263,7 @@ async fn broker_restart_during_produce_and_consume_loses_nothing_acknowledged() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn siem_faults_end_delivered_or_dead_lettered_within_limits() {
     let dir = test_dir("siem-faults");
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 3).await.unwrap();
     let bursts = Sim::start(&dir, "sim-500", &[]).unwrap();
     bursts
@@ -378,7 +378,7 @@ async fn full_dead_letter_disk_holds_offsets_and_reports_unready() {
     }
     let _guard = Unmount(mount.clone());
 
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 1).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &[]).unwrap();
     let mut denied = settings_for(&sim.hec_url());
@@ -500,7 +500,7 @@ async fn full_dead_letter_disk_holds_offsets_and_reports_unready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_at_every_door_gets_4xx_without_crash_or_enqueue() {
     let dir = test_dir("bad-doors");
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 3).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &[]).unwrap();
     let mut producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
@@ -632,7 +632,7 @@ async fn bad_input_at_every_door_gets_4xx_without_crash_or_enqueue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_one_killed_mid_stream_loses_nothing_and_keeps_org_order() {
     let dir = test_dir("two-instances");
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 4).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &["--max-stored", "200000"]).unwrap();
     let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
@@ -708,7 +708,7 @@ async fn two_instances_one_killed_mid_stream_loses_nothing_and_keeps_org_order()
 async fn secrets_canary_and_ssrf_hold_under_faults() {
     const CANARY: &str = "CANARY-7f3a";
     let dir = test_dir("canary-faults");
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 3).await.unwrap();
     let ok_sim = Sim::start(&dir, "sim-ok", &[]).unwrap();
     let busy = Sim::start(&dir, "sim-503", &["--fault-status", "503"]).unwrap();

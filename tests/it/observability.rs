@@ -208,7 +208,7 @@ fn alert_signals_drop_thresholds_and_split_conjunctions() {
 /// settings that make every kind of outcome happen.
 struct FaultyPipeline {
     dir: PathBuf,
-    broker: Broker,
+    broker: Kafka,
     sim: Sim,
     _failing_sim: Sim,
     consumer: ConsumerProc,
@@ -252,7 +252,7 @@ fn faulty_settings(sim: &Sim, failing: &Sim) -> Value {
 impl FaultyPipeline {
     async fn start(name: &str) -> Result<Self> {
         let dir = test_dir(name);
-        let broker = Broker::memory(&dir)?;
+        let broker = Kafka::single(&dir)?;
         broker.create_topic(TOPIC, 3).await?;
         let sim = Sim::start(&dir, "siem-sim", &[])?;
         let failing = Sim::start(&dir, "siem-sim-503", &["--fault-status", "503"])?;

@@ -11,14 +11,14 @@ const TOPIC: &str = "els.events";
 
 struct Stack {
     dir: std::path::PathBuf,
-    broker: Broker,
+    broker: Kafka,
     sim: Sim,
     producer: ProducerProc,
 }
 
 async fn stack(name: &str, partitions: i32) -> Stack {
     let dir = test_dir(name);
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, partitions).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &[]).unwrap();
     let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();

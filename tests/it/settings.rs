@@ -126,7 +126,7 @@ fn batch(
 }
 
 /// Raw records of the settings topic (key, value bytes), read to the end.
-pub(crate) fn settings_topic_records(broker: &Broker) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+pub(crate) fn settings_topic_records(broker: &Kafka) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &broker.addr)
         .set("group.id", "els-tests-raw-settings")
@@ -191,7 +191,7 @@ async fn received(sim: &Sim) -> Vec<(String, Value)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_select_headers_template_live_on_two_instances_and_no_clear_secrets() {
     let dir = test_dir("settings");
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 2).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &["--token", CANARY, "--token", HEC_TOKEN]).unwrap();
     let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
@@ -422,7 +422,7 @@ async fn settings_select_headers_template_live_on_two_instances_and_no_clear_sec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_event_shows_status_body_and_hec_code() {
     let dir = test_dir("test-event");
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 1).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &["--token", HEC_TOKEN]).unwrap();
     let c = ConsumerProc::start(&dir, "consumer", &broker, &json!({}), &consumer_env(&[])).unwrap();
@@ -473,7 +473,7 @@ async fn test_event_shows_status_body_and_hec_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssrf_guard_refuses_loopback_without_allow_list() {
     let dir = test_dir("ssrf");
-    let broker = Broker::memory(&dir).unwrap();
+    let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 1).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &["--token", HEC_TOKEN]).unwrap();
     let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();

@@ -1,24 +1,21 @@
 //! Harness for end-to-end tests across real processes, all on 127.0.0.1 with free ports:
-//! the Kafka-compatible broker (tansu), `siem-sim`, `els-consumer` and `els-producer`.
+//! Apache Kafka (from `deploy/kafka`, through [`els_testkit::Kafka`]), `siem-sim`,
+//! `els-consumer` and `els-producer`.
 //!
 //! Binaries are taken from the same target directory as the test binary (build them first:
-//! `cargo build --workspace --bins`); the broker from `TANSU_BIN` or `PATH`. Every process is
-//! killed when its handle drops, and logs go to files under a per-test directory, printed
-//! when a test fails.
+//! `cargo build --workspace --bins`). Every process is killed when its handle drops, and logs
+//! go to files under a per-test directory, printed when a test fails. Process, broker and
+//! metrics helpers live in `els-testkit` (shared with `els-bench`) and are re-exported here.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use anyhow::{bail, Result};
+pub use els_testkit::kafka::Located;
+pub use els_testkit::{free_port, parse_metrics, wait_port, Kafka, Proc};
 use serde_json::Value;
 
 /// The admin token used by test consumers.
@@ -41,14 +38,6 @@ pub fn http() -> reqwest::Client {
 /// GET `url` with [`http`]'s timeout.
 pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
     http().get(url).send().await
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
 }
 
 /// A fresh directory for one test's logs and data.
@@ -77,119 +66,6 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-fn tansu_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("TANSU_BIN") {
-        return PathBuf::from(p);
-    }
-    let home_bin = std::env::var("HOME")
-        .map(|h| PathBuf::from(h).join(".cargo/bin/tansu"))
-        .unwrap_or_default();
-    if home_bin.exists() {
-        return home_bin;
-    }
-    PathBuf::from("tansu")
-}
-
-/// A child process, killed (SIGKILL) on drop.
-pub struct Proc {
-    pub name: String,
-    child: Option<Child>,
-    pub log: PathBuf,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Result<Self> {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)?;
-        let err = out.try_clone()?;
-        cmd.stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .stdin(Stdio::null());
-        let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
-        Ok(Self {
-            name: name.into(),
-            child: Some(child),
-            log,
-        })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or(0)
-    }
-
-    /// `kill -9`: no chance to flush, commit or say goodbye.
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM and wait up to `timeout` for a graceful exit; returns whether it exited 0.
-    pub fn terminate(&mut self, timeout: Duration) -> bool {
-        let Some(mut c) = self.child.take() else {
-            return false;
-        };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if let Ok(Some(status)) = c.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-        false
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    /// The log so far (for assertions and failure output).
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-        if std::thread::panicking() {
-            let text = self.log_text();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            eprintln!(
-                "---- last lines of {} ({}) ----",
-                self.name,
-                self.log.display()
-            );
-            for line in tail.into_iter().rev() {
-                eprintln!("{line}");
-            }
-        }
-    }
-}
-
-/// Wait until TCP connects to `addr`.
-pub fn wait_port(addr: &str, timeout: Duration) -> Result<()> {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("{addr} did not open within {timeout:?}")
-}
-
 /// Poll `check` until it returns Some or `timeout` passes.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
 where
@@ -207,176 +83,6 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
-
-/// A tansu broker on a free port.
-pub struct Broker {
-    pub addr: String,
-    pub proc: Proc,
-    storage: String,
-    dir: PathBuf,
-}
-
-impl Broker {
-    /// In-memory storage: fast, gone when killed.
-    pub fn memory(dir: &Path) -> Result<Self> {
-        Self::start(dir, "memory://tansu/".into(), free_port())
-    }
-
-    /// SQLite storage in `dir`: survives a restart.
-    pub fn sqlite(dir: &Path) -> Result<Self> {
-        let db = dir.join("broker.db");
-        Self::start(dir, format!("sqlite:///{}", db.display()), free_port())
-    }
-
-    fn start(dir: &Path, storage: String, port: u16) -> Result<Self> {
-        let addr = format!("127.0.0.1:{port}");
-        let mut cmd = Command::new(tansu_bin());
-        cmd.arg("broker")
-            .arg("--listener-url")
-            .arg(format!("tcp://{addr}"))
-            .arg("--advertised-listener-url")
-            .arg(format!("tcp://{addr}"))
-            .arg("--storage-engine")
-            .arg(&storage)
-            .env("RUST_LOG", "warn");
-        let proc = Proc::spawn("broker", cmd, dir.join("broker.log"))?;
-        wait_port(&addr, Duration::from_secs(30))?;
-        Ok(Self {
-            addr,
-            proc,
-            storage,
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    /// Start again on the same port and storage (after [`Proc::kill9`]).
-    pub fn restart(&mut self) -> Result<()> {
-        self.proc.kill9();
-        let port: u16 = self
-            .addr
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        let fresh = Self::start(&self.dir, self.storage.clone(), port)?;
-        *self = fresh;
-        Ok(())
-    }
-
-    /// Create a topic with plain Kafka admin calls.
-    pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.addr)
-            .create()?;
-        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-        let res = admin.create_topics([&topic], &AdminOptions::new()).await?;
-        for r in res {
-            if let Err((t, e)) = r {
-                bail!("creating topic {t}: {e}");
-            }
-        }
-        Ok(())
-    }
-
-    /// Sum of high watermarks of a topic's partitions (records ever produced).
-    pub fn high_watermarks(&self, topic: &str, partitions: i32) -> Result<i64> {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.addr)
-            .set("group.id", "els-tests-inspect")
-            .create()?;
-        let mut total = 0;
-        for p in 0..partitions {
-            let (_, high) = c.fetch_watermarks(topic, p, Duration::from_secs(5))?;
-            total += high;
-        }
-        Ok(total)
-    }
-
-    /// Where each of `ids` sits on `topic` (partition, offset), read from the beginning with
-    /// a plain consumer; ids not found are absent from the map. Also returns how many records
-    /// were read of how many the partitions hold. Used to tell, when events are missing at
-    /// the SIEM, whether the broker lost them or the pipeline did.
-    pub fn locate_event_ids(
-        &self,
-        topic: &str,
-        partitions: i32,
-        ids: &std::collections::HashSet<String>,
-    ) -> Result<Located> {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.addr)
-            .set("group.id", "els-tests-locate")
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "20")
-            .create()?;
-        let mut tpl = TopicPartitionList::new();
-        let mut remaining = 0;
-        for p in 0..partitions {
-            let (low, high) = c.fetch_watermarks(topic, p, Duration::from_secs(5))?;
-            if high > low {
-                tpl.add_partition_offset(topic, p, Offset::Offset(low))?;
-                remaining += high - low;
-            }
-        }
-        c.assign(&tpl)?;
-        let total = remaining;
-        let mut found = BTreeMap::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while remaining > 0 && Instant::now() < deadline {
-            let Some(msg) = c.poll(Duration::from_millis(500)) else {
-                continue;
-            };
-            let msg = msg?;
-            remaining -= 1;
-            let id = rdkafka::Message::payload(&msg)
-                .and_then(|p| serde_json::from_slice::<Value>(p).ok())
-                .and_then(|v| v["event_id"].as_str().map(str::to_string));
-            if let Some(id) = id.filter(|id| ids.contains(id)) {
-                found.insert(
-                    id,
-                    (
-                        rdkafka::Message::partition(&msg),
-                        rdkafka::Message::offset(&msg),
-                    ),
-                );
-            }
-        }
-        Ok((found, total - remaining, total))
-    }
-
-    /// The committed offsets of `group` on `topic`, per partition.
-    pub fn committed(
-        &self,
-        group: &str,
-        topic: &str,
-        partitions: i32,
-    ) -> Result<BTreeMap<i32, i64>> {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.addr)
-            .set("group.id", group)
-            .create()?;
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions {
-            tpl.add_partition(topic, p);
-        }
-        let got = c.committed_offsets(tpl, Duration::from_secs(5))?;
-        Ok(got
-            .elements()
-            .iter()
-            .map(|e| {
-                (
-                    e.partition(),
-                    match e.offset() {
-                        Offset::Offset(o) => o,
-                        _ => -1,
-                    },
-                )
-            })
-            .collect())
-    }
-}
-
-/// Event ids found on a topic with their (partition, offset), records read, records held.
-pub type Located = (BTreeMap<String, (i32, i64)>, i64, i64);
 
 /// A running siem-sim.
 pub struct Sim {
@@ -485,7 +191,7 @@ impl ConsumerProc {
     pub fn start(
         dir: &Path,
         name: &str,
-        broker: &Broker,
+        broker: &Kafka,
         settings: &Value,
         env: &[(&str, &str)],
     ) -> Result<Self> {
@@ -564,17 +270,6 @@ impl ConsumerProc {
     }
 }
 
-/// Prometheus text format to `name{labels}` -> value.
-pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
-}
-
 /// A running ingest API.
 pub struct ProducerProc {
     pub proc: Proc,
@@ -582,7 +277,7 @@ pub struct ProducerProc {
 }
 
 impl ProducerProc {
-    pub fn start(dir: &Path, broker: &Broker, env: &[(&str, &str)]) -> Result<Self> {
+    pub fn start(dir: &Path, broker: &Kafka, env: &[(&str, &str)]) -> Result<Self> {
         let port = free_port();
         let mut cmd = Command::new(bin("els-producer"));
         cmd.arg("serve")
