@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Install what the tests and the local run need, skipping what is already there:
-#   - tansu, the Kafka-compatible broker (Rust, Apache-2.0), pinned, from crates.io
+#   - Apache Kafka (pinned in deploy/kafka/pom.xml) from Maven Central, with Maven and a
+#     Java 17+ runtime from Debian when missing
 #   - Prometheus and promtool, and docker-compose (for `docker-compose config`), from Debian
+#   - kcat from Debian and confluent-kafka from PyPI (the raw-producer test: plain Kafka
+#     clients other than ELS's own write to the events topic)
 #   - Chromium, chromium-driver and Node.js from Debian, playwright-core from npm (browser test)
 set -euo pipefail
 
-TANSU_VERSION="${TANSU_VERSION:-0.6.0}"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
 
-if ! command -v tansu >/dev/null 2>&1 || ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
-  echo "==> installing tansu $TANSU_VERSION (takes ~10 minutes on 2 cores)"
-  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
-fi
-
 need_apt=()
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
@@ -30,7 +32,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-browser_dir="$(cd "$(dirname "$0")/../.." && pwd)/tests/browser"
+# Apache Kafka itself: jars from Maven Central into deploy/kafka/lib (skipped when present).
+"$root/deploy/kafka/kafka.sh" install
+
+# confluent-kafka (PyPI) in a venv of its own, pinned in tests/python/requirements.txt.
+venv="$root/tests/python/.venv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import confluent_kafka' 2>/dev/null; then
+  echo "==> installing confluent-kafka for the raw-producer test (PyPI, pinned in tests/python)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/tests/python/requirements.txt"
+fi
+
+browser_dir="$root/tests/browser"
 if [ ! -d "$browser_dir/node_modules" ]; then
   echo "==> installing playwright-core for the browser test (npm, pinned in tests/browser)"
   export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1   # it drives Debian's /usr/bin/chromium
