@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Run the whole ELS pipeline on this machine without Docker:
-#   tansu broker (SQLite storage) -> els-producer (+ demo traffic) -> els-consumer -> siem-sim
-# Everything listens on 127.0.0.1; state, logs and the dead-letter store live in .els-run/.
+#   Apache Kafka (one KRaft node, deploy/kafka) -> els-producer (+ demo traffic)
+#   -> els-consumer -> siem-sim
+# Everything listens on 127.0.0.1; Kafka's log, ELS's state and all logs live in .els-run/.
 #
 #   deploy/scripts/run-local.sh            # until Ctrl-C
 #   deploy/scripts/run-local.sh --for 60   # stop by itself after 60 s
 #
 # Environment: LOCAL_DIR (state dir), LOCAL_RATE (demo events/s, default 50),
-# LOCAL_ORGS (default 10), LOCAL_{BROKER,SIM,PRODUCER,ADMIN}_PORT, LOCAL_PROFILE=release,
+# LOCAL_ORGS (default 10), LOCAL_{BROKER,SIM,PRODUCER,ADMIN}_PORT, LOCAL_CONTROLLER_PORT
+# (Kafka's controller listener, default broker port + 1), LOCAL_PROFILE=release,
 # LOCAL_BIN_DIR (use prebuilt binaries from this directory instead of building).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +21,7 @@ if [ "${1:-}" = "--for" ]; then DURATION="${2:?--for needs seconds}"; fi
 
 RUN_DIR="${LOCAL_DIR:-$ROOT/.els-run}"
 BROKER_PORT="${LOCAL_BROKER_PORT:-9092}"
+CONTROLLER_PORT="${LOCAL_CONTROLLER_PORT:-$((BROKER_PORT + 1))}"
 SIM_PORT="${LOCAL_SIM_PORT:-8088}"
 PRODUCER_PORT="${LOCAL_PRODUCER_PORT:-8080}"
 ADMIN_PORT="${LOCAL_ADMIN_PORT:-9090}"
@@ -26,7 +29,7 @@ RATE="${LOCAL_RATE:-50}"
 ORGS="${LOCAL_ORGS:-10}"
 mkdir -p "$RUN_DIR/logs"
 
-if ! command -v tansu >/dev/null 2>&1; then deploy/scripts/install-deps.sh; fi
+deploy/kafka/kafka.sh install
 if [ -z "${LOCAL_BIN_DIR:-}" ]; then
   PROFILE="${LOCAL_PROFILE:-dev}"
   echo "==> building ELS ($PROFILE profile)"
@@ -42,6 +45,7 @@ cleanup() {
   echo "==> stopping"
   for ((i=${#PIDS[@]}-1; i>=0; i--)); do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; sleep 0.5; done
   wait 2>/dev/null || true
+  exit 0
 }
 trap cleanup EXIT INT TERM
 
@@ -54,15 +58,15 @@ wait_port() {
   exit 1
 }
 
-echo "==> broker (tansu, SQLite at $RUN_DIR/broker.db) on 127.0.0.1:$BROKER_PORT"
-RUST_LOG=warn tansu broker \
-  --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
-  --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" \
-  --storage-engine "sqlite://$(case "$RUN_DIR" in /*) echo "/$RUN_DIR";; *) echo "$RUN_DIR";; esac)/broker.db" >"$RUN_DIR/logs/broker.log" 2>&1 &
+echo "==> broker (Apache Kafka $(deploy/kafka/kafka.sh version), KRaft, data in $RUN_DIR/kafka) on 127.0.0.1:$BROKER_PORT"
+deploy/kafka/kafka.sh node --dir "$RUN_DIR/kafka" --port "$BROKER_PORT" \
+  --controller-port "$CONTROLLER_PORT" >"$RUN_DIR/logs/broker.log" 2>&1 &
 PIDS+=($!)
 wait_port "$BROKER_PORT"
-tansu topic create els.events --broker "tcp://127.0.0.1:$BROKER_PORT" --partitions 3 \
-  >>"$RUN_DIR/logs/broker.log" 2>&1 || true
+# Kafka's own topic tool; --if-not-exists keeps a second run's topic and its records.
+deploy/kafka/kafka.sh tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$BROKER_PORT" \
+  --create --if-not-exists --topic els.events --partitions 3 --replication-factor 1 \
+  >>"$RUN_DIR/logs/broker.log" 2>&1
 
 echo "==> siem-sim (Splunk HEC) on 127.0.0.1:$SIM_PORT"
 "$BIN/siem-sim" --listen "127.0.0.1:$SIM_PORT" >"$RUN_DIR/logs/siem-sim.log" 2>&1 &
@@ -107,6 +111,7 @@ ELS is running. Where to look:
   post your own event:  curl -s -XPOST -H 'content-type: application/json' http://127.0.0.1:$PRODUCER_PORT/v1/events -d @event.json
   settings console:     http://127.0.0.1:$ADMIN_PORT/console  (admin token: cat $ADMIN_TOKEN_FILE)
   dead letters:         ELS_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT ELS_ADMIN_TOKEN=\$(cat $ADMIN_TOKEN_FILE) $BIN/elsctl dlq list
+  raw Kafka (kcat):      kcat -b 127.0.0.1:$BROKER_PORT -L
   logs:                 $RUN_DIR/logs/
 INFO
 

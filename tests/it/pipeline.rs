@@ -329,6 +329,7 @@ fn readme_run_command_brings_the_pipeline_up() {
         .env("LOCAL_BIN_DIR", &bin_dir)
         .env("LOCAL_DIR", dir.join("run"))
         .env("LOCAL_BROKER_PORT", free_port().to_string())
+        .env("LOCAL_CONTROLLER_PORT", free_port().to_string())
         .env("LOCAL_SIM_PORT", free_port().to_string())
         .env("LOCAL_PRODUCER_PORT", free_port().to_string())
         .env("LOCAL_ADMIN_PORT", free_port().to_string())

@@ -50,20 +50,9 @@ pub fn test_dir(name: &str) -> PathBuf {
 
 /// A built binary of the workspace, next to the running test binary.
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    // target/<profile>/deps/e2e-xxxx -> target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` before the tests",
-        path.display()
-    );
-    path
+    els_testkit::built_bin(name).unwrap_or_else(|| {
+        panic!("{name} is missing: run `cargo build --workspace --bins` before the tests")
+    })
 }
 
 /// Poll `check` until it returns Some or `timeout` passes.

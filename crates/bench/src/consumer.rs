@@ -82,7 +82,7 @@ impl Consumer {
         };
         if let Err(e) = wait_port(&admin, Duration::from_secs(30)) {
             me.proc.check_alive()?;
-            return Err(e);
+            return Err(e.into());
         }
         Ok(me)
     }

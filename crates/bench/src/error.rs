@@ -14,6 +14,9 @@ pub enum BenchError {
     },
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// A process or broker step of the shared test kit.
+    #[error("{0}")]
+    Kit(#[from] els_testkit::KitError),
     #[error("http: {0}")]
     Http(#[from] reqwest::Error),
     #[error("json: {0}")]

@@ -1,16 +1,13 @@
-//! The broker side: a tansu broker on loopback, topics, preloading a topic with events keyed
+//! The broker side: Apache Kafka on loopback (the shared test kit's), topics, preloading a topic with events keyed
 //! by org (as the producer does), the raw consume rate (L1), and a fixed-rate producer for
 //! the open-loop latency runs.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use els_model::ExecutionEvent;
 use futures::future::join_all;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -18,46 +15,31 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 use crate::error::{BenchError, Result};
-use crate::procs::{free_port, tansu_bin, wait_port, Proc, Usage};
+use crate::procs::Usage;
 use crate::workload::payload;
+use els_testkit::Kafka;
 
 /// Partitions of every benchmark topic.
 pub const PARTITIONS: i32 = 4;
 
-/// A tansu broker with in-memory storage.
+/// Apache Kafka (one node, from `deploy/kafka`) and the benchmark's producer side.
 pub struct Broker {
+    pub kafka: Kafka,
     pub addr: String,
-    pub proc: Proc,
 }
 
 impl Broker {
     pub fn start(dir: &Path) -> Result<Self> {
-        let addr = format!("127.0.0.1:{}", free_port()?);
-        let mut cmd = Command::new(tansu_bin());
-        cmd.arg("broker")
-            .arg("--listener-url")
-            .arg(format!("tcp://{addr}"))
-            .arg("--advertised-listener-url")
-            .arg(format!("tcp://{addr}"))
-            .arg("--storage-engine")
-            .arg("memory://tansu/")
-            .env("RUST_LOG", "warn");
-        let proc = Proc::spawn("broker", cmd, dir.join("broker.log"))?;
-        wait_port(&addr, Duration::from_secs(30))?;
-        Ok(Self { addr, proc })
+        let kafka = Kafka::single(dir)?;
+        Ok(Self {
+            addr: kafka.addr.clone(),
+            kafka,
+        })
     }
 
+    /// A topic of [`PARTITIONS`] partitions.
     pub async fn create_topic(&self, name: &str) -> Result<()> {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.addr)
-            .create()?;
-        let topic = NewTopic::new(name, PARTITIONS, TopicReplication::Fixed(1));
-        for result in admin.create_topics([&topic], &AdminOptions::new()).await? {
-            if let Err((t, e)) = result {
-                return Err(BenchError::step(format!("creating topic {t}: {e}")));
-            }
-        }
-        Ok(())
+        Ok(self.kafka.create_topic(name, PARTITIONS).await?)
     }
 
     /// An idempotent producer configured like `els-producer` (`acks=all`, 5 ms linger).
@@ -113,8 +95,8 @@ pub struct RawConsume {
     pub fetch_wait_ms: u32,
 }
 
-/// `fetch.wait.max.ms` values L1 tries: els-consumer's default (20) and a shorter one. tansu answers
-/// a fetch only when the wait is over, so the wait caps the consume rate of any client.
+/// `fetch.wait.max.ms` values L1 tries: els-consumer's default (20) and a shorter one (Kafka
+/// answers a fetch as soon as `fetch.min.bytes` are there, so the two should measure alike).
 pub const L1_FETCH_WAITS_MS: [u32; 2] = [20, 10];
 
 /// L1: read `expect` records of `topic` in a new consumer group with no processing beyond

@@ -1,7 +1,7 @@
 //! `els-bench`: how fast ELS is, as ratios to what the machine can do at all.
 //!
-//! One run starts a broker (tansu, in memory) and `siem-sim` on 127.0.0.1 and measures, per
-//! case of the matrix (orgs × event size × endpoint kind):
+//! One run starts a broker (Apache Kafka, one KRaft node) and `siem-sim` on 127.0.0.1 and
+//! measures, per case of the matrix (orgs × event size × endpoint kind):
 //! - **L1**, the raw consume rate of the preloaded topic (no processing) and **L2**, the raw
 //!   POST rate of pre-built bodies to siem-sim: the two physical limits of the path;
 //! - the pipeline (`els-consumer`, default settings) draining the same preloaded topic:

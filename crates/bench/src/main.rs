@@ -12,7 +12,7 @@ use els_bench::report::{self, RunInfo};
 use els_bench::scenario::{Bench, Options};
 
 /// Benchmark the ELS pipeline against its physical limits and a naive forwarder (needs
-/// `cargo build --release -p els-consumer -p siem-sim` and the tansu broker).
+/// `cargo build --release -p els-consumer -p siem-sim` and Apache Kafka from `deploy/kafka`).
 #[derive(Debug, Parser)]
 #[command(name = "els-bench", version)]
 struct Cli {

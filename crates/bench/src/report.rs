@@ -49,7 +49,7 @@ pub fn render(info: &RunInfo, results: &Results) -> String {
     let _ = writeln!(
         s,
         "\n**Load average** before {:.2} / {:.2} / {:.2}, after {:.2} / {:.2} / {:.2} (1/5/15 min). \
-         Broker (tansu, in-memory), siem-sim, the consumer and the load clients all share these cores.\n",
+         Broker (Apache Kafka, one node), siem-sim, the consumer and the load clients all share these cores.\n",
         info.load_before.0,
         info.load_before.1,
         info.load_before.2,

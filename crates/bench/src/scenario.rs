@@ -276,9 +276,9 @@ impl Bench {
         let mut l1 = RawConsume::default();
         let mut l1_broker_cpu = 0.0;
         for wait in L1_FETCH_WAITS_MS {
-            let b0 = self.broker.proc.usage().cpu_seconds;
+            let b0 = self.broker.kafka.usage().cpu_seconds;
             let tried = raw_consume(&self.broker.addr, topic, n, bound, wait).await?;
-            let cpu = self.broker.proc.usage().cpu_seconds - b0;
+            let cpu = self.broker.kafka.usage().cpu_seconds - b0;
             if rate(tried.events, tried.seconds) > rate(l1.events, l1.seconds) {
                 (l1, l1_broker_cpu) = (tried, cpu);
             }
@@ -349,7 +349,7 @@ impl Bench {
         consumer.wait_ready(Duration::from_secs(60)).await?;
         let c0 = consumer.proc.usage();
         let (b0, s0, own0) = (
-            self.broker.proc.usage().cpu_seconds,
+            self.broker.kafka.usage().cpu_seconds,
             self.sim.proc.usage().cpu_seconds,
             Usage::own().cpu_seconds,
         );
@@ -384,7 +384,7 @@ impl Bench {
         };
         let c1 = consumer.proc.usage();
         let (b1, s1, own1) = (
-            self.broker.proc.usage().cpu_seconds,
+            self.broker.kafka.usage().cpu_seconds,
             self.sim.proc.usage().cpu_seconds,
             Usage::own().cpu_seconds,
         );
@@ -480,7 +480,7 @@ impl Bench {
         produce_at_rate(&producer, &topic, events, drain_rate * 0.25).await?;
         self.sim
             .wait_distinct(warm as u64, Duration::from_secs(60), || {
-                consumer.proc.check_alive()
+                Ok(consumer.proc.check_alive()?)
             })
             .await?;
         let mut out = Vec::new();
@@ -493,7 +493,7 @@ impl Bench {
             let stats = self
                 .sim
                 .wait_distinct(count as u64, Duration::from_secs(120), || {
-                    consumer.proc.check_alive()
+                    Ok(consumer.proc.check_alive()?)
                 })
                 .await?;
             let records = self.sim.all_records().await?;

@@ -1,11 +1,11 @@
-//! The idempotent Kafka producer. Plain Kafka configuration only, so the same code runs
-//! against Apache Kafka in compose and the Kafka-compatible broker used in tests.
+//! The idempotent Kafka producer. Plain Kafka configuration only (any Kafka-compatible
+//! service works); tests, the local run and compose use Apache Kafka.
 //!
-//! After a request that Kafka did not acknowledge, the producer session is replaced by a fresh
-//! one (new producer id) and the old one's queued messages are purged. The failed request was
-//! answered 503 and will be retried by its caller, so nothing is lost; the fresh session keeps
-//! old retries from racing the caller's retry, and recovers from brokers that lost the old
-//! producer's state (tansu 0.6 panics on an unknown producer id after a restart).
+//! One producer session serves every request: a request whose events Kafka did not
+//! acknowledge in time is answered 503 (its caller retries; nothing was promised), while
+//! librdkafka keeps the session's idempotent sequence intact for everyone else. Only a
+//! *fatal* idempotence error (the session can never send again) replaces the session with a
+//! fresh one (new producer id).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -75,13 +75,17 @@ impl EventProducer {
                     total: events.len(),
                     reason: err.to_string(),
                 };
-                self.reset(&producer);
+                if let Some((code, reason)) = producer.client().fatal_error() {
+                    tracing::warn!(error = %code, reason = %reason, "fatal producer error");
+                    self.reset(&producer);
+                }
                 Err(error)
             }
         }
     }
 
-    /// Replace `failed` (if it is still current) with a fresh producer session.
+    /// Replace `failed` (if it is still current) with a fresh producer session, after a fatal
+    /// error.
     fn reset(&self, failed: &FutureProducer) {
         let fresh = match create(&self.brokers, self.ack_timeout) {
             Ok(p) => p,
@@ -97,9 +101,9 @@ impl EventProducer {
             }
             std::mem::replace(&mut *current, fresh)
         };
-        tracing::info!("kafka did not acknowledge a request; started a fresh producer session");
+        tracing::info!("the producer session failed for good; started a fresh one");
         // Drop the old session off the async threads: purge what it still queues (those
-        // requests were answered 503) so it never re-sends with its old producer id.
+        // requests are answered 503), it cannot send them any more.
         tokio::task::spawn_blocking(move || {
             old.purge(PurgeConfig::default().queue().inflight());
             drop(old);

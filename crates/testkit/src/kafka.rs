@@ -173,6 +173,22 @@ impl Kafka {
         self.wait_brokers(self.nodes.len(), START_TIMEOUT)
     }
 
+    /// CPU and memory of every running node, summed.
+    pub fn usage(&self) -> crate::proc::Usage {
+        let mut total = crate::proc::Usage::default();
+        for u in self
+            .nodes
+            .iter()
+            .filter_map(|n| n.proc.as_ref())
+            .map(Proc::usage)
+        {
+            total.cpu_seconds += u.cpu_seconds;
+            total.peak_rss += u.peak_rss;
+            total.rss += u.rss;
+        }
+        total
+    }
+
     /// The logs of every node (for failure output).
     pub fn log_tails(&self, lines: usize) -> String {
         self.nodes

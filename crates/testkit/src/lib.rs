@@ -17,4 +17,4 @@ pub mod proc;
 pub use error::KitError;
 pub use kafka::Kafka;
 pub use metrics::parse_metrics;
-pub use proc::{free_port, wait_port, Proc, Usage};
+pub use proc::{built_bin, free_port, wait_port, Proc, Usage};

@@ -45,6 +45,17 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// A binary built next to the running executable (`target/<profile>/<name>`, also from a
+/// test binary in `target/<profile>/deps/`), or `None`.
+pub fn built_bin(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(name))
+        .find(|p| p.exists())
+}
+
 /// A child process, SIGKILLed on drop.
 pub struct Proc {
     pub name: String,
