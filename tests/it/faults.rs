@@ -1,7 +1,7 @@
 //! Fault and bad-input suite: under load and faults nothing acknowledged is lost and nothing
 //! leaks. Every scenario is bounded in count and time and prints its figures.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use els_producer::generate::demo_events;
@@ -9,144 +9,6 @@ use els_tests::*;
 use serde_json::{json, Value};
 
 const TOPIC: &str = "els.events";
-
-/// How many of `ids` siem-sim has seen, and its duplicate count.
-async fn arrived(sims: &[&Sim], ids: &[String]) -> (usize, usize) {
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut total = 0;
-    for sim in sims {
-        let got = sim.event_ids().await.unwrap_or_default();
-        total += got.len();
-        seen.extend(got);
-    }
-    let found = ids.iter().filter(|id| seen.contains(*id)).count();
-    (found, total - seen.len())
-}
-
-async fn wait_arrived(sims: &[&Sim], ids: &[String], timeout: Duration) -> (usize, usize) {
-    wait_arrived_or_explain(sims, ids, timeout, None).await
-}
-
-/// What to inspect when events are missing: the topic and the consumers.
-struct Explain<'a> {
-    broker: &'a Kafka,
-    partitions: i32,
-    consumers: Vec<&'a ConsumerProc>,
-}
-
-/// Like [`wait_arrived`]; on failure, also says where the missing events are on the topic
-/// (lost by the broker, or by the pipeline after the broker had them) and what the consumer
-/// group committed.
-async fn wait_arrived_or_explain(
-    sims: &[&Sim],
-    ids: &[String],
-    timeout: Duration,
-    explain: Option<Explain<'_>>,
-) -> (usize, usize) {
-    let start = Instant::now();
-    loop {
-        let (found, dups) = arrived(sims, ids).await;
-        if found == ids.len() {
-            return (found, dups);
-        }
-        if start.elapsed() >= timeout {
-            let mut seen: HashSet<String> = HashSet::new();
-            for sim in sims {
-                seen.extend(sim.event_ids().await.unwrap_or_default());
-            }
-            let missing: HashSet<String> = ids
-                .iter()
-                .filter(|id| !seen.contains(*id))
-                .cloned()
-                .collect();
-            let mut detail = String::new();
-            if let Some(x) = explain {
-                let (located, read, total) = x
-                    .broker
-                    .locate_event_ids(TOPIC, x.partitions, &missing)
-                    .unwrap_or_default();
-                let committed = x
-                    .broker
-                    .committed("els-consumer", TOPIC, x.partitions)
-                    .unwrap_or_default();
-                detail = format!(
-                    "; on the topic ({read} of {total} records read): {} of them at {:?}; committed {committed:?}",
-                    located.len(),
-                    located.values().take(20).collect::<Vec<_>>()
-                );
-                for c in x.consumers {
-                    let m = c.metrics().await.unwrap_or_default();
-                    let pick: BTreeMap<&str, f64> = m
-                        .iter()
-                        .filter(|(k, _)| {
-                            [
-                                "in_flight",
-                                "parked",
-                                "retries",
-                                "delivered",
-                                "consumed",
-                                "dead",
-                                "siem",
-                            ]
-                            .iter()
-                            .any(|w| k.contains(w))
-                        })
-                        .map(|(k, v)| (k.as_str(), *v))
-                        .collect();
-                    detail.push_str(&format!("; consumer {}: {pick:?}", c.admin_url));
-                }
-            }
-            panic!(
-                "{} of {} events missing after {timeout:?} (e.g. {:?}){detail}",
-                missing.len(),
-                ids.len(),
-                missing.iter().take(5).collect::<Vec<_>>()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Post `events` in paced batches, retrying 503s with the same events (same ids).
-async fn post_paced(url: String, events: Vec<Value>, batch: usize, pause: Duration) -> Vec<String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let mut ids = Vec::with_capacity(events.len());
-    let mut refused = 0;
-    for chunk in events.chunks(batch) {
-        loop {
-            match client
-                .post(format!("{url}/v1/events"))
-                .json(chunk)
-                .send()
-                .await
-            {
-                Ok(r) if r.status() == 202 => {
-                    let body: Value = r.json().await.unwrap();
-                    ids.extend(
-                        body["event_ids"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|v| v.as_str().unwrap().to_string()),
-                    );
-                    break;
-                }
-                Ok(r) if r.status() == 503 => refused += 1,
-                Ok(r) => panic!("unexpected {}", r.status()),
-                Err(_) => refused += 1,
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        tokio::time::sleep(pause).await;
-    }
-    if refused > 0 {
-        println!("  (producer refused {refused} requests while Kafka was unavailable; retried)");
-    }
-    ids
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_consumer_five_times_during_50k_events() {
@@ -197,6 +59,7 @@ async fn kill9_consumer_five_times_during_50k_events() {
         Duration::from_secs(180),
         Some(Explain {
             broker: &broker,
+            topic: TOPIC,
             partitions: 3,
             consumers: vec![&consumer],
         }),
@@ -667,6 +530,7 @@ async fn two_instances_one_killed_mid_stream_loses_nothing_and_keeps_org_order()
         Duration::from_secs(180),
         Some(Explain {
             broker: &broker,
+            topic: TOPIC,
             partitions: 4,
             consumers: vec![&a, &b],
         }),

@@ -7,6 +7,7 @@
 
 mod console;
 mod delivery;
+mod failover;
 mod faults;
 mod observability;
 mod pipeline;

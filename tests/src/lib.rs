@@ -14,9 +14,12 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+pub use arrivals::{arrived, post_paced, wait_arrived, wait_arrived_or_explain, Explain};
 pub use els_testkit::kafka::Located;
 pub use els_testkit::{free_port, parse_metrics, wait_port, Kafka, Proc};
 use serde_json::Value;
+
+pub mod arrivals;
 
 /// The admin token used by test consumers.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
