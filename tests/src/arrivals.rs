@@ -3,6 +3,9 @@
 //! what the group committed, what the consumers hold); posting events paced, retrying 503s
 //! with the same events (same ids).
 
+// Test output: the figures are the point.
+#![allow(clippy::print_stdout)]
+
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
