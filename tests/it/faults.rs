@@ -518,7 +518,7 @@ async fn two_instances_one_killed_mid_stream_loses_nothing_and_keeps_org_order()
     .unwrap();
     b.proc.kill9();
     let t = Instant::now();
-    // The orchestrator restarts it; with static membership it takes its partitions back.
+    // The orchestrator restarts it; it joins the group again as a new member.
     tokio::time::sleep(Duration::from_secs(2)).await;
     b.restart().unwrap();
     b.wait_ready(Duration::from_secs(60)).await.unwrap();

@@ -202,7 +202,6 @@ impl ConsumerProc {
             ),
             ("ELS_ADMIN_LISTEN".into(), format!("127.0.0.1:{admin_port}")),
             ("ELS_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
-            ("ELS_INSTANCE_ID".into(), name.to_string()),
             ("ELS_SSRF_ALLOW".into(), "127.0.0.1".into()),
             ("ELS_MASTER_KEYS".into(), TEST_MASTER_KEYS.into()),
             ("ELS_BATCH_LINGER_MS".into(), "50".into()),
