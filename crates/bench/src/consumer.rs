@@ -16,6 +16,7 @@ use crate::error::{BenchError, Result};
 use crate::procs::{free_port, sibling_bin, wait_port, Proc};
 use crate::sim::HEC_TOKEN;
 use crate::workload::Endpoint;
+pub use els_testkit::parse_metrics;
 
 /// A running consumer.
 pub struct Consumer {
@@ -128,17 +129,6 @@ impl Consumer {
     pub fn stop(&mut self) {
         self.proc.terminate(Duration::from_secs(15));
     }
-}
-
-/// Prometheus text format to `name{labels}` -> value.
-pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
 }
 
 /// Mean of a Prometheus histogram (`_sum / _count`), if it has observations.
