@@ -13,6 +13,10 @@ pub enum ModelError {
     /// A field is missing, has the wrong type, or has an invalid value.
     #[error("invalid field `{field}`: {message}")]
     InvalidField { field: String, message: String },
+    /// An object names a key twice; `field` is the repeated key's path (`events[1].org_id`).
+    /// Readers disagree about such an event (serde keeps the last value, others the first).
+    #[error("duplicate key `{field}`: a JSON object may name each key once")]
+    DuplicateKey { field: String },
     /// The request has more events than allowed.
     #[error("too many events in one request: {count} (limit {limit})")]
     TooManyEvents { count: usize, limit: usize },
@@ -32,24 +36,28 @@ impl ModelError {
     /// The JSON path of the offending field, when there is one.
     pub fn field_name(&self) -> Option<&str> {
         match self {
-            Self::InvalidField { field, .. } => Some(field),
+            Self::InvalidField { field, .. } | Self::DuplicateKey { field } => Some(field),
             _ => None,
         }
     }
 
     /// Prefix the field path, e.g. with `events[3]`.
     pub fn within(self, prefix: &str) -> Self {
+        let join = |field: String| {
+            if field.is_empty() {
+                prefix.to_string()
+            } else if field.starts_with('[') {
+                format!("{prefix}{field}")
+            } else {
+                format!("{prefix}.{field}")
+            }
+        };
         match self {
             Self::InvalidField { field, message } => Self::InvalidField {
-                field: if field.is_empty() {
-                    prefix.to_string()
-                } else if field.starts_with('[') {
-                    format!("{prefix}{field}")
-                } else {
-                    format!("{prefix}.{field}")
-                },
+                field: join(field),
                 message,
             },
+            Self::DuplicateKey { field } => Self::DuplicateKey { field: join(field) },
             other => other,
         }
     }

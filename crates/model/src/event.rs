@@ -9,12 +9,18 @@ use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::ModelError;
+use crate::json::RawJson;
 
 mod de;
+
+pub(crate) use de::IngestSeed;
+
+/// Longest accepted `org_id` (it is also the Kafka record key, which the producer's size
+/// check counts at this length).
+pub const MAX_ORG_ID_BYTES: usize = 128;
 
 /// The five execution event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -136,9 +142,10 @@ pub struct ExecutionEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle_limit: Option<ThrottleLimit>,
 
-    /// Fields this version of ELS does not know; passed through untouched.
+    /// Fields this version of ELS does not know; passed through untouched, as the text they
+    /// were read from (see [`RawJson`]: an integer beyond `u64` stays exact).
     #[serde(flatten)]
-    pub extra: BTreeMap<String, Value>,
+    pub extra: BTreeMap<String, RawJson>,
 }
 
 fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -180,8 +187,33 @@ impl ExecutionEvent {
                 return Err(ModelError::field(name, "must not be empty"));
             }
         }
-        if self.org_id.len() > 128 {
-            return Err(ModelError::field("org_id", "longer than 128 bytes"));
+        if self.org_id.len() > MAX_ORG_ID_BYTES {
+            return Err(ModelError::field(
+                "org_id",
+                format!("longer than {MAX_ORG_ID_BYTES} bytes"),
+            ));
+        }
+        // Ids end up in log lines, metric labels, record keys and HEC's `host`: a line break
+        // or an escape sequence in one could forge a log line or a terminal's output.
+        let control = |field: &str| {
+            Err(ModelError::field(
+                field,
+                "must not contain control characters (line breaks, tabs, escapes, NUL)",
+            ))
+        };
+        for (name, value) in self.ids() {
+            if value.is_some_and(|v| v.chars().any(char::is_control)) {
+                return control(name);
+            }
+        }
+        for (name, value) in &self.extra {
+            if name.ends_with("_id")
+                && value
+                    .as_string()
+                    .is_some_and(|v| v.chars().any(char::is_control))
+            {
+                return control(name);
+            }
         }
         if self.event_type == EventType::FlowFailed {
             if let Some(err) = &self.error {
@@ -191,6 +223,28 @@ impl ExecutionEvent {
             }
         }
         Ok(())
+    }
+
+    /// Every identifier the event carries (`*_id`, `folder_id_path`, `idempotency_key`,
+    /// `org_hostname`), by field path; `event_id` and `execution_id` are UUIDs already.
+    fn ids(&self) -> [(&'static str, Option<&str>); 12] {
+        [
+            ("org_id", Some(&self.org_id)),
+            ("flow_id", Some(&self.flow_id)),
+            ("user_id", Some(&self.user_id)),
+            ("org_hostname", Some(&self.org_hostname)),
+            ("parent_execution_id", self.parent_execution_id.as_deref()),
+            ("parent_flow_id", self.parent_flow_id.as_deref()),
+            ("root_execution_id", self.root_execution_id.as_deref()),
+            ("root_flow_id", self.root_flow_id.as_deref()),
+            ("folder_id", self.folder_id.as_deref()),
+            ("folder_id_path", self.folder_id_path.as_deref()),
+            ("idempotency_key", self.idempotency_key.as_deref()),
+            (
+                "error.step_id",
+                self.error.as_ref().and_then(|e| e.step_id.as_deref()),
+            ),
+        ]
     }
 
     fn string_field(&self, name: &str) -> &str {
@@ -210,6 +264,7 @@ impl ExecutionEvent {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use serde_json::Value;
 
     pub(crate) fn sample_json() -> Value {
         serde_json::json!({
@@ -248,6 +303,46 @@ pub(crate) mod tests {
         let out = serde_json::to_value(&event).unwrap();
         assert_eq!(out["timestamp"], "2026-11-25T01:02:03.000Z");
         assert_eq!(event.timestamp.timestamp_millis(), 1_795_568_523_000);
+    }
+
+    #[test]
+    fn control_characters_in_ids_are_named() {
+        let base: ExecutionEvent = serde_json::from_value(sample_json()).unwrap();
+        base.validate().unwrap();
+        type Edit = fn(&mut ExecutionEvent, String);
+        let edits: [(&str, Edit); 7] = [
+            ("org_id", |e, v| e.org_id = v),
+            ("flow_id", |e, v| e.flow_id = v),
+            ("user_id", |e, v| e.user_id = v),
+            ("org_hostname", |e, v| e.org_hostname = v),
+            ("root_flow_id", |e, v| e.root_flow_id = Some(v)),
+            ("error.step_id", |e, v| {
+                if let Some(err) = e.error.as_mut() {
+                    err.step_id = Some(v)
+                }
+            }),
+            ("tenant_id", |e, v| {
+                e.extra
+                    .insert("tenant_id".into(), RawJson::from_value(&v.into()));
+            }),
+        ];
+        for (field, edit) in edits {
+            for bad in ["a\nb", "a\u{1b}[31mb", "a\0", "a\tb", "a\u{85}b", "a\u{7f}"] {
+                let mut e = base.clone();
+                edit(&mut e, bad.to_string());
+                let err = e.validate().unwrap_err();
+                assert_eq!(err.field_name(), Some(field), "{bad:?}: {err}");
+            }
+            // Unicode that is not a control character is fine.
+            let mut e = base.clone();
+            edit(&mut e, "org-é-✓".into());
+            e.validate().unwrap();
+        }
+        // A non-id extra field may hold anything.
+        let mut e = base.clone();
+        e.extra
+            .insert("note".into(), RawJson::from_value(&"a\nb".into()));
+        e.validate().unwrap();
     }
 
     #[test]

@@ -1,15 +1,22 @@
 //! Parsing ingest request bodies into validated events.
 //!
 //! A body is one JSON object, a JSON array of objects, or NDJSON (one object per line).
-//! Every event is checked before any is accepted, so a rejected request enqueues nothing.
-//! `event_id` is assigned when absent and `user_email` is hashed here, so the clear-text
-//! address never reaches Kafka, the dead-letter store or a SIEM.
+//! Every event is checked before any is accepted, so a rejected request enqueues nothing: no
+//! object in the body may name a key twice (at any depth, see [`crate::json::unique_keys`]),
+//! and every event must type-check and validate (for instance ids without control
+//! characters). `event_id` is assigned when absent and `user_email` is hashed here, so the
+//! clear-text address never reaches Kafka, the dead-letter store or a SIEM.
+//!
+//! Events are typed straight from the body's text, never through a `serde_json::Value`, so
+//! fields ELS passes through keep their exact text (an integer beyond `u64` stays an integer).
 
+use serde::de::DeserializeSeed;
+use serde_json::value::RawValue;
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::error::ModelError;
-use crate::event::ExecutionEvent;
+use crate::event::{ExecutionEvent, IngestSeed};
+use crate::json::{unique_keys, KeyCheckError};
 use crate::privacy;
 
 /// How the body is framed, from the request's `Content-Type`.
@@ -41,42 +48,83 @@ impl BodyFormat {
     }
 }
 
+/// The validated events of one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub events: Vec<ExecutionEvent>,
+    /// Whether the body was a batch (an array or NDJSON) rather than one object: errors then
+    /// name an event as `events[3]`.
+    pub batched: bool,
+}
+
+impl Batch {
+    /// How an error names the event at `index`: `events[3]` in a batch, `body` when the body
+    /// is the one event.
+    pub fn event_field(&self, index: usize) -> String {
+        if self.batched {
+            format!("events[{index}]")
+        } else {
+            "body".to_string()
+        }
+    }
+}
+
 /// Parse and validate a whole request body. All-or-nothing: the first bad event fails it.
 pub fn parse_body(
     body: &[u8],
     format: BodyFormat,
     max_events: usize,
 ) -> Result<Vec<ExecutionEvent>, ModelError> {
-    let (values, batched) = match format {
-        BodyFormat::Json => match parse_json(body, None)? {
-            Value::Array(items) => (items, true),
-            other => (vec![other], false),
-        },
+    parse_batch(body, format, max_events).map(|b| b.events)
+}
+
+/// [`parse_body`], also telling whether the body was a batch.
+pub fn parse_batch(
+    body: &[u8],
+    format: BodyFormat,
+    max_events: usize,
+) -> Result<Batch, ModelError> {
+    let (texts, batched): (Vec<&RawValue>, bool) = match format {
+        BodyFormat::Json => {
+            let array = body
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|b| *b == b'[');
+            check_keys(body, None, if array { Some("events") } else { None })?;
+            let texts = if array {
+                serde_json::from_slice(body).map_err(|e| malformed(None, &e))?
+            } else {
+                vec![serde_json::from_slice(body).map_err(|e| malformed(None, &e))?]
+            };
+            (texts, array)
+        }
         BodyFormat::NdJson => {
-            let mut items = Vec::new();
+            let mut texts = Vec::new();
             for (idx, line) in body.split(|b| *b == b'\n').enumerate() {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                items.push(parse_json(line, Some(idx + 1))?);
+                let prefix = format!("events[{}]", texts.len());
+                check_keys(line, Some(idx + 1), Some(&prefix))?;
+                texts.push(serde_json::from_slice(line).map_err(|e| malformed(Some(idx + 1), &e))?);
             }
-            (items, true)
+            (texts, true)
         }
     };
-    if values.is_empty() {
+    if texts.is_empty() {
         return Err(ModelError::Empty);
     }
-    if values.len() > max_events {
+    if texts.len() > max_events {
         return Err(ModelError::TooManyEvents {
-            count: values.len(),
+            count: texts.len(),
             limit: max_events,
         });
     }
-    values
+    let events = texts
         .into_iter()
         .enumerate()
-        .map(|(idx, value)| {
-            parse_event(value).map_err(|e| {
+        .map(|(idx, text)| {
+            parse_event_text(text.get()).map_err(|e| {
                 if batched {
                     e.within(&format!("events[{idx}]"))
                 } else {
@@ -84,36 +132,67 @@ pub fn parse_body(
                 }
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(Batch { events, batched })
 }
 
-fn parse_json(bytes: &[u8], line: Option<usize>) -> Result<Value, ModelError> {
-    serde_json::from_slice(bytes).map_err(|e| ModelError::MalformedJson {
+/// Refuse repeated keys anywhere in `text`; `prefix` names where the text sits in the body.
+fn check_keys(text: &[u8], line: Option<usize>, prefix: Option<&str>) -> Result<(), ModelError> {
+    match unique_keys(text) {
+        Ok(()) => Ok(()),
+        Err(KeyCheckError::Duplicate(field)) => {
+            let e = ModelError::DuplicateKey { field };
+            Err(prefix.map_or(e.clone(), |p| e.within(p)))
+        }
+        Err(KeyCheckError::Malformed(message)) => Err(ModelError::MalformedJson { line, message }),
+    }
+}
+
+fn malformed(line: Option<usize>, e: &serde_json::Error) -> ModelError {
+    ModelError::MalformedJson {
         line,
         message: e.to_string(),
-    })
+    }
 }
 
 /// Turn one JSON value into a validated event: assign `event_id`, type-check with the failing
-/// field's path, validate, and hash the email.
-pub fn parse_event(mut value: Value) -> Result<ExecutionEvent, ModelError> {
-    let Some(obj) = value.as_object_mut() else {
+/// field's path, validate, and hash the email. (A `Value` has no repeated keys; numbers keep
+/// whatever precision the `Value` kept. The API reads bodies as text, see [`parse_body`].)
+pub fn parse_event(value: Value) -> Result<ExecutionEvent, ModelError> {
+    parse_event_text(&value.to_string())
+}
+
+/// One event from its JSON text (already checked for repeated keys).
+fn parse_event_text(text: &str) -> Result<ExecutionEvent, ModelError> {
+    if !text.trim_start().starts_with('{') {
         return Err(ModelError::field("", "an event must be a JSON object"));
-    };
-    if obj.get("event_id").is_none_or(Value::is_null) {
-        obj.insert("event_id".into(), Value::String(Uuid::new_v4().to_string()));
     }
-    let mut event: ExecutionEvent = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.inner().to_string();
+    let mut de = serde_json::Deserializer::from_str(text);
+    let mut track = serde_path_to_error::Track::new();
+    let read = IngestSeed.deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track));
+    let mut event = read.map_err(|e| {
+        let path = track.path().to_string();
+        let message = without_position(&e);
         let field = missing_field(&message)
             .map(str::to_string)
             .unwrap_or_else(|| if path == "." { String::new() } else { path });
         ModelError::field(field, message)
     })?;
+    de.end().map_err(|e| malformed(None, &e))?;
     event.validate()?;
     event.user_email = privacy::hash_email(&event.user_email);
     Ok(event)
+}
+
+/// serde_json's message without ` at line 1 column 80`: the position is within one event's
+/// text, not the body, so it would mislead; the field's path says where.
+fn without_position(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    match message.strip_suffix(&position) {
+        Some(m) if e.line() > 0 => m.to_string(),
+        _ => message,
+    }
 }
 
 /// serde reports a missing field at the parent's path; pull the field's name out of the message.
@@ -216,6 +295,127 @@ mod tests {
         ));
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         assert!(parse_body(deep.as_bytes(), BodyFormat::Json, 10).is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_every_level_and_framing() {
+        let line = serde_json::to_string(&event_json()).unwrap();
+        let dup_org = line.replacen(
+            "\"org_id\":\"org-1\"",
+            "\"org_id\":\"A\",\"org_id\":\"B\"",
+            1,
+        );
+        let dup_nested = line.replacen(
+            "{",
+            "{\"meta\":{\"items\":[{\"k\":1},{\"k\":1,\"k\":2}]},",
+            1,
+        );
+        let dup_error = line.replacen(
+            "{",
+            "{\"error\":{\"error_code\":\"E\",\"error_message\":\"m\",\"error_code\":\"F\"},",
+            1,
+        );
+        let dup_type = line.replacen("{", "{\"event_type\":\"FLOW_FAILED\",", 1);
+        let cases = [
+            (dup_org.clone(), BodyFormat::Json, "org_id"),
+            (dup_type.clone(), BodyFormat::Json, "event_type"),
+            (
+                format!("[{line},{dup_nested}]"),
+                BodyFormat::Json,
+                "events[1].meta.items[1].k",
+            ),
+            (
+                format!("[{dup_error}]"),
+                BodyFormat::Json,
+                "events[0].error.error_code",
+            ),
+            (
+                format!("{line}\n\n{line}\n{dup_org}\n"),
+                BodyFormat::NdJson,
+                "events[2].org_id",
+            ),
+            (
+                format!("{dup_nested}\n"),
+                BodyFormat::NdJson,
+                "events[0].meta.items[1].k",
+            ),
+        ];
+        for (body, format, field) in cases {
+            let err = parse_body(body.as_bytes(), format, 10).unwrap_err();
+            assert!(matches!(err, ModelError::DuplicateKey { .. }), "{err}");
+            assert_eq!(err.field_name(), Some(field), "{body} -> {err}");
+        }
+        // Equal keys in different objects are fine.
+        let fine = line.replacen("{", "{\"a\":{\"org_id\":1},\"b\":[{\"org_id\":2}],", 1);
+        assert!(parse_body(fine.as_bytes(), BodyFormat::Json, 10).is_ok());
+    }
+
+    #[test]
+    fn control_characters_in_ids_are_refused() {
+        for (field, value) in [
+            ("org_id", "org-1\n2026-01-01 WARN forged"),
+            ("org_id", "org\u{1b}[31m-1"),
+            ("flow_id", "flo\r1"),
+            ("user_id", "u\u{0}1"),
+            ("org_hostname", "acme\t.example.com"),
+            ("parent_flow_id", "p\u{85}"),
+            ("folder_id", "f\u{7f}"),
+        ] {
+            let mut v = event_json();
+            v[field] = json!(value);
+            let err =
+                parse_body(&serde_json::to_vec(&v).unwrap(), BodyFormat::Json, 10).unwrap_err();
+            assert_eq!(err.field_name(), Some(field), "{value:?}: {err}");
+            let arr = json!([event_json(), v]);
+            let err =
+                parse_body(&serde_json::to_vec(&arr).unwrap(), BodyFormat::Json, 10).unwrap_err();
+            assert_eq!(
+                err.field_name(),
+                Some(format!("events[1].{field}").as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn pass_through_fields_keep_exact_numbers_and_ids_are_assigned() {
+        let line = serde_json::to_string(&event_json()).unwrap().replacen(
+            "{",
+            "{\"event_id\":null,\"big\":123456789012345678901234567890,\"neg\":-18446744073709551617,\"m\":{\"n\":[18446744073709551616]},",
+            1,
+        );
+        for (body, format) in [
+            (line.clone(), BodyFormat::Json),
+            (format!("[{line}]"), BodyFormat::Json),
+            (format!("{line}\r\n"), BodyFormat::NdJson),
+        ] {
+            let batch = parse_batch(body.as_bytes(), format, 10).unwrap();
+            assert_eq!(
+                batch.batched,
+                body.starts_with('[') || format == BodyFormat::NdJson
+            );
+            let out = serde_json::to_string(&batch.events[0]).unwrap();
+            for digits in [
+                "\"big\":123456789012345678901234567890",
+                "\"neg\":-18446744073709551617",
+                "\"m\":{\"n\":[18446744073709551616]}",
+            ] {
+                assert!(out.contains(digits), "{digits} not in {out}");
+            }
+            assert_eq!(batch.events[0].event_id.get_version_num(), 4);
+        }
+        let batch = parse_batch(line.as_bytes(), BodyFormat::Json, 10).unwrap();
+        assert_eq!(batch.event_field(0), "body");
+        let batch = parse_batch(format!("[{line}]").as_bytes(), BodyFormat::Json, 10).unwrap();
+        assert_eq!(batch.event_field(3), "events[3]");
+    }
+
+    #[test]
+    fn typing_errors_carry_no_position_within_the_event() {
+        let mut v = event_json();
+        v["depth"] = json!("deep");
+        let err = parse_body(&serde_json::to_vec(&v).unwrap(), BodyFormat::Json, 10).unwrap_err();
+        assert_eq!(err.field_name(), Some("depth"));
+        assert!(!err.to_string().contains("column"), "{err}");
     }
 
     #[test]

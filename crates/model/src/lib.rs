@@ -4,6 +4,8 @@
 //!   with unknown fields kept so newer engines never lose data on the way through.
 //! - [`ingest`]: parsing request bodies (one object, a JSON array or NDJSON) into validated
 //!   events, with errors that name the offending field.
+//! - [`json`]: JSON as received: pass-through values kept as text (an integer beyond `u64`
+//!   stays exact) and the duplicate-key check every ingest body passes.
 //! - [`topic`]: an event as the consumer reads it from the topic: checked, indexed, kept as text.
 //! - [`privacy`]: the outbound view of an event: hashed email, no `org_id`/`user_id` unless the
 //!   org asked for them, written by copying the event's members.
@@ -18,6 +20,7 @@ pub mod error;
 pub mod event;
 pub mod hec;
 pub mod ingest;
+pub mod json;
 pub mod privacy;
 pub mod settings;
 pub mod template;

@@ -2,6 +2,9 @@
 //!
 //! - `user_email` leaves only as the SHA-256 hex digest of the trimmed, lower-cased address.
 //! - `org_id` and `user_id` are removed unless the org's custom fields ask for them.
+//! - A custom field never replaces `event_id`, `user_email`, `org_id` or `user_id`
+//!   ([`RESERVED_FIELD_KEYS`]): settings that try are refused at validation, and
+//!   [`write_outbound`] skips such a field should one reach it anyway.
 //! - Events never carry flow inputs or outputs; the engine does not send them and the schema
 //!   has no place for them.
 
@@ -9,6 +12,18 @@ use sha2::{Digest, Sha256};
 
 use crate::settings::CustomField;
 use crate::topic::TopicEvent;
+
+/// Keys a custom field may not have: the id receivers de-duplicate on, the hashed address,
+/// and the ids that leave ELS only as a custom field's *value* (`${org_id}`, `${user_id}`).
+pub const RESERVED_FIELD_KEYS: [&str; 4] = ["event_id", "user_email", "org_id", "user_id"];
+
+/// Whether `key` is (or, trimmed and in any case, reads as) a reserved key.
+pub fn is_reserved_field_key(key: &str) -> bool {
+    let key = key.trim();
+    RESERVED_FIELD_KEYS
+        .iter()
+        .any(|reserved| key.eq_ignore_ascii_case(reserved))
+}
 
 /// SHA-256 hex of the trimmed, lower-cased address. Idempotent: an already hashed value (64
 /// lower-case hex digits, which no e-mail address is) is returned unchanged, so replays and
@@ -33,10 +48,16 @@ pub fn is_hashed(value: &str) -> bool {
 /// without `org_id` and `user_id`, the email as its SHA-256 hash, then the org's custom
 /// fields. A custom field replaces a member of the same name (the last of equal keys wins);
 /// its values `${org_id}` and `${user_id}` become the event's ids, the only way they leave
-/// ELS. Members are copied as text (runs of kept members in one slice), not re-serialised.
+/// ELS. Custom fields with a [reserved key](RESERVED_FIELD_KEYS) are skipped (validation
+/// refuses them). Members are copied as text (runs of kept members in one slice), not
+/// re-serialised.
 pub fn write_outbound(out: &mut Vec<u8>, event: &TopicEvent, custom_fields: &[CustomField]) {
     let text = event.json();
-    let replaced = |name: &str| custom_fields.iter().any(|f| f.key == name);
+    let replaced = |name: &str| {
+        custom_fields
+            .iter()
+            .any(|f| f.key == name && !is_reserved_field_key(&f.key))
+    };
     let email_hashed = is_hashed(event.user_email());
     let mut first = true;
     // A run of kept members not yet copied: byte range in `text`.
@@ -64,7 +85,7 @@ pub fn write_outbound(out: &mut Vec<u8>, event: &TopicEvent, custom_fields: &[Cu
             write_json_str(out, m.key);
             out.push(b':');
             out.extend_from_slice(m.value.as_bytes());
-        } else if m.key == "user_email" && !replaced(m.key) {
+        } else if m.key == "user_email" {
             comma(out, &mut first);
             out.extend_from_slice(b"\"user_email\":");
             write_json_str(out, &hash_email(event.user_email()));
@@ -75,9 +96,10 @@ pub fn write_outbound(out: &mut Vec<u8>, event: &TopicEvent, custom_fields: &[Cu
         out.extend_from_slice(&text.as_bytes()[a..b]);
     }
     for (i, field) in custom_fields.iter().enumerate() {
-        if custom_fields[i + 1..]
-            .iter()
-            .any(|later| later.key == field.key)
+        if is_reserved_field_key(&field.key)
+            || custom_fields[i + 1..]
+                .iter()
+                .any(|later| later.key == field.key)
         {
             continue;
         }
@@ -125,15 +147,15 @@ mod tests {
 
     use crate::event::ExecutionEvent;
 
-    /// The outbound object as first specified: the event as a JSON value, ids removed, email
-    /// hashed, custom fields inserted in order.
+    /// The outbound object as specified: the event as a JSON value, ids removed, email
+    /// hashed, custom fields inserted in order except those with a reserved key.
     fn reference(event: &ExecutionEvent, custom: &[CustomField]) -> serde_json::Value {
         let mut value = serde_json::to_value(event).unwrap();
         let obj = value.as_object_mut().unwrap();
         obj.remove("org_id");
         obj.remove("user_id");
         obj.insert("user_email".into(), hash_email(&event.user_email).into());
-        for f in custom {
+        for f in custom.iter().filter(|f| !is_reserved_field_key(&f.key)) {
             let v = match f.value.as_str() {
                 "${org_id}" => event.org_id.clone(),
                 "${user_id}" => event.user_id.clone(),
@@ -176,6 +198,8 @@ mod tests {
             "user_id",
             "flow_id",
             "user_email",
+            "event_id",
+            "User_ID",
             "depth",
             "error",
             "future_field",
@@ -191,6 +215,47 @@ mod tests {
             key: key.to_string(),
             value,
         })
+    }
+
+    #[test]
+    fn reserved_custom_fields_never_shadow_the_event() {
+        let mut event: ExecutionEvent =
+            serde_json::from_value(crate::event::tests::sample_json()).unwrap();
+        event.user_id = "alice@example.com".into();
+        let topic = TopicEvent::from_event(&event).unwrap();
+        let custom: Vec<CustomField> = ["user_email", "event_id", "org_id", "USER_ID"]
+            .iter()
+            .map(|k| CustomField {
+                key: k.to_string(),
+                value: "${user_id}".into(),
+            })
+            .collect();
+        let mut text = Vec::new();
+        write_outbound(&mut text, &topic, &custom);
+        let got: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(got["user_email"], hash_email("Alice@Example.com").as_str());
+        assert_eq!(got["event_id"], event.event_id.to_string().as_str());
+        assert!(got.get("org_id").is_none() && got.get("USER_ID").is_none());
+        assert!(!String::from_utf8(text).unwrap().contains('@'));
+    }
+
+    #[test]
+    fn pass_through_numbers_reach_the_siem_exactly() {
+        let text = crate::event::tests::sample_json().to_string().replacen(
+            "\"depth\":1",
+            "\"depth\":1,\"big\":123456789012345678901234567890",
+            1,
+        );
+        let event = crate::ingest::parse_body(text.as_bytes(), crate::ingest::BodyFormat::Json, 1)
+            .unwrap()
+            .remove(0);
+        let mut out = Vec::new();
+        write_outbound(&mut out, &TopicEvent::from_event(&event).unwrap(), &[]);
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("\"big\":123456789012345678901234567890"),
+            "{out}"
+        );
     }
 
     proptest! {
@@ -212,7 +277,10 @@ mod tests {
                 event.user_email = hash_email(&event.user_email);
             }
             if weird_key {
-                event.extra.insert("we\"ird\n".into(), serde_json::json!({"k": [1, "\u{1}"]}));
+                event.extra.insert(
+                    "we\"ird\n".into(),
+                    crate::json::RawJson::from_value(&serde_json::json!({"k": [1, "\u{1}"]})),
+                );
             }
             let mut text = Vec::new();
             write_outbound(&mut text, &TopicEvent::from_event(&event).unwrap(), &custom);

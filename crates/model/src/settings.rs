@@ -161,7 +161,10 @@ pub struct RateLimit {
 }
 
 /// A key/value pair added to every outbound event. The values `${org_id}` and `${user_id}`
-/// are replaced by the event's ids: the only way those ids leave ELS.
+/// are replaced by the event's ids: the only way those ids leave ELS. The key may not be one
+/// of [`crate::privacy::RESERVED_FIELD_KEYS`] (`event_id`, `user_email`, `org_id`,
+/// `user_id`): a custom field must not replace the de-duplication id or the hashed address,
+/// nor pass off a value as the event's own org or user id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomField {
@@ -372,6 +375,17 @@ impl OrgSettings {
                     "must not be empty",
                 ));
             }
+            if crate::privacy::is_reserved_field_key(&f.key) {
+                return Err(ModelError::field(
+                    format!("custom_fields[{i}].key"),
+                    format!(
+                        "`{}` is reserved: event_id, user_email, org_id and user_id are written \
+                         by ELS (to send an id, use another key with the value ${{org_id}} or \
+                         ${{user_id}})",
+                        f.key
+                    ),
+                ));
+            }
         }
         if let Some(t) = &self.body_template {
             BodyTemplate::parse(t, "body_template")?;
@@ -511,6 +525,37 @@ mod tests {
             let err = settings(v.clone()).unwrap_err();
             assert_eq!(err.field_name(), Some(field), "{v} -> {err}");
         }
+    }
+
+    #[test]
+    fn custom_fields_cannot_shadow_ids_or_the_email() {
+        for key in [
+            "event_id",
+            "user_email",
+            "org_id",
+            "user_id",
+            "User_Email",
+            " org_id ",
+        ] {
+            let v = json!({"url": "https://x", "custom_fields": [
+                {"key": "okta_org", "value": "${org_id}"},
+                {"key": "env", "value": "prod"},
+                {"key": key, "value": "${user_id}"},
+            ]});
+            let err = settings(v).unwrap_err();
+            assert_eq!(
+                err.field_name(),
+                Some("custom_fields[2].key"),
+                "{key}: {err}"
+            );
+            assert!(err.to_string().contains("reserved"), "{err}");
+        }
+        let ok = json!({"url": "https://x", "custom_fields": [
+            {"key": "okta_org", "value": "${org_id}"},
+            {"key": "okta_user", "value": "${user_id}"},
+            {"key": "flow_id", "value": "x"},
+        ]});
+        settings(ok).unwrap();
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! Two allocations per event (text and member list) instead of one per field.
 //!
 //! One difference from `ExecutionEvent`: an unknown key that appears twice is forwarded twice
-//! (`ExecutionEvent` keeps the last). The producer serialises events from a map, so events it
-//! wrote never repeat a key; known fields repeated are refused by both.
+//! (`ExecutionEvent` keeps the last). Ingest refuses repeated keys at any depth and the
+//! producer serialises events from a map, so events it wrote never repeat a key; known fields
+//! repeated are refused by both.
 
 use std::borrow::Cow;
 use std::cell::RefCell;

@@ -1,18 +1,29 @@
 //! The ingest API: `POST /v1/events`, `/healthz`, `/readyz`, `/metrics`.
+//!
+//! Answers: 202 once Kafka acknowledged every event; 400 for bad input (malformed JSON,
+//! a repeated key, an invalid field, a body that was cut off or badly chunked); 408 when the
+//! body does not arrive within `body_read_timeout_ms`; 413 for a body over `max_body_bytes`
+//! or an event whose topic record would exceed `message.max.bytes`; 415 for other content
+//! types; 503 (with `Retry-After`) when Kafka did not acknowledge. Every error body is an
+//! [`ErrorBody`] naming the field.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use els_model::ingest::{parse_body, BodyFormat};
+use els_model::ingest::{parse_batch, BodyFormat};
 use els_model::ModelError;
+use futures::StreamExt;
+use serde::Serialize;
 use serde_json::json;
 
 use crate::config::Config;
+use crate::error::ProducerError;
 use crate::kafka::EventProducer;
 use crate::metrics::Metrics;
 
@@ -22,6 +33,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub max_body_bytes: usize,
     pub max_events: usize,
+    /// How long a request's body may take to arrive, once its headers have.
+    pub body_read_timeout: Duration,
 }
 
 impl AppState {
@@ -31,6 +44,7 @@ impl AppState {
             metrics,
             max_body_bytes: config.max_body_bytes,
             max_events: config.max_events_per_request,
+            body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
         }
     }
 }
@@ -44,13 +58,40 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// A JSON error body: `{"error": kind, "field": ..., "message": ...}`.
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    /// What went wrong, one word: `malformed_json`, `duplicate_key`, `event_too_large`, ...
+    pub error: &'a str,
+    /// The field, as a JSON path (`events[3].org_id`), or `body`, or a header name.
+    pub field: Option<&'a str>,
+    pub message: String,
+    /// For `event_too_large`: the largest event JSON accepted, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_bytes: Option<usize>,
+    /// For `event_too_large`: the refused event's size as JSON, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<usize>,
+}
+
 fn error(status: StatusCode, kind: &str, field: Option<&str>, message: String) -> Response {
-    (
-        status,
-        Json(json!({ "error": kind, "field": field, "message": message })),
-    )
-        .into_response()
+    let body = ErrorBody {
+        error: kind,
+        field,
+        message,
+        limit_bytes: None,
+        size_bytes: None,
+    };
+    (status, Json(body)).into_response()
+}
+
+/// After a body that was not read whole the connection cannot carry another request (hyper
+/// closes it); say so to the client.
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 async fn ingest(State(state): State<Arc<AppState>>, request: Request) -> Response {
@@ -95,16 +136,68 @@ async fn handle_ingest(state: &AppState, request: Request) -> Response {
     if declared.is_some_and(|n| n > state.max_body_bytes) {
         return too_large();
     }
-    let body: Body = request.into_body();
-    let Ok(bytes) = to_bytes(body, state.max_body_bytes).await else {
-        return too_large();
+    let bytes = match read_body(
+        request.into_body(),
+        state.max_body_bytes,
+        state.body_read_timeout,
+    )
+    .await
+    {
+        Ok(bytes) => bytes,
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::TimedOut) => {
+            return closing(error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                Some("body"),
+                format!(
+                    "the body did not arrive within {} ms",
+                    state.body_read_timeout.as_millis()
+                ),
+            ))
+        }
+        Err(BodyError::Unreadable(e)) => {
+            return closing(error(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                Some("body"),
+                format!("the body could not be read (cut off, or badly chunked): {e}"),
+            ))
+        }
     };
-    let events = match parse_body(&bytes, format, state.max_events) {
-        Ok(events) => events,
+    let batch = match parse_batch(&bytes, format, state.max_events) {
+        Ok(batch) => batch,
         Err(e) => return invalid(e),
     };
+    let records = match state.producer.encode(&batch.events) {
+        Ok(records) => records,
+        Err(ProducerError::EventTooLarge { index, size, limit }) => {
+            let field = batch.event_field(index);
+            let body = ErrorBody {
+                error: "event_too_large",
+                field: Some(&field),
+                message: format!(
+                    "the event is {size} bytes as JSON; an event may be at most {limit} bytes \
+                     (the producer's message.max.bytes minus the Kafka record overhead and key)"
+                ),
+                limit_bytes: Some(limit),
+                size_bytes: Some(size),
+            };
+            return (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not encode validated events");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                None,
+                e.to_string(),
+            );
+        }
+    };
+    let events = &batch.events;
     state.metrics.events_received.inc_by(events.len() as u64);
-    match state.producer.send_all(&events).await {
+    match state.producer.send(&records).await {
         Ok(()) => {
             state.metrics.events_produced.inc_by(events.len() as u64);
             let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
@@ -125,16 +218,47 @@ async fn handle_ingest(state: &AppState, request: Request) -> Response {
             );
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             response
         }
     }
+}
+
+/// Why a body was not read.
+#[derive(Debug)]
+enum BodyError {
+    /// Over the size limit.
+    TooLarge,
+    /// Not whole within the deadline.
+    TimedOut,
+    /// The connection broke mid-body, or the chunked framing is invalid.
+    Unreadable(axum::Error),
+}
+
+/// Read a whole body of at most `limit` bytes within `deadline`.
+async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<Vec<u8>, BodyError> {
+    let read = async {
+        let mut chunks = body.into_data_stream();
+        let mut out = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(BodyError::Unreadable)?;
+            if out.len() + chunk.len() > limit {
+                return Err(BodyError::TooLarge);
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    };
+    tokio::time::timeout(deadline, read)
+        .await
+        .unwrap_or(Err(BodyError::TimedOut))
 }
 
 fn invalid(e: ModelError) -> Response {
     let kind = match &e {
         ModelError::MalformedJson { .. } => "malformed_json",
         ModelError::InvalidField { .. } => "invalid_field",
+        ModelError::DuplicateKey { .. } => "duplicate_key",
         ModelError::TooManyEvents { .. } => "too_many_events",
         ModelError::Empty => "empty",
     };
@@ -159,4 +283,99 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Bytes;
+
+    fn state(message_max_bytes: usize) -> AppState {
+        // No broker: every request here is answered before Kafka is asked.
+        let producer = EventProducer::new(
+            "127.0.0.1:9",
+            "t",
+            Duration::from_millis(100),
+            message_max_bytes,
+        )
+        .unwrap();
+        AppState::new(&Config::default(), producer, Metrics::new())
+    }
+
+    fn post(body: impl Into<Body>) -> Request {
+        Request::builder()
+            .method("POST")
+            .uri("/v1/events")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.into())
+            .unwrap()
+    }
+
+    async fn answer(state: &AppState, request: Request) -> (StatusCode, serde_json::Value) {
+        let response = handle_ingest(state, request).await;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn event(pad: usize) -> serde_json::Value {
+        let mut e = crate::generate::demo_events(1, 1, 5).remove(0);
+        e["pad"] = "x".repeat(pad).into();
+        e
+    }
+
+    #[tokio::test]
+    async fn broken_bodies_are_400_and_slow_ones_408() {
+        let state = state(1_000_000);
+        let broken = futures::stream::iter([
+            Ok(Bytes::from_static(b"{\"a\":")),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "cut off",
+            )),
+        ]);
+        let (status, body) = answer(&state, post(Body::from_stream(broken))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "unreadable_body");
+        assert_eq!(body["field"], "body");
+
+        let state = AppState {
+            body_read_timeout: Duration::from_millis(100),
+            ..state
+        };
+        let stalled = futures::stream::pending::<Result<Bytes, std::io::Error>>();
+        let response = handle_ingest(&state, post(Body::from_stream(stalled))).await;
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(response.headers()[header::CONNECTION], "close");
+    }
+
+    #[tokio::test]
+    async fn an_event_too_large_for_a_record_is_413_naming_it() {
+        let state = state(20_000);
+        let limit = state.producer.max_event_bytes();
+        let big = event(limit);
+        let (status, body) = answer(&state, post(serde_json::to_vec(&big).unwrap())).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        assert_eq!(body["error"], "event_too_large");
+        assert_eq!(body["field"], "body");
+        assert_eq!(body["limit_bytes"], limit);
+        assert!(body["size_bytes"].as_u64().unwrap() > limit as u64);
+        let batch = serde_json::json!([event(0), event(0), big]);
+        let (status, body) = answer(&state, post(serde_json::to_vec(&batch).unwrap())).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        assert_eq!(body["field"], "events[2]");
+    }
+
+    #[tokio::test]
+    async fn duplicate_keys_are_400_naming_the_key() {
+        let state = state(1_000_000);
+        let text = serde_json::to_string(&event(0)).unwrap();
+        let doubled = text.replacen('{', "{\"org_id\":\"other-org\",", 1);
+        let (status, body) = answer(&state, post(doubled)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "duplicate_key");
+        assert_eq!(body["field"], "org_id");
+    }
 }

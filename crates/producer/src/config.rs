@@ -15,10 +15,23 @@ pub struct Config {
     pub listen: String,
     /// Largest accepted request body (bytes); larger gets 413.
     pub max_body_bytes: usize,
+    /// librdkafka's `message.max.bytes`, set explicitly: the largest record the producer
+    /// sends. Each event's topic record must fit, so the ingest API refuses with 413 an event
+    /// whose JSON exceeds this minus the record overhead and the longest key (see
+    /// [`crate::kafka::max_event_bytes`]: 999,836 bytes for the default 1,000,000). Keep it
+    /// at most the topic's `max.message.bytes` minus 61 (a record batch's header; Kafka's
+    /// default 1,048,588 leaves room for the default).
+    pub message_max_bytes: usize,
     /// Most events in one request; more gets 400.
     pub max_events_per_request: usize,
     /// How long a request waits for Kafka's acknowledgement before answering 503.
     pub ack_timeout_ms: u64,
+    /// A connection must send a request's headers within this time of connecting or of its
+    /// previous response, or it is closed (slow-header clients, idle keep-alive).
+    pub header_read_timeout_ms: u64,
+    /// A request's body must arrive whole within this time of its headers; a slower one is
+    /// answered 408 and the connection closed.
+    pub body_read_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -28,8 +41,11 @@ impl Default for Config {
             topic: "els.events".into(),
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 1024 * 1024,
+            message_max_bytes: 1_000_000,
             max_events_per_request: 5000,
             ack_timeout_ms: 15_000,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
         }
     }
 }
@@ -65,6 +81,59 @@ impl Config {
         if self.max_events_per_request == 0 {
             return bad("max_events_per_request", "must be at least 1");
         }
+        // librdkafka's own range for message.max.bytes is 1000..=1000000000; an event needs
+        // room besides the record overhead and key.
+        if !(10_000..=1_000_000_000).contains(&self.message_max_bytes) {
+            return bad("message_max_bytes", "must be between 10000 and 1000000000");
+        }
+        if self.header_read_timeout_ms == 0 {
+            return bad("header_read_timeout_ms", "must be at least 1");
+        }
+        if self.body_read_timeout_ms == 0 {
+            return bad("body_read_timeout_ms", "must be at least 1");
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_bound_slow_clients_and_record_sizes() {
+        let config = Config::default();
+        config.validate().unwrap();
+        assert_eq!(config.message_max_bytes, 1_000_000);
+        assert_eq!(config.header_read_timeout_ms, 10_000);
+        assert_eq!(config.body_read_timeout_ms, 10_000);
+        let (config, unknown): (Config, _) = els_model::config::layered(
+            None,
+            "ELS_",
+            [
+                ("ELS_MESSAGE_MAX_BYTES".to_string(), "500000".to_string()),
+                ("ELS_HEADER_READ_TIMEOUT_MS".to_string(), "2000".to_string()),
+            ],
+        )
+        .unwrap();
+        assert!(unknown.is_empty());
+        assert_eq!(config.message_max_bytes, 500_000);
+        assert_eq!(config.header_read_timeout_ms, 2000);
+        for bad in [
+            Config {
+                message_max_bytes: 999,
+                ..Config::default()
+            },
+            Config {
+                header_read_timeout_ms: 0,
+                ..Config::default()
+            },
+            Config {
+                body_read_timeout_ms: 0,
+                ..Config::default()
+            },
+        ] {
+            assert!(bad.validate().is_err());
+        }
     }
 }

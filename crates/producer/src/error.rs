@@ -12,6 +12,19 @@ pub enum ProducerError {
         total: usize,
         reason: String,
     },
+    /// An event whose topic record would exceed `message.max.bytes` (HTTP 413).
+    #[error(
+        "event {index} is {size} bytes as JSON; a topic record holds at most {limit} \
+         (message.max.bytes minus the record overhead and the longest key)"
+    )]
+    EventTooLarge {
+        index: usize,
+        size: usize,
+        limit: usize,
+    },
+    /// An event could not be serialised (a bug: events that validated always serialise).
+    #[error("serialising an event: {0}")]
+    Encode(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("http: {0}")]

@@ -4,8 +4,12 @@
 //! - [`kafka`]: an idempotent Kafka producer (`acks=all`) keyed by `org_id`; a send resolves
 //!   only when the broker acknowledged the record.
 //! - [`api`]: `POST /v1/events` (one event, a JSON array or NDJSON). It answers 202 only after
-//!   Kafka acknowledged every event of the request, 503 otherwise; bad input gets 400/413/415
-//!   with a JSON body naming the field, and nothing of a rejected request is enqueued.
+//!   Kafka acknowledged every event of the request, 503 otherwise; bad input gets
+//!   400/408/413/415 with a JSON body naming the field, and nothing of a rejected request is
+//!   enqueued. An event too large for a Kafka record is refused with 413 before Kafka is
+//!   asked, so one request can never fail the producer for others.
+//! - [`server`]: HTTP/1.1 serving with a header read timeout, so slow or idle clients cannot
+//!   hold connections.
 //! - [`generate`]: realistic demo traffic (all five event types, parent/root executions,
 //!   failures with error details) posted to the API.
 //! - [`metrics`]: Prometheus counters served on `/metrics`.
@@ -17,6 +21,7 @@ pub mod error;
 pub mod generate;
 pub mod kafka;
 pub mod metrics;
+pub mod server;
 
 pub use config::Config;
 pub use error::ProducerError;

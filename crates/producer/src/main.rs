@@ -10,7 +10,7 @@ use els_producer::api::{router, AppState};
 use els_producer::generate::{self, GenerateOptions};
 use els_producer::kafka::EventProducer;
 use els_producer::metrics::Metrics;
-use els_producer::Config;
+use els_producer::{server, Config};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -96,15 +96,25 @@ async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<()> 
         &config.brokers,
         &config.topic,
         Duration::from_millis(config.ack_timeout_ms),
+        config.message_max_bytes,
     )?;
     let state = Arc::new(AppState::new(&config, producer.clone(), Metrics::new()));
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, topic = %config.topic, "els-producer listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        topic = %config.topic,
+        max_event_bytes = producer.max_event_bytes(),
+        "els-producer listening"
+    );
+    server::serve(
+        listener,
+        router(state),
+        Duration::from_millis(config.header_read_timeout_ms),
+        cancel,
+    )
+    .await;
     producer.flush(Duration::from_secs(10));
     Ok(())
 }

@@ -3,20 +3,23 @@
 //! The derived version needed `#[serde(flatten)]` to keep unknown fields, and flatten buffers
 //! the whole object into an intermediate tree before typing any field. Here each key is
 //! matched once (no allocation for known names) and its value typed straight from the input;
-//! unknown keys go to `extra` as JSON values. Errors read as the derived ones did
-//! (`missing field `flow_id``, `duplicate field `depth``, `invalid type: ...`), so ingest's
-//! field-named errors are unchanged.
+//! unknown keys go to `extra` as their JSON text ([`RawJson`]). Errors read as the derived
+//! ones did (`missing field `flow_id``, `duplicate field `depth``, `invalid type: ...`), so
+//! ingest's field-named errors are unchanged.
+//!
+//! `event_id` is required here (the topic's events all have one); ingest reads with
+//! [`IngestSeed`], which assigns a fresh id when the engine sent none (absent or `null`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::de::{self, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::{EventType, ExecutionEvent, FlowError, ThrottleLimit};
+use crate::json::RawJson;
 
 /// An RFC 3339 timestamp, normalised to UTC; parsed from the borrowed text.
 struct Timestamp(DateTime<Utc>);
@@ -54,6 +57,7 @@ macro_rules! event_visitor {
     ) => {
         #[allow(non_camel_case_types)]
         enum Field {
+            event_id,
             $($req,)*
             $($opt,)*
             Other(String),
@@ -69,6 +73,7 @@ macro_rules! event_visitor {
                     }
                     fn visit_str<E: de::Error>(self, name: &str) -> Result<Field, E> {
                         Ok(match name {
+                            "event_id" => Field::event_id,
                             $(stringify!($req) => Field::$req,)*
                             $(stringify!($opt) => Field::$opt,)*
                             other => Field::Other(other.to_owned()),
@@ -79,7 +84,10 @@ macro_rules! event_visitor {
             }
         }
 
-        struct EventVisitor;
+        struct EventVisitor {
+            /// Assign a fresh `event_id` when it is absent or `null` (ingest).
+            assign_missing_id: bool,
+        }
 
         impl<'de> Visitor<'de> for EventVisitor {
             type Value = ExecutionEvent;
@@ -89,12 +97,24 @@ macro_rules! event_visitor {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExecutionEvent, A::Error> {
+                // Outer `Some` = the key was present; inner `None` = `null` (ingest only).
+                let mut event_id: Option<Option<Uuid>> = None;
                 $(let mut $req: Option<$req_ty> = None;)*
                 // Outer `Some` = the key was present (possibly `null`).
                 $(let mut $opt: Option<Option<$opt_ty>> = None;)*
                 let mut extra = BTreeMap::new();
                 while let Some(key) = map.next_key::<Field>()? {
                     match key {
+                        Field::event_id => {
+                            if event_id.is_some() {
+                                return Err(de::Error::duplicate_field("event_id"));
+                            }
+                            event_id = Some(if self.assign_missing_id {
+                                map.next_value()?
+                            } else {
+                                Some(map.next_value()?)
+                            });
+                        }
                         $(Field::$req => {
                             if $req.is_some() {
                                 return Err(de::Error::duplicate_field(stringify!($req)));
@@ -108,12 +128,18 @@ macro_rules! event_visitor {
                             $opt = Some(map.next_value()?);
                         })*
                         Field::Other(name) => {
-                            let value: Value = map.next_value()?;
+                            let value: RawJson = map.next_value()?;
                             extra.insert(name, value);
                         }
                     }
                 }
+                let event_id = match event_id.flatten() {
+                    Some(id) => id,
+                    None if self.assign_missing_id => Uuid::new_v4(),
+                    None => return Err(de::Error::missing_field("event_id")),
+                };
                 Ok(ExecutionEvent {
+                    event_id,
                     $($req: $req
                         .ok_or_else(|| de::Error::missing_field(stringify!($req)))?
                         .into(),)*
@@ -127,7 +153,6 @@ macro_rules! event_visitor {
 
 event_visitor! {
     required {
-        event_id: Uuid,
         event_type: EventType,
         execution_id: Uuid,
         timestamp: Timestamp,
@@ -162,7 +187,23 @@ event_visitor! {
 
 impl<'de> Deserialize<'de> for ExecutionEvent {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(EventVisitor)
+        d.deserialize_map(EventVisitor {
+            assign_missing_id: false,
+        })
+    }
+}
+
+/// Reads an event as ingest does: like [`ExecutionEvent`]'s `Deserialize`, but an absent or
+/// `null` `event_id` gets a fresh UUID.
+pub(crate) struct IngestSeed;
+
+impl<'de> DeserializeSeed<'de> for IngestSeed {
+    type Value = ExecutionEvent;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ExecutionEvent, D::Error> {
+        d.deserialize_map(EventVisitor {
+            assign_missing_id: true,
+        })
     }
 }
 
@@ -170,6 +211,53 @@ impl<'de> Deserialize<'de> for ExecutionEvent {
 mod tests {
     use super::super::tests::sample_json;
     use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn pass_through_numbers_keep_their_digits() {
+        let text = sample_json().to_string().replacen(
+            "\"depth\":1",
+            "\"depth\":1,\"big\":123456789012345678901234567890,\"neg\":-99999999999999999999,\
+             \"dec\":0.1000000000000000055511151231257827,\"deep\":{\"n\":18446744073709551616}",
+            1,
+        );
+        let event: ExecutionEvent = serde_json::from_str(&text).unwrap();
+        let out = serde_json::to_string(&event).unwrap();
+        for digits in [
+            "\"big\":123456789012345678901234567890",
+            "\"neg\":-99999999999999999999",
+            "\"dec\":0.1000000000000000055511151231257827",
+            "\"deep\":{\"n\":18446744073709551616}",
+        ] {
+            assert!(out.contains(digits), "{digits} not in {out}");
+        }
+    }
+
+    #[test]
+    fn ingest_assigns_missing_ids_the_topic_reader_does_not() {
+        let mut v = sample_json();
+        v["event_id"] = Value::Null;
+        let text = v.to_string();
+        let err = serde_json::from_str::<ExecutionEvent>(&text).unwrap_err();
+        assert!(err.to_string().starts_with("invalid type: null"), "{err}");
+        let mut de = serde_json::Deserializer::from_str(&text);
+        let event = IngestSeed.deserialize(&mut de).unwrap();
+        assert_eq!(event.event_id.get_version_num(), 4);
+        v.as_object_mut().unwrap().remove("event_id");
+        let err = serde_json::from_value::<ExecutionEvent>(v.clone()).unwrap_err();
+        assert_eq!(err.to_string(), "missing field `event_id`");
+        assert!(IngestSeed.deserialize(v).is_ok());
+        let text = sample_json().to_string();
+        let mut de = serde_json::Deserializer::from_str(&text);
+        assert_eq!(
+            IngestSeed
+                .deserialize(&mut de)
+                .unwrap()
+                .event_id
+                .to_string(),
+            "5f0c6f7e-8a41-4d57-9a7d-1f0e2c3b4a59"
+        );
+    }
 
     #[test]
     fn errors_name_the_field() {
@@ -210,9 +298,12 @@ mod tests {
         let event: ExecutionEvent = serde_json::from_value(v).unwrap();
         assert_eq!(event.folder_id, None);
         assert_eq!(event.depth, None);
-        assert_eq!(event.extra["zz_new"], serde_json::json!([1, {"a": null}]));
         assert_eq!(
-            event.extra["future_field"],
+            event.extra["zz_new"].to_value(),
+            serde_json::json!([1, {"a": null}])
+        );
+        assert_eq!(
+            event.extra["future_field"].to_value(),
             serde_json::json!({"nested": [1, 2]})
         );
         // From bytes (the consumer's path) as from a value (ingest's path).
