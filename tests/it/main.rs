@@ -7,8 +7,10 @@
 
 mod console;
 mod delivery;
+mod deploy_files;
 mod failover;
 mod faults;
+mod hardening;
 mod observability;
 mod pipeline;
 mod settings;

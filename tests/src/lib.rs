@@ -4,11 +4,18 @@
 //!
 //! Binaries are taken from the same target directory as the test binary (build them first:
 //! `cargo build --workspace --bins`). Every process is killed when its handle drops, and logs
-//! go to files under a per-test directory, printed when a test fails. Process, broker and
-//! metrics helpers live in `els-testkit` (shared with `els-bench`) and are re-exported here.
+//! go to files under a per-test directory, printed when a test fails.
+//!
+//! Process, broker, siem-sim, consumer and metrics helpers live in `els-testkit` (shared with
+//! `els-bench`) and are re-exported here; what is the tests' own:
+//! - [`Sim`] and [`ConsumerProc`]: the kit's processes started with the tests' binaries and
+//!   defaults (they deref to [`SimProc`] and [`els_testkit::ConsumerProc`]);
+//! - [`ProducerProc`]: the ingest API, and posting events through it;
+//! - [`arrivals`]: did every acknowledged event arrive, and if not, where are the others;
+//! - small helpers: [`http`], [`get`], [`wait_for`], [`test_dir`], [`bin`], [`settings_for`].
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -16,7 +23,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 pub use arrivals::{arrived, post_paced, wait_arrived, wait_arrived_or_explain, Explain};
 pub use els_testkit::kafka::Located;
-pub use els_testkit::{free_port, parse_metrics, wait_port, Kafka, Proc};
+pub use els_testkit::sim::HEC_TOKEN;
+pub use els_testkit::{
+    free_port, histogram_mean, metric_total, parse_metrics, wait_port, workspace_root, Kafka, Proc,
+    SimProc,
+};
 use serde_json::Value;
 
 pub mod arrivals;
@@ -26,8 +37,6 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// Master key for encrypting auth headers at rest in tests (never use outside tests).
 pub const TEST_MASTER_KEYS: &str =
     "test1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-/// The HEC token siem-sim accepts by default.
-pub const HEC_TOKEN: &str = "els-demo-token";
 
 /// An HTTP client whose requests give up after 30 s, so a hung server fails a test instead
 /// of hanging it.
@@ -76,87 +85,35 @@ where
     }
 }
 
-/// A running siem-sim.
-pub struct Sim {
-    pub url: String,
-    pub proc: Proc,
-    client: reqwest::Client,
-}
+/// A running siem-sim: the kit's [`SimProc`] (its `url`, `proc` and query API, reached
+/// through `Deref`), started from this workspace's build.
+pub struct Sim(SimProc);
 
 impl Sim {
+    /// Start siem-sim with the test's extra flags (e.g. `--fault-status 503`), logging to
+    /// `dir/<name>.log`.
     pub fn start(dir: &Path, name: &str, extra: &[&str]) -> Result<Self> {
-        let port = free_port();
-        let mut cmd = Command::new(bin("siem-sim"));
-        cmd.arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(extra);
-        let proc = Proc::spawn(name, cmd, dir.join(format!("{name}.log")))?;
-        let addr = format!("127.0.0.1:{port}");
-        wait_port(&addr, Duration::from_secs(20))?;
-        Ok(Self {
-            url: format!("http://{addr}"),
-            proc,
-            client: http(),
-        })
+        Ok(Self(SimProc::start(
+            &bin("siem-sim"),
+            dir,
+            name,
+            extra,
+            &[],
+        )?))
     }
+}
 
-    pub fn hec_url(&self) -> String {
-        format!("{}/services/collector/event", self.url)
+impl Deref for Sim {
+    type Target = SimProc;
+
+    fn deref(&self) -> &SimProc {
+        &self.0
     }
+}
 
-    pub async fn stats(&self) -> Result<Value> {
-        Ok(self
-            .client
-            .get(format!("{}/sim/stats", self.url))
-            .send()
-            .await?
-            .json()
-            .await?)
-    }
-
-    /// Every event id received, duplicates included, in arrival order.
-    pub async fn event_ids(&self) -> Result<Vec<String>> {
-        Ok(self
-            .client
-            .get(format!("{}/sim/event-ids", self.url))
-            .send()
-            .await?
-            .json()
-            .await?)
-    }
-
-    /// Stored records (`{seq, headers, body, ...}`), all pages.
-    pub async fn records(&self) -> Result<Vec<Value>> {
-        let mut out = Vec::new();
-        let mut after = 0u64;
-        loop {
-            let page: Vec<Value> = self
-                .client
-                .get(format!("{}/sim/events?after={after}&limit=10000", self.url))
-                .send()
-                .await?
-                .json()
-                .await?;
-            let Some(last) = page.last().and_then(|r| r["seq"].as_u64()) else {
-                break;
-            };
-            after = last;
-            out.extend(page);
-        }
-        Ok(out)
-    }
-
-    pub async fn set_faults(&self, faults: Value) -> Result<()> {
-        let r = self
-            .client
-            .put(format!("{}/sim/faults", self.url))
-            .json(&faults)
-            .send()
-            .await?;
-        if !r.status().is_success() {
-            bail!("setting faults: {}", r.text().await?);
-        }
-        Ok(())
+impl DerefMut for Sim {
+    fn deref_mut(&mut self) -> &mut SimProc {
+        &mut self.0
     }
 }
 
@@ -169,14 +126,10 @@ pub fn settings_for(sim_hec_url: &str) -> Value {
     })
 }
 
-/// A consumer process and what it was started with.
-pub struct ConsumerProc {
-    pub proc: Proc,
-    pub admin_url: String,
-    pub env: Vec<(String, String)>,
-    dir: PathBuf,
-    name: String,
-}
+/// A consumer process: the kit's [`els_testkit::ConsumerProc`] (its `proc`, `admin_url`,
+/// `metrics`, `wait_ready`, `restart`, reached through `Deref`), started with the tests'
+/// defaults: admin token, master keys, a short batch linger.
+pub struct ConsumerProc(els_testkit::ConsumerProc);
 
 impl ConsumerProc {
     /// Start `els-consumer` with `ELS_*` settings (merged over test defaults).
@@ -187,77 +140,34 @@ impl ConsumerProc {
         settings: &Value,
         env: &[(&str, &str)],
     ) -> Result<Self> {
-        let settings_path = dir.join(format!("{name}-settings.json"));
-        std::fs::write(&settings_path, serde_json::to_vec_pretty(settings)?)?;
-        let admin_port = free_port();
-        let mut all: Vec<(String, String)> = vec![
-            ("ELS_BROKERS".into(), broker.addr.clone()),
-            (
-                "ELS_SETTINGS_FILE".into(),
-                settings_path.display().to_string(),
-            ),
-            (
-                "ELS_DATA_DIR".into(),
-                dir.join(format!("{name}-data")).display().to_string(),
-            ),
-            ("ELS_ADMIN_LISTEN".into(), format!("127.0.0.1:{admin_port}")),
-            ("ELS_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
-            ("ELS_SSRF_ALLOW".into(), "127.0.0.1".into()),
-            ("ELS_MASTER_KEYS".into(), TEST_MASTER_KEYS.into()),
-            ("ELS_BATCH_LINGER_MS".into(), "50".into()),
-            ("RUST_LOG".into(), "info,rdkafka=warn".into()),
+        let mut all = vec![
+            ("ELS_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("ELS_MASTER_KEYS", TEST_MASTER_KEYS),
+            ("ELS_BATCH_LINGER_MS", "50"),
         ];
-        for (k, v) in env {
-            all.retain(|(key, _)| key != k);
-            all.push((k.to_string(), v.to_string()));
-        }
-        let mut me = Self {
-            proc: Proc::spawn(
-                name,
-                Command::new("true"),
-                dir.join(format!("{name}.boot.log")),
-            )?,
-            admin_url: format!("http://127.0.0.1:{admin_port}"),
-            env: all,
-            dir: dir.to_path_buf(),
-            name: name.to_string(),
-        };
-        me.restart()?;
-        Ok(me)
+        all.extend_from_slice(env);
+        Ok(Self(els_testkit::ConsumerProc::start(
+            &bin("els-consumer"),
+            dir,
+            name,
+            &broker.addr,
+            settings,
+            &all,
+        )?))
     }
+}
 
-    /// Start (again) with the same environment, data directory and admin port.
-    pub fn restart(&mut self) -> Result<()> {
-        self.proc.kill9();
-        let mut cmd = Command::new(bin("els-consumer"));
-        cmd.envs(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        self.proc = Proc::spawn(&self.name, cmd, self.dir.join(format!("{}.log", self.name)))?;
-        wait_port(
-            self.admin_url.trim_start_matches("http://"),
-            Duration::from_secs(30),
-        )?;
-        Ok(())
+impl Deref for ConsumerProc {
+    type Target = els_testkit::ConsumerProc;
+
+    fn deref(&self) -> &els_testkit::ConsumerProc {
+        &self.0
     }
+}
 
-    pub async fn metrics(&self) -> Result<BTreeMap<String, f64>> {
-        let text = get(format!("{}/metrics", self.admin_url))
-            .await?
-            .text()
-            .await?;
-        Ok(parse_metrics(&text))
-    }
-
-    /// Wait until the consumer owns partitions (ready).
-    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
-        let url = format!("{}/readyz", self.admin_url);
-        wait_for("consumer ready", timeout, || async {
-            get(&url)
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        })
-        .await
+impl DerefMut for ConsumerProc {
+    fn deref_mut(&mut self) -> &mut els_testkit::ConsumerProc {
+        &mut self.0
     }
 }
 

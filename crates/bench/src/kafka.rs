@@ -15,9 +15,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 use crate::error::{BenchError, Result};
-use crate::procs::Usage;
 use crate::workload::payload;
-use els_testkit::Kafka;
+use els_testkit::{Kafka, Usage};
 
 /// Partitions of every benchmark topic.
 pub const PARTITIONS: i32 = 4;
@@ -144,7 +143,7 @@ pub async fn raw_consume(
                     out.events += 1;
                     last = Instant::now();
                 }
-                Some(Err(e)) => return Err(BenchError::Kafka(e)),
+                Some(Err(e)) => return Err(e.into()),
                 None => {}
             }
         }
@@ -208,7 +207,7 @@ pub async fn floor_latency(
                         out.push((now - t).num_microseconds().unwrap_or(0) as f64 / 1000.0);
                     }
                 }
-                Some(Err(e)) => return Err(BenchError::Kafka(e)),
+                Some(Err(e)) => return Err(e.into()),
                 None => {}
             }
         }

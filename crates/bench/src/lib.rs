@@ -13,15 +13,19 @@
 //!
 //! Modules, in the order a run uses them:
 //! - [`workload`]: the case matrix and the events (demo traffic through the ingest parser);
-//! - [`procs`]: child processes killed on drop, CPU and memory from `/proc`;
 //! - [`kafka`]: broker, topics, preloading, L1, the fixed-rate producer;
-//! - [`sim`]: siem-sim, its query API, request bodies as the consumer builds them, L2;
-//! - [`consumer`]: the pipeline process, readiness and `/metrics`;
+//! - [`sim`]: siem-sim with typed answers and waits, request bodies as the consumer builds
+//!   them, L2;
+//! - [`consumer`]: the pipeline process with the benchmark's settings and environment;
 //! - [`naive`]: the Python baseline in its own venv;
 //! - [`scenario`]: the measurements and their order;
 //! - [`stats`], [`machine`]: percentiles and costs; the machine and how busy it was;
 //! - [`report`]: markdown tables and targets met or missed;
 //! - [`error`]: the crate's error enum.
+//!
+//! Processes (CPU and memory from `/proc`), the broker, siem-sim, the consumer process and
+//! `/metrics` parsing come from the shared test kit, `els-testkit`; the modules here build
+//! the benchmark's own steps on top.
 //!
 //! This is a benchmark command, not a test: nothing here runs in `cargo test` beyond the
 //! helpers' unit tests.
@@ -31,7 +35,6 @@ pub mod error;
 pub mod kafka;
 pub mod machine;
 pub mod naive;
-pub mod procs;
 pub mod report;
 pub mod scenario;
 pub mod sim;

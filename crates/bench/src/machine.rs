@@ -29,7 +29,7 @@ impl Machine {
                 .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
                 .map(|(_, v)| v.trim().to_string())
                 .unwrap_or_else(|| "unknown".into()),
-            mem_gib: crate::procs::status_kib(&meminfo, "MemTotal").unwrap_or(0) as f64
+            mem_gib: els_testkit::proc::status_kib(&meminfo, "MemTotal").unwrap_or(0) as f64
                 / (1024.0 * 1024.0),
             commit: output("git", &["rev-parse", "--short", "HEAD"])
                 .unwrap_or_else(|| "unknown".into()),
@@ -72,7 +72,7 @@ pub fn load_average() -> (f64, f64, f64) {
 /// softirq, steal), from the first line of `/proc/stat`.
 pub fn busy_seconds() -> f64 {
     let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    parse_busy_ticks(&text) as f64 / crate::procs::clock_ticks() as f64
+    parse_busy_ticks(&text) as f64 / els_testkit::proc::clock_ticks() as f64
 }
 
 /// Busy ticks of the aggregate `cpu` line (idle and iowait excluded).

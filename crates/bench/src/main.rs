@@ -10,6 +10,7 @@ use clap::Parser;
 use els_bench::machine::{load_average, Machine};
 use els_bench::report::{self, RunInfo};
 use els_bench::scenario::{Bench, Options};
+use els_testkit::workspace_root;
 
 /// Benchmark the ELS pipeline against its physical limits and a naive forwarder (needs
 /// `cargo build --release -p els-consumer -p siem-sim` and Apache Kafka from `deploy/kafka`).
@@ -120,10 +121,4 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
-}
-
-/// The workspace root: two levels above this crate's manifest.
-fn workspace_root() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors().nth(2).map(PathBuf::from).unwrap_or(here)
 }

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use els_testkit::Proc;
 use serde::Deserialize;
 
 use crate::error::{BenchError, Result};
-use crate::procs::Proc;
 
 /// How the forwarder batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

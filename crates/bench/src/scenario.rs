@@ -5,12 +5,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::consumer::{histogram_mean, metric_total, Consumer};
+use els_testkit::{Proc, Usage};
+
+use crate::consumer::{self, histogram_mean, metric_total};
 use crate::error::{BenchError, Result};
 use crate::kafka::{produce_at_rate, raw_consume, Broker, Paced, RawConsume, L1_FETCH_WAITS_MS};
 use crate::machine;
 use crate::naive;
-use crate::procs::{Proc, Usage};
 use crate::sim::{build_bodies, raw_post, RawPost, Sim};
 use crate::stats::{rate, Latency};
 use crate::workload::{self, Case, Endpoint, Size};
@@ -33,6 +34,8 @@ pub fn l2_concurrencies(orgs: usize) -> Vec<usize> {
 pub const SIM_MAX_STORED: usize = 250_000;
 /// Fractions of the drain rate for the open-loop runs.
 pub const OPEN_LOOP_FRACTIONS: [f64; 3] = [0.25, 0.5, 0.75];
+/// How long a consumer has for its graceful exit after SIGTERM.
+const CONSUMER_GRACE: Duration = Duration::from_secs(15);
 
 /// What a run does.
 #[derive(Debug, Clone)]
@@ -301,7 +304,7 @@ impl Bench {
             )
             .await?;
             let (s1, c1) = (self.sim.proc.usage().cpu_seconds, Usage::own().cpu_seconds);
-            let got = self.sim.stats().await?.distinct_event_ids;
+            let got = self.sim.counts().await?.distinct_event_ids;
             if got != n {
                 return Err(BenchError::step(format!(
                     "L2: siem-sim has {got} distinct events, expected {n}"
@@ -336,7 +339,7 @@ impl Bench {
         self.sim.reset().await?;
         let url = self.sim.endpoint_url(case.endpoint);
         let name = format!("consumer-{}", case.name);
-        let mut consumer = Consumer::start(
+        let mut consumer = consumer::start(
             self.opts.consumer_bin.as_deref(),
             &self.opts.dir,
             &name,
@@ -362,7 +365,7 @@ impl Bench {
         let mut peak_parked = 0f64;
         let mut polls = 0u32;
         let stats = loop {
-            let stats = self.sim.stats().await?;
+            let stats = self.sim.counts().await?;
             if stats.distinct_event_ids >= n {
                 break stats;
             }
@@ -394,7 +397,7 @@ impl Bench {
         }
         let (first, last) = self.sim.first_and_last().await?;
         let metrics = consumer.metrics().await?;
-        consumer.stop();
+        consumer.proc.terminate(CONSUMER_GRACE);
         let ours = (c1.cpu_seconds - c0.cpu_seconds) + (b1 - b0) + (s1 - s0) + (own1 - own0);
         Ok(Drain {
             events: n,
@@ -462,7 +465,7 @@ impl Bench {
 
         let topic = self.fresh_topic("open").await?;
         let url = self.sim.endpoint_url(Endpoint::Hec);
-        let mut consumer = Consumer::start(
+        let mut consumer = consumer::start(
             self.opts.consumer_bin.as_deref(),
             &self.opts.dir,
             "consumer-open-loop",
@@ -517,7 +520,7 @@ impl Bench {
                 duplicates: stats.duplicates,
             });
         }
-        consumer.stop();
+        consumer.proc.terminate(CONSUMER_GRACE);
         self.sim.reset().await?;
         Ok((Some(floor), out))
     }
@@ -548,7 +551,7 @@ impl Bench {
                 self.opts.events as u64,
                 self.opts.naive_seconds,
             )?;
-            let received = self.sim.stats().await?.distinct_event_ids;
+            let received = self.sim.counts().await?.distinct_event_ids;
             log(format!(
                 "{}: {} events in {:.1} s ({:.0}/s)",
                 mode.label(),

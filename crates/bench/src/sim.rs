@@ -1,9 +1,10 @@
-//! The receiving side: a `siem-sim` process, its query API, and the raw POST rate (L2) of
-//! pre-built request bodies at the pipeline's batch size and concurrency.
+//! The receiving side: the kit's `siem-sim` with the answers typed as a run reads them, and
+//! the raw POST rate (L2) of pre-built request bodies at the pipeline's batch size and
+//! concurrency.
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,15 +14,15 @@ use els_model::hec::{write_envelope, HecOptions};
 use els_model::privacy::write_outbound;
 use els_model::topic::TopicEvent;
 use els_model::ExecutionEvent;
+use els_testkit::sim::Stored;
+use els_testkit::{built_bin_or_path, SimProc};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{BenchError, Result};
-use crate::procs::{free_port, sibling_bin, wait_port, Proc};
 use crate::workload::Endpoint;
 
-/// The HEC token siem-sim accepts by default.
-pub const HEC_TOKEN: &str = "els-demo-token";
+pub use els_testkit::sim::HEC_TOKEN;
 /// The consumer's default batch limits (`ELS_BATCH_MAX_EVENTS`, `ELS_BATCH_MAX_BYTES`).
 pub const BATCH_MAX_EVENTS: usize = 500;
 pub const BATCH_MAX_BYTES: usize = 1024 * 1024;
@@ -68,94 +69,57 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// A running siem-sim and a client for it.
-pub struct Sim {
-    pub url: String,
-    pub proc: Proc,
-    client: reqwest::Client,
+impl Stored for Record {
+    fn seq(&self) -> Option<u64> {
+        Some(self.seq)
+    }
+}
+
+/// The benchmark's siem-sim: the kit's [`SimProc`] (its `url`, `proc` and query API, reached
+/// through `Deref`) with typed answers, and the waits and timings of a run.
+pub struct Sim(SimProc);
+
+impl Deref for Sim {
+    type Target = SimProc;
+
+    fn deref(&self) -> &SimProc {
+        &self.0
+    }
 }
 
 impl Sim {
     /// Start siem-sim keeping up to `max_stored` full records (for latencies).
     pub fn start(dir: &Path, max_stored: usize) -> Result<Self> {
-        let addr = format!("127.0.0.1:{}", free_port()?);
-        let mut cmd = Command::new(sibling_bin("siem-sim"));
-        cmd.arg("--listen")
-            .arg(&addr)
-            .arg("--max-stored")
-            .arg(max_stored.to_string())
-            .env("RUST_LOG", "warn");
-        let proc = Proc::spawn("siem-sim", cmd, dir.join("siem-sim.log"))?;
-        wait_port(&addr, Duration::from_secs(20))?;
-        Ok(Self {
-            url: format!("http://{addr}"),
-            proc,
-            client: reqwest::Client::new(),
-        })
+        let max_stored = max_stored.to_string();
+        Ok(Self(SimProc::start(
+            &built_bin_or_path("siem-sim"),
+            dir,
+            "siem-sim",
+            &["--max-stored", &max_stored],
+            &[("RUST_LOG", "warn")],
+        )?))
     }
 
     pub fn endpoint_url(&self, endpoint: Endpoint) -> String {
         format!("{}{}", self.url, endpoint.path())
     }
 
-    pub async fn stats(&self) -> Result<Stats> {
-        Ok(self
-            .client
-            .get(format!("{}/sim/stats", self.url))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?)
-    }
-
-    pub async fn reset(&self) -> Result<()> {
-        self.client
-            .post(format!("{}/sim/reset", self.url))
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(())
-    }
-
-    /// Up to `limit` stored records with `seq > after`.
-    pub async fn records_after(&self, after: u64, limit: usize) -> Result<Vec<Record>> {
-        Ok(self
-            .client
-            .get(format!(
-                "{}/sim/events?after={after}&limit={limit}",
-                self.url
-            ))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?)
+    /// `GET /sim/stats`, the fields the benchmark reads.
+    pub async fn counts(&self) -> Result<Stats> {
+        Ok(self.stats_as().await?)
     }
 
     /// Every stored record, paging through `/sim/events`.
     pub async fn all_records(&self) -> Result<Vec<Record>> {
-        let mut out: Vec<Record> = Vec::new();
-        loop {
-            let after = out.last().map(|r| r.seq).unwrap_or(0);
-            let page = self.records_after(after, 10_000).await?;
-            if page.is_empty() {
-                return Ok(out);
-            }
-            out.extend(page);
-        }
+        Ok(self.records_as().await?)
     }
 
     /// Arrival times of the first stored record and of the last one received.
     pub async fn first_and_last(&self) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
         // From the counters, not the stored records: siem-sim keeps a bounded number of
         // records, so with a large run the oldest one is not the first arrival.
-        let stats = self.stats().await?;
-        let parse = |t: &Option<String>| {
-            t.as_deref()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc))
-        };
+        let stats = self.counts().await?;
+        let parse = |t: &Option<String>| t.as_deref().and_then(parse_time);
         match (
             parse(&stats.first_received_at),
             parse(&stats.last_received_at),
@@ -175,7 +139,7 @@ impl Sim {
     ) -> Result<Stats> {
         let start = Instant::now();
         loop {
-            let stats = self.stats().await?;
+            let stats = self.counts().await?;
             if stats.distinct_event_ids >= expect {
                 return Ok(stats);
             }

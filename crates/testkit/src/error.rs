@@ -14,6 +14,11 @@ pub enum KitError {
     },
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// A request to siem-sim or to a consumer's admin API.
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
     /// Something did not happen within its bound.
     #[error("timed out after {seconds:.0} s waiting for {what}")]
     Timeout { what: String, seconds: f64 },

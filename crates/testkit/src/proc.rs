@@ -8,6 +8,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::{KitError, Result};
@@ -56,10 +57,17 @@ pub fn built_bin(name: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// [`built_bin`], else `name` itself for a `PATH` lookup.
+pub fn built_bin_or_path(name: &str) -> PathBuf {
+    built_bin(name).unwrap_or_else(|| PathBuf::from(name))
+}
+
 /// A child process, SIGKILLed on drop.
 pub struct Proc {
     pub name: String,
-    child: Option<Child>,
+    /// Behind a lock so that a shared handle can still ask whether the process is alive
+    /// (`try_wait` needs `&mut Child`), e.g. while waiting for it to become ready.
+    child: Mutex<Option<Child>>,
     pub log: PathBuf,
 }
 
@@ -82,13 +90,25 @@ impl Proc {
             .map_err(|e| KitError::io(format!("starting {name} ({cmd:?})"), e))?;
         Ok(Self {
             name: name.into(),
-            child: Some(child),
+            child: Mutex::new(Some(child)),
             log,
         })
     }
 
+    fn child(&self) -> MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The child, for the `&mut self` steps that end it.
+    fn take_child(&mut self) -> Option<Child> {
+        self.child
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or(0)
+        self.child().as_ref().map(Child::id).unwrap_or(0)
     }
 
     /// CPU and memory as of now (zero once the process is gone).
@@ -96,16 +116,21 @@ impl Proc {
         Usage::of(self.pid()).unwrap_or_default()
     }
 
-    /// Still running (not exited)?
+    /// Still running (not exited)? ([`Proc::check_alive`] asks the same of a shared handle.)
     pub fn is_running(&mut self) -> bool {
-        self.child
+        self.running()
+    }
+
+    fn running(&self) -> bool {
+        self.child()
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
-    /// Fail with the log's tail when the process has exited.
-    pub fn check_alive(&mut self) -> Result<()> {
-        if self.is_running() {
+    /// Fail with the log's tail when the process has exited (from a shared handle too, e.g.
+    /// while waiting for it to become ready).
+    pub fn check_alive(&self) -> Result<()> {
+        if self.running() {
             return Ok(());
         }
         Err(KitError::step(format!(
@@ -117,7 +142,7 @@ impl Proc {
 
     /// `kill -9`: no chance to flush, commit or say goodbye.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        if let Some(mut c) = self.take_child() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -125,7 +150,7 @@ impl Proc {
 
     /// SIGTERM and wait up to `grace` for the exit (then SIGKILL); whether it exited 0.
     pub fn terminate(&mut self, grace: Duration) -> bool {
-        let Some(mut child) = self.child.take() else {
+        let Some(mut child) = self.take_child() else {
             return false;
         };
         let _ = Command::new("kill")
@@ -146,18 +171,18 @@ impl Proc {
 
     /// Wait for the process to exit by itself, at most `timeout` (then SIGKILL).
     pub fn wait(&mut self, timeout: Duration) -> Result<()> {
-        let Some(child) = self.child.as_mut() else {
+        let Some(mut child) = self.take_child() else {
             return Ok(());
         };
         let start = Instant::now();
         while start.elapsed() < timeout {
             if let Ok(Some(_)) = child.try_wait() {
-                self.child = None;
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.kill9();
+        let _ = child.kill();
+        let _ = child.wait();
         Err(KitError::timeout(
             format!("{} to finish", self.name),
             timeout,
