@@ -13,4 +13,5 @@ mod faults;
 mod hardening;
 mod observability;
 mod pipeline;
+mod scaleout;
 mod settings;

@@ -1,5 +1,7 @@
 //! The consumer's admin server: `/metrics`, `/healthz`, `/readyz` for everyone, and the
 //! dead-letter API behind a bearer token (`elsctl` is its client; sled is single-process).
+//! With the state topic on, the dead-letter routes see and act on every instance's dead
+//! letters: replaying or purging one here tombstones it for all.
 
 // Handlers return `Result<_, Response>` so an error is the HTTP answer itself; the size of
 // `Response` on that rare path does not matter.
@@ -109,6 +111,26 @@ pub(crate) fn authorized(admin: &Admin, headers: &HeaderMap) -> Result<(), Respo
             "missing or wrong bearer token",
         ))
     }
+}
+
+/// How long the dead-letter routes wait for this instance's view of every instance's dead
+/// letters to be complete (read from the state topic at start).
+const VIEW_WAIT: Duration = Duration::from_secs(20);
+
+/// Wait until the dead-letter view is complete, so no route answers from a partial list.
+pub(crate) async fn view_complete(admin: &Admin) -> Result<(), Response> {
+    if admin.status.shared.store.wait_synced(VIEW_WAIT).await {
+        return Ok(());
+    }
+    Err(error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        format!(
+            "dead letters of every instance are still being read from the state topic (waited \
+             {} s); retry shortly",
+            VIEW_WAIT.as_secs()
+        ),
+    ))
 }
 
 async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
@@ -224,6 +246,9 @@ async fn list(State(admin): State<Arc<Admin>>, headers: HeaderMap, query: Filter
         Ok(f) => f,
         Err(r) => return r,
     };
+    if let Err(r) = view_complete(&admin).await {
+        return r;
+    }
     let store = &admin.status.shared.store;
     match store.list(&filter) {
         Ok(items) => {
@@ -252,6 +277,9 @@ async fn show(
             "must be a dead-letter id (a number)",
         );
     };
+    if let Err(r) = view_complete(&admin).await {
+        return r;
+    }
     match admin.status.shared.store.get(id) {
         Ok(Some(r)) => Json(r).into_response(),
         Ok(None) => error(
@@ -272,16 +300,18 @@ async fn purge(
         Ok(f) => f,
         Err(r) => return r,
     };
+    if let Err(r) = view_complete(&admin).await {
+        return r;
+    }
     let store = &admin.status.shared.store;
     let items = match store.list(&filter) {
         Ok(items) => items,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
     };
-    let mut purged = 0;
-    for r in items {
-        if matches!(store.remove(r.id).await, Ok(true)) {
-            purged += 1;
-        }
+    let ids: Vec<u64> = items.iter().map(|r| r.id).collect();
+    let (purged, failed) = store.remove_many(&ids).await;
+    if let Some(e) = &failed {
+        tracing::warn!(error = %e, purged, matched = ids.len(), "some dead letters could not be purged");
     }
     admin
         .status
@@ -308,6 +338,9 @@ async fn replay(
         Ok(f) => f,
         Err(r) => return r,
     };
+    if let Err(r) = view_complete(&admin).await {
+        return r;
+    }
     let rate = NonZeroU32::new(params.rate.unwrap_or(500)).unwrap_or(NonZeroU32::MIN);
     let limiter = RateLimiter::direct(Quota::per_second(rate));
     let shared = &admin.status.shared;

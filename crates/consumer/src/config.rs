@@ -30,6 +30,13 @@ pub struct Config {
     pub settings_topic: String,
     /// Replication factor when creating the settings topic; -1 = the broker's default.
     pub settings_topic_replication: i32,
+    /// Compacted changelog of the state that stands for finished offsets (parked events,
+    /// dead letters), one partition per events-topic partition, so the state outlives an
+    /// instance and its disk (see `changelog`). Empty = local-only state (a lost disk loses
+    /// that instance's parked events and dead letters).
+    pub state_topic: String,
+    /// Replication factor when creating the state topic; -1 = the broker's default.
+    pub state_topic_replication: i32,
     /// Master keys sealing auth header values: `kid:64-hex-chars,kid2:...`; the first seals
     /// new values, all open. Secret: never logged.
     pub master_keys: String,
@@ -38,6 +45,9 @@ pub struct Config {
     /// SIEM destinations allowed although private/loopback/...: host names, IPs or CIDRs
     /// (`127.0.0.1,siem-sim`). For local demos and tests only.
     pub ssrf_allow: Vec<String>,
+    /// Group session timeout: how long a silent (crashed) instance keeps its partitions
+    /// before the group gives them to the others.
+    pub session_timeout_ms: u64,
     /// Directory of the sled dead-letter and park store.
     pub data_dir: String,
     /// Admin API, `/metrics`, `/healthz`, `/readyz`.
@@ -92,9 +102,12 @@ impl Default for Config {
             settings_file: String::new(),
             settings_topic: "els.settings".into(),
             settings_topic_replication: -1,
+            state_topic: "els.state".into(),
+            state_topic_replication: -1,
             master_keys: String::new(),
             master_key_file: String::new(),
             ssrf_allow: Vec::new(),
+            session_timeout_ms: 10_000,
             data_dir: "./els-data".into(),
             admin_listen: "127.0.0.1:9090".into(),
             admin_token: String::new(),
@@ -128,6 +141,7 @@ impl std::fmt::Debug for Config {
             .field("instance_id", &self.instance_id)
             .field("settings_file", &self.settings_file)
             .field("settings_topic", &self.settings_topic)
+            .field("state_topic", &self.state_topic)
             .field("master_keys", &"<redacted>")
             .field("master_key_file", &self.master_key_file)
             .field("ssrf_allow", &self.ssrf_allow)
@@ -197,6 +211,9 @@ impl Config {
         if let Err(why) = self.ssrf_policy() {
             return bad("ssrf_allow", &why);
         }
+        if self.session_timeout_ms < 1000 {
+            return bad("session_timeout_ms", "must be at least 1000");
+        }
         if self.request_timeout_ms == 0 || self.retry_initial_ms == 0 {
             return bad("request_timeout_ms/retry_initial_ms", "must be positive");
         }
@@ -242,6 +259,8 @@ mod tests {
         let config = load(&[("ELS_MASTER_KEYS", key)]).unwrap();
         assert!(!format!("{config:?}").contains("0a0b0c"));
         assert_eq!(config.settings_topic, "els.settings");
+        assert_eq!(config.state_topic, "els.state");
+        assert_eq!(config.session_timeout_ms, 10_000);
     }
 
     #[test]

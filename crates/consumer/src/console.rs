@@ -157,6 +157,9 @@ async fn dead_letters(
         Ok(_) => return error(StatusCode::BAD_REQUEST, Some("org"), "must not be empty"),
         Err(e) => return error(StatusCode::BAD_REQUEST, Some("org"), e.body_text()),
     };
+    if let Err(r) = crate::admin::view_complete(&admin).await {
+        return r;
+    }
     let store = &admin.status.shared.store;
     let filter = Filter {
         org: Some(org.clone()),
@@ -193,7 +196,8 @@ mod tests {
             first_failed_at: at,
             last_failed_at: at,
             partition: 0,
-            offset: 0,
+            // Ids name the input offset: one offset per record.
+            offset: minute.into(),
         }
     }
 

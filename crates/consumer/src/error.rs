@@ -12,8 +12,14 @@ pub enum ConsumerError {
     /// Writing or reading the settings topic failed.
     #[error("settings topic: {0}")]
     SettingsTopic(String),
+    /// Writing or reading the state changelog topic failed.
+    #[error("state changelog: {0}")]
+    Changelog(String),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// The Kafka client failed for good (e.g. fenced): the process exits so it can restart.
+    #[error("fatal kafka consumer error: {0}")]
+    KafkaFatal(String),
     #[error("dead-letter store: {0}")]
     Store(#[from] sled::Error),
     #[error("record encoding: {0}")]
@@ -27,7 +33,11 @@ impl ConsumerError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Kafka(_) | Self::Store(_) | Self::Io(_) | Self::SettingsTopic(_)
+            Self::Kafka(_)
+                | Self::Store(_)
+                | Self::Io(_)
+                | Self::SettingsTopic(_)
+                | Self::Changelog(_)
         )
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use els_consumer::admin::{self, Admin};
+use els_consumer::changelog::{adopt, follower, Changelog};
 use els_consumer::crypto::Keyring;
 use els_consumer::dlq::Store;
 use els_consumer::metrics::Metrics;
@@ -67,10 +68,32 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("connecting the settings topic")?;
     }
-    let store =
+    let mut store =
         Store::open(&pipeline::data_path(&config)).context("opening the dead-letter store")?;
     let metrics = Metrics::new().with_org_labels(config.metrics_org_labels);
     metrics.init_known_series(&els_consumer::dlq::Reason::ALL.map(|r| r.as_str()));
+    if config.state_topic.trim().is_empty() {
+        tracing::warn!("state topic disabled: parked events and dead letters live only on this instance's disk");
+    } else {
+        let (changelog, synced) = Changelog::start(&config, metrics.clone())
+            .await
+            .context("connecting the state topic")?;
+        adopt::adopt_local_state(&store, &changelog, &config.topic)
+            .await
+            .context("handing local state over to the state topic")?;
+        store.attach_changelog(changelog);
+        let (config, store, metrics, cancel) = (
+            config.clone(),
+            store.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            follower::spawn(&config, store, metrics, synced, cancel)
+        })
+        .await?
+        .context("following dead letters in the state topic")?;
+    }
     metrics.dead_letters.set(store.count() as i64);
     let (status, done_rx) = pipeline::prepare(&config, settings, store, metrics)?;
     // The SIEM client's SSRF allow-list (validated with the config).

@@ -31,6 +31,10 @@ pub struct Metrics {
     pub lag: IntGaugeVec,
     pub replayed: IntCounter,
     pub store_errors: IntCounter,
+    /// State changelog writes (`kind` = park|dead|tombstone, `outcome` = ok|error).
+    changelog_writes: IntCounterVec,
+    /// Records read back from the state changelog (`kind` = park|dead).
+    changelog_restored: IntCounterVec,
     /// Per-org outcomes (`els_org_events_total{org, outcome}`), only when enabled.
     org_events: IntCounterVec,
     org_labels: Arc<OrgLabels>,
@@ -71,6 +75,26 @@ pub enum OrgOutcome {
     Filtered,
     DeadLettered,
     RateLimited,
+}
+
+/// What a state changelog record is, for its series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangelogKind {
+    Park,
+    Dead,
+    Tombstone,
+}
+
+impl ChangelogKind {
+    pub const ALL: [ChangelogKind; 3] = [Self::Park, Self::Dead, Self::Tombstone];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ChangelogKind::Park => "park",
+            ChangelogKind::Dead => "dead",
+            ChangelogKind::Tombstone => "tombstone",
+        }
+    }
 }
 
 impl OrgOutcome {
@@ -193,6 +217,18 @@ impl Metrics {
                 "els_store_errors_total",
                 "Failed writes to the dead-letter/park store (offsets are held back)",
             ),
+            changelog_writes: counter_vec(
+                "els_changelog_writes_total",
+                "Writes to the state changelog topic, by record kind and outcome (an error holds \
+                 the offset back or fails the admin call)",
+                &["kind", "outcome"],
+            ),
+            changelog_restored: counter_vec(
+                "els_changelog_restored_total",
+                "Records read back from the state changelog: parked events restored on \
+                 assignment, dead letters applied to this instance's view",
+                &["kind"],
+            ),
             org_events: register(
                 &r,
                 IntCounterVec::new(
@@ -227,6 +263,21 @@ impl Metrics {
         }
     }
 
+    /// Count `n` state changelog writes of `kind`.
+    pub fn changelog_write(&self, kind: ChangelogKind, ok: bool, n: u64) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.changelog_writes
+            .with_label_values(&[kind.as_str(), outcome])
+            .inc_by(n);
+    }
+
+    /// Count `n` records of `kind` read back from the state changelog.
+    pub fn changelog_restored(&self, kind: ChangelogKind, n: u64) {
+        self.changelog_restored
+            .with_label_values(&[kind.as_str()])
+            .inc_by(n);
+    }
+
     /// Create the labelled series whose label values are known up front, so dashboards and
     /// alerts see a 0 rather than no series before the first event of a kind.
     pub fn init_known_series(&self, reasons: &[&str]) {
@@ -235,6 +286,13 @@ impl Metrics {
         }
         for endpoint in ["hec", "http"] {
             self.request_duration.with_label_values(&[endpoint]);
+        }
+        for kind in ChangelogKind::ALL {
+            self.changelog_write(kind, true, 0);
+            self.changelog_write(kind, false, 0);
+        }
+        for kind in [ChangelogKind::Park, ChangelogKind::Dead] {
+            self.changelog_restored(kind, 0);
         }
     }
 
@@ -275,5 +333,18 @@ mod tests {
         assert!(text.contains(r#"els_org_events_total{org="b",outcome="dead_lettered"} 3"#));
         assert!(text.contains(r#"els_org_events_total{org="__other__",outcome="delivered"} 2"#));
         assert!(!text.contains(r#"org="c""#) && !text.contains(r#"org="d""#));
+    }
+
+    #[test]
+    fn changelog_series_exist_before_the_first_write() {
+        let m = Metrics::new();
+        m.init_known_series(&[]);
+        m.changelog_write(ChangelogKind::Park, true, 2);
+        m.changelog_restored(ChangelogKind::Dead, 1);
+        let text = m.render();
+        assert!(text.contains(r#"els_changelog_writes_total{kind="park",outcome="ok"} 2"#));
+        assert!(text.contains(r#"els_changelog_writes_total{kind="tombstone",outcome="error"} 0"#));
+        assert!(text.contains(r#"els_changelog_restored_total{kind="dead"} 1"#));
+        assert!(text.contains(r#"els_changelog_restored_total{kind="park"} 0"#));
     }
 }

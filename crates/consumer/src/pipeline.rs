@@ -5,96 +5,35 @@
 //! The loop uses a `biased` select so completions are handled before new messages, and stops
 //! reading while `max_in_flight` events are unfinished.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use els_model::topic::TopicEvent;
 use futures::FutureExt;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::changelog::restore;
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, Rejected};
 use crate::dlq::{DeadLetterV1, Reason, Store};
 use crate::error::ConsumerError;
-use crate::metrics::Metrics;
-use crate::park::Park;
+use crate::metrics::{ChangelogKind, Metrics};
+use crate::park::{Flushed, Park};
+pub use crate::rebalance::Ownership;
+use crate::rebalance::{Changes, Context};
 use crate::settings::SettingsStore;
 use crate::sink::Sink;
 use crate::watermark::Watermarks;
 use crate::worker::{self, Done, Job, Origin, Shared};
-
-/// Partition ownership as told by rebalance callbacks (they run inside the client's poll).
-#[derive(Default)]
-pub struct Ownership {
-    assigned: Mutex<BTreeSet<i32>>,
-    revoked: Mutex<Vec<i32>>,
-    /// Set with `revoked`, so the consume loop checks a flag per message, not a lock.
-    any_revoked: AtomicBool,
-}
-
-impl Ownership {
-    pub fn assigned(&self) -> Vec<i32> {
-        self.assigned
-            .lock()
-            .map(|a| a.iter().copied().collect())
-            .unwrap_or_default()
-    }
-
-    fn take_revoked(&self) -> Vec<i32> {
-        if !self.any_revoked.swap(false, Ordering::AcqRel) {
-            return Vec::new();
-        }
-        self.revoked
-            .lock()
-            .map(|mut r| std::mem::take(&mut *r))
-            .unwrap_or_default()
-    }
-}
-
-pub struct Context {
-    ownership: Arc<Ownership>,
-}
-
-impl ClientContext for Context {}
-
-impl ConsumerContext for Context {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-            tracing::info!(partitions = ?parts, "partitions revoked");
-            if let Ok(mut a) = self.ownership.assigned.lock() {
-                for p in &parts {
-                    a.remove(p);
-                }
-            }
-            if let Ok(mut r) = self.ownership.revoked.lock() {
-                r.extend(parts);
-            }
-            self.ownership.any_revoked.store(true, Ordering::Release);
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-            tracing::info!(partitions = ?parts, "partitions assigned");
-            if let Ok(mut a) = self.ownership.assigned.lock() {
-                a.extend(parts);
-            }
-        }
-    }
-}
 
 /// Shared state the admin API reads.
 pub struct Status {
@@ -159,7 +98,18 @@ struct Loop {
     dirty: HashSet<i32>,
     /// How long a full org queue may hold up reading before its events are parked.
     park_after: Duration,
+    cancel: CancellationToken,
+    /// Set when shutdown interrupted a restore: no further message may be handled.
+    stopping: bool,
+    /// The consumer's fatal error, if it had one: `run` ends with it.
+    fatal: Option<String>,
 }
+
+/// How long one attempt at restoring assigned partitions' parked events may take (then it is
+/// retried: no message of those partitions is handled before their parked events are back).
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(30);
+/// At shutdown: how long to wait for changelog acknowledgements of parked events.
+const PARK_DRAIN: Duration = Duration::from_secs(5);
 
 /// Run until `cancel`, then drain within the grace period, store offsets and commit.
 pub async fn run(
@@ -176,8 +126,11 @@ pub async fn run(
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (config.session_timeout_ms / 3).clamp(100, 1000).to_string(),
+        )
         // Brokers may hold a fetch this long when there is no data; keep latency low.
         .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
         .set_if(
@@ -188,10 +141,11 @@ pub async fn run(
         .create_with_context(Context {
             ownership: status.ownership.clone(),
         })?;
+    let shared = status.shared.clone();
+    // Before anything is assigned: with the changelog on, the tree starts empty.
+    let park = Park::open(&shared.store)?;
     consumer.subscribe(&[&config.topic])?;
     let consumer = Arc::new(consumer);
-    let shared = status.shared.clone();
-    let park = Park::open(&shared.store)?;
     let mut lp = Loop {
         consumer: consumer.clone(),
         topic: config.topic.clone(),
@@ -202,8 +156,11 @@ pub async fn run(
         ownership: status.ownership.clone(),
         dirty: HashSet::new(),
         park_after: Duration::from_millis(config.park_after_ms),
+        cancel: cancel.clone(),
+        stopping: false,
+        fatal: None,
     };
-    let lag_task = tokio::spawn(report_lag(
+    let lag_task = tokio::spawn(crate::lag::report_lag(
         consumer.clone(),
         config.topic.clone(),
         status.ownership.clone(),
@@ -214,7 +171,9 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(topic = %config.topic, group = %config.group_id, "consuming");
     loop {
-        lp.apply_revocations();
+        if !lp.apply_rebalance().await {
+            break;
+        }
         let can_read = lp.watermarks.in_flight() < config.max_in_flight;
         tokio::select! {
             biased;
@@ -259,8 +218,14 @@ pub async fn run(
     while let Ok(done) = done_rx.try_recv() {
         lp.on_done_all(done);
     }
-    lp.flush_park().await;
+    let drained = lp.park.drain(PARK_DRAIN).await;
+    lp.on_flushed(drained);
     lp.store_offsets();
+    if let Some(changelog) = shared.store.changelog().cloned() {
+        // Tombstones of parked events delivered during the drain.
+        let flush = move || changelog.flush(Duration::from_secs(2));
+        let _ = tokio::task::spawn_blocking(flush).await;
+    }
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => {}
         // Nothing stored since the last auto-commit: everything finished is committed.
@@ -272,6 +237,9 @@ pub async fn run(
         }
     }
     lag_task.abort();
+    if let Some(fatal) = lp.fatal {
+        return Err(ConsumerError::KafkaFatal(fatal));
+    }
     tracing::info!("consumer stopped");
     Ok(())
 }
@@ -280,19 +248,67 @@ pub async fn run(
 const BURST: usize = 64;
 
 impl Loop {
-    /// Forget partitions revoked by a rebalance. Rebalance callbacks run inside the poll that
+    /// Apply rebalances seen since the last call. Rebalance callbacks run inside the poll that
     /// returned `msg`, so this runs before any message is tracked: a message from a partition
     /// assigned again in the same poll starts a fresh watermark instead of joining (and later
-    /// being dropped with) the revoked one.
-    fn apply_revocations(&mut self) {
-        for p in self.ownership.take_revoked() {
-            self.watermarks.revoke(p);
-            self.dirty.remove(&p);
+    /// being dropped with) the revoked one, and an assigned partition's parked events are
+    /// restored before its first message. False once shutdown interrupted a restore.
+    async fn apply_rebalance(&mut self) -> bool {
+        if self.stopping {
+            return false;
         }
+        let Some(Changes { revoked, assigned }) = self.ownership.take_changes() else {
+            return true;
+        };
+        for p in &revoked {
+            self.watermarks.revoke(*p);
+            self.dirty.remove(p);
+        }
+        let Some(changelog) = self.park.changelog().cloned() else {
+            return true;
+        };
+        // Revoked: the new owner restores them. Assigned: restored from scratch below.
+        let mut drop: Vec<i32> = revoked.iter().chain(&assigned).copied().collect();
+        drop.sort_unstable();
+        drop.dedup();
+        match self.park.drop_partitions(&drop) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(partitions = ?drop, records = n, "dropped parked events of revoked partitions (their owner restores them)")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "dropping parked events of revoked partitions failed")
+            }
+        }
+        if assigned.is_empty() {
+            return true;
+        }
+        let Some(records) =
+            restore::read_until_done(&changelog, &assigned, RESTORE_TIMEOUT, &self.cancel).await
+        else {
+            self.stopping = true;
+            return false;
+        };
+        let n = records.len() as u64;
+        match self.park.restore(records) {
+            Ok(()) => self
+                .shared
+                .metrics
+                .changelog_restored(ChangelogKind::Park, n),
+            Err(e) => {
+                self.shared.store_failed();
+                tracing::error!(error = %e, partitions = ?assigned, "writing restored parked events to the local store failed");
+            }
+        }
+        self.shared.metrics.parked.set(self.park.stored() as i64);
+        true
     }
 
     async fn on_received(&mut self, msg: Result<BorrowedMessage<'_>, KafkaError>) {
-        self.apply_revocations();
+        if !self.apply_rebalance().await {
+            // Stopping: the message stays unfinished and is redelivered.
+            return;
+        }
         match msg {
             Ok(m) => {
                 let partition = m.partition();
@@ -307,6 +323,17 @@ impl Loop {
                 self.on_message(partition, offset, parsed).await;
             }
             Err(e) => {
+                // A fatal error (e.g. this static member fenced by the group) ends the
+                // client for good: drain what is in flight and exit non-zero, so the
+                // supervisor starts a fresh instance (unfinished offsets were never stored).
+                if let Some((code, reason)) = self.consumer.client().fatal_error() {
+                    if self.fatal.is_none() {
+                        tracing::error!(error = %code, %reason, "fatal Kafka consumer error; draining and exiting");
+                        self.fatal = Some(format!("{code}: {reason}"));
+                        self.cancel.cancel();
+                    }
+                    return;
+                }
                 tracing::warn!(error = %e, "kafka receive error");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -348,37 +375,17 @@ impl Loop {
                 Err(job) => job,
             }
         };
-        let org = job.event.org_id().to_string();
-        if let Err(e) = self.park.park(job) {
+        if let Err(e) = self.park.park(&job.event, partition, offset) {
             // Cannot park: the event stays unfinished (its offset is never stored) and will
             // be redelivered after a restart. Readiness reports the store failure.
             self.shared.store_failed();
-            tracing::error!(error = %e, org_id = %org, "parking failed; offset held back");
+            let org = job.event.org_id();
+            tracing::error!(error = %e, org_id = %org, partition, offset, "parking failed; offset held back");
         }
     }
 
     async fn invalid(&mut self, partition: i32, offset: i64, payload: &[u8], error: String) {
-        let raw = serde_json::from_slice(payload).unwrap_or_else(|_| {
-            serde_json::Value::String(String::from_utf8_lossy(payload).into_owned())
-        });
-        let now = chrono::Utc::now();
-        let record = DeadLetterV1 {
-            id: 0,
-            org_id: raw
-                .get("org_id")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string(),
-            event: raw,
-            reason: Reason::InvalidEvent,
-            attempts: 0,
-            last_status: None,
-            last_error: error,
-            first_failed_at: now,
-            last_failed_at: now,
-            partition,
-            offset,
-        };
+        let record = DeadLetterV1::invalid_event(partition, offset, payload, error);
         tracing::warn!(
             partition,
             offset,
@@ -403,8 +410,12 @@ impl Loop {
     fn on_done(&mut self, done: Done) {
         match done.origin {
             Origin::Kafka { partition, offset } => self.finish_offset(partition, offset),
-            Origin::Parked { key } => {
-                if let Err(e) = self.park.complete(&key) {
+            Origin::Parked {
+                key,
+                partition,
+                offset,
+            } => {
+                if let Err(e) = self.park.complete(&key, partition, offset) {
                     tracing::warn!(error = %e, "could not remove a finished parked record; it may be redelivered");
                 }
             }
@@ -418,17 +429,35 @@ impl Loop {
     }
 
     async fn flush_park(&mut self) {
-        match self.park.flush().await {
-            Ok(done) => {
-                for d in done {
-                    self.on_done(d);
-                }
+        let flushed = self.park.flush().await;
+        self.on_flushed(flushed);
+    }
+
+    fn on_flushed(&mut self, flushed: Flushed) {
+        let Flushed {
+            done,
+            failed,
+            error,
+        } = flushed;
+        let finished = !done.is_empty();
+        for d in done {
+            self.on_done(d);
+        }
+        let Some(e) = error else {
+            if finished {
+                self.shared.store_ok();
             }
-            Err(e) => {
-                if self.shared.store_failed() {
-                    tracing::error!(error = %e, "park flush failed; offsets held back");
-                }
-            }
+            return;
+        };
+        // A failed changelog write leaves its offsets unfinished (redelivered after a
+        // restart); the events themselves are still delivered from the park tree.
+        if self.shared.store_failed() {
+            let what = if failed > 0 {
+                "writing parked events to the state topic failed"
+            } else {
+                "park flush failed"
+            };
+            tracing::error!(error = %e, offsets = failed, "{what}; offsets held back");
         }
     }
 
@@ -479,54 +508,6 @@ impl Loop {
         if let Err(e) = self.consumer.store_offsets(&tpl) {
             // Typically a partition revoked a moment ago: nothing to store for it any more.
             tracing::debug!(error = %e, "storing offsets failed");
-        }
-    }
-}
-
-/// Every few seconds: consumer lag per owned partition (high watermark - committed).
-async fn report_lag(
-    consumer: Arc<StreamConsumer<Context>>,
-    topic: String,
-    ownership: Arc<Ownership>,
-    metrics: crate::metrics::Metrics,
-    cancel: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let parts = ownership.assigned();
-        let c = consumer.clone();
-        let t = topic.clone();
-        let lags = tokio::task::spawn_blocking(move || {
-            let mut tpl = TopicPartitionList::new();
-            for p in &parts {
-                tpl.add_partition(&t, *p);
-            }
-            let committed = c.committed_offsets(tpl, Duration::from_secs(2)).ok();
-            parts
-                .iter()
-                .filter_map(|p| {
-                    let (_, high) = c.fetch_watermarks(&t, *p, Duration::from_secs(2)).ok()?;
-                    let pos = committed
-                        .as_ref()
-                        .and_then(|tpl| tpl.find_partition(&t, *p))
-                        .and_then(|e| match e.offset() {
-                            Offset::Offset(o) => Some(o),
-                            _ => None,
-                        })
-                        .unwrap_or(0);
-                    Some((*p, (high - pos).max(0)))
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        metrics.lag.reset();
-        for (p, lag) in lags {
-            metrics.lag.with_label_values(&[&p.to_string()]).set(lag);
         }
     }
 }

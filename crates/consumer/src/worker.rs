@@ -34,8 +34,29 @@ pub struct Job {
 pub enum Origin {
     /// Straight from Kafka: finishing it advances the partition's watermark.
     Kafka { partition: i32, offset: i64 },
-    /// From the park store: finishing it removes the parked record.
-    Parked { key: Vec<u8> },
+    /// From the park store: finishing it removes the parked record. It was consumed at
+    /// (`partition`, `offset`) (-1 for records parked by older versions).
+    Parked {
+        key: Vec<u8>,
+        partition: i32,
+        offset: i64,
+    },
+}
+
+impl Origin {
+    /// The partition the event was consumed from.
+    pub fn partition(&self) -> i32 {
+        match self {
+            Origin::Kafka { partition, .. } | Origin::Parked { partition, .. } => *partition,
+        }
+    }
+
+    /// The offset the event was consumed at.
+    pub fn offset(&self) -> i64 {
+        match self {
+            Origin::Kafka { offset, .. } | Origin::Parked { offset, .. } => *offset,
+        }
+    }
 }
 
 /// A finished job, reported to the consume loop.
@@ -336,14 +357,8 @@ pub async fn dead_letter(
             last_error: truncate(&last.detail, MAX_ERROR_BYTES),
             first_failed_at: now,
             last_failed_at: now,
-            partition: match job.origin {
-                Origin::Kafka { partition, .. } => partition,
-                Origin::Parked { .. } => -1,
-            },
-            offset: match job.origin {
-                Origin::Kafka { offset, .. } => offset,
-                Origin::Parked { .. } => -1,
-            },
+            partition: job.origin.partition(),
+            offset: job.origin.offset(),
         })
         .collect();
     if let Some(first) = jobs.first() {
@@ -365,7 +380,8 @@ pub async fn dead_letter(
     finish(shared, &jobs);
 }
 
-/// Write records to the store, retrying until it succeeds; false on hard stop.
+/// Write records to the store (and the state changelog), retrying until it succeeds; false
+/// on hard stop.
 pub async fn store_durably(shared: &Shared, records: Vec<DeadLetterV1>) -> bool {
     loop {
         match shared.store.put(records.clone()).await {
