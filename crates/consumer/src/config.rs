@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::retry::RetryPolicy;
+use crate::delivery::ssrf::SsrfPolicy;
 use crate::error::ConsumerError;
-use crate::retry::RetryPolicy;
-use crate::ssrf::SsrfPolicy;
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

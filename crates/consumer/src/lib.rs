@@ -1,49 +1,29 @@
-//! `els-consumer`: Kafka -> filter -> limit -> deliver -> dead letters.
+//! `els-consumer`: Kafka -> filter -> limit -> deliver to each org's SIEM -> dead letters.
 //!
-//! - [`pipeline`]: the consume loop; per-partition contiguous [`watermark`]s decide which
-//!   offsets are stored, so no event is skipped (at least once); [`rebalance`] records what
-//!   the group assigns and revokes, for the loop to apply.
-//! - [`dispatch`]: per-org bounded queues and workers (a slow SIEM only fills its own queue);
-//!   [`park`] spills a full org's events to disk and feeds them back.
-//! - [`worker`]: batching, the org's governor limit, retries, HEC batch splitting, dead letters.
-//! - [`retry`]: the retry policy as data (`classify`) and the retry loop (`backoff`).
-//! - [`sink`]: request bodies (HEC envelopes or templated events) and the HTTP client.
-//! - [`settings`]: every org's stream settings in memory; [`settings_topic`] keeps them in a
-//!   compacted Kafka topic shared by all instances, with auth header values sealed by
-//!   [`crypto`] (XChaCha20-Poly1305, org id as associated data, key ids for rotation).
-//! - [`ssrf`]: the guard on SIEM destinations (resolver filter, IP literal check, allow-list).
-//! - [`settings_api`]: the settings routes of the admin API; [`testevent`] sends a sample
-//!   event through an org's real delivery path.
-//! - [`dlq`]: the sled dead-letter store with versioned records.
-//! - [`changelog`]: parked events and dead letters also go to a compacted state topic before
-//!   their offsets are finished, so they outlive the instance (and its disk): assigned
-//!   partitions restore their parked events, every instance sees every dead letter.
-//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, the dead-letter and settings APIs;
-//!   [`console`] serves the settings console page at `/console` (embedded HTML/CSS/JS).
-//! - [`metrics`] (with [`lag`]), [`config`], [`error`].
+//! The crate has four rooms, each opening with a map of its files:
+//!
+//! - [`delivery`]: the engine: the consume loop and its watermarks, rebalances and lag,
+//!   per-org dispatch, parking, workers (batching, HEC splitting), limits, retries, request
+//!   bodies, the SIEM client and its SSRF guard.
+//! - [`settings`]: every org's stream settings: the in-memory store, the compacted settings
+//!   topic shared by all instances, the crypto that seals auth header values.
+//! - [`admin`]: the admin server: route table and token layer, probes and metrics, the
+//!   dead-letter and settings APIs, test events, the console page.
+//! - [`state`]: state that stands for finished offsets: the sled [`state::StateStore`] (dead
+//!   letters, parked events) and the changelog topic that lets it outlive the instance.
+//!
+//! At the top: [`services`] (the one app state, [`Services`], built in `main` and passed
+//! down), [`config`], [`error`], [`metrics`].
 
 pub mod admin;
-pub mod changelog;
 pub mod config;
-pub mod console;
-pub mod crypto;
-pub mod dispatch;
-pub mod dlq;
+pub mod delivery;
 pub mod error;
-pub mod lag;
 pub mod metrics;
-pub mod park;
-pub mod pipeline;
-pub mod rebalance;
-pub mod retry;
+pub mod services;
 pub mod settings;
-pub mod settings_api;
-pub mod settings_topic;
-pub mod sink;
-pub mod ssrf;
-pub mod testevent;
-pub mod watermark;
-pub mod worker;
+pub mod state;
 
 pub use config::Config;
 pub use error::ConsumerError;
+pub use services::Services;

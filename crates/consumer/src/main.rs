@@ -1,18 +1,19 @@
-//! `els-consumer`: parse config, wire store, settings, admin server and the consume loop, run
-//! until SIGINT/SIGTERM, then drain within the grace period.
+//! `els-consumer`: parse config, wire store, settings and the app's services, start the admin
+//! server and the consume loop, run until SIGINT/SIGTERM, then drain within the grace period.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use els_consumer::admin::{self, Admin};
-use els_consumer::changelog::{adopt, follower, Changelog};
-use els_consumer::crypto::Keyring;
-use els_consumer::dlq::Store;
+use els_consumer::delivery::consume;
 use els_consumer::metrics::Metrics;
-use els_consumer::settings::{SettingsFile, SettingsStore};
-use els_consumer::{pipeline, settings_topic, Config};
+use els_consumer::settings::crypto::Keyring;
+use els_consumer::settings::{topic as settings_topic, SettingsFile, SettingsStore};
+use els_consumer::state::changelog::{adopt, follower, Changelog};
+use els_consumer::state::{Reason, StateStore};
+use els_consumer::{Config, Services};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -69,9 +70,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .context("connecting the settings topic")?;
     }
     let mut store =
-        Store::open(&pipeline::data_path(&config)).context("opening the dead-letter store")?;
+        StateStore::open(Path::new(&config.data_dir)).context("opening the dead-letter store")?;
     let metrics = Metrics::new().with_org_labels(config.metrics_org_labels);
-    metrics.init_known_series(&els_consumer::dlq::Reason::ALL.map(|r| r.as_str()));
+    metrics.init_known_series(&Reason::ALL.map(|r| r.as_str()));
     if config.state_topic.trim().is_empty() {
         tracing::warn!("state topic disabled: parked events and dead letters live only on this instance's disk");
     } else {
@@ -82,27 +83,24 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("handing local state over to the state topic")?;
         store.attach_changelog(changelog);
-        let (config, store, metrics, cancel) = (
+        let (config, dead_letters, metrics, cancel) = (
             config.clone(),
-            store.clone(),
+            store.dead_letters().clone(),
             metrics.clone(),
             cancel.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            follower::spawn(&config, store, metrics, synced, cancel)
+            follower::spawn(&config, dead_letters, metrics, synced, cancel)
         })
         .await?
         .context("following dead letters in the state topic")?;
     }
-    metrics.dead_letters.set(store.count() as i64);
-    let (status, done_rx) = pipeline::prepare(&config, settings, store, metrics)?;
-    // The SIEM client's SSRF allow-list (validated with the config).
-    status
-        .shared
-        .sink
-        .set_ssrf_policy(config.ssrf_policy().map_err(anyhow::Error::msg)?);
+    metrics
+        .dead_letters
+        .set(store.dead_letters().count() as i64);
+    let services = Services::new(&config, settings, store, metrics)?;
     let admin = Arc::new(Admin::new(
-        status.clone(),
+        services.clone(),
         config.admin_token.clone(),
         &config.brokers,
         &config.topic,
@@ -115,7 +113,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let serve = axum::serve(listener, admin::router(admin))
         .with_graceful_shutdown(admin_cancel.clone().cancelled_owned());
     let server = tokio::spawn(async move { serve.await });
-    let result = pipeline::run(config, status, done_rx, cancel).await;
+    let result = consume::run(config, services, cancel).await;
     admin_cancel.cancel();
     let _ = server.await;
     result.map_err(Into::into)

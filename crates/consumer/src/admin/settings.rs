@@ -1,0 +1,201 @@
+//! The settings part of the admin API (`elsctl settings` is its client):
+//!
+//! - `GET /v1/orgs` -> `{"orgs": [..]}`: orgs with their own settings.
+//! - `GET /v1/orgs/{org}/settings`: the org's settings, auth header values as `********`;
+//!   404 when it has none.
+//! - `PUT /v1/orgs/{org}/settings`: store settings (written to the settings topic, acked,
+//!   applied here at once, on other instances within about a second); answers the stored
+//!   settings, redacted. An auth header value of exactly `********` keeps the value stored
+//!   for that header name, so `get` -> edit -> `set` round-trips without re-entering secrets.
+//!   400 `{"error","field","message"}` names the field; 413 above 256 KiB.
+//! - `DELETE /v1/orgs/{org}/settings` -> `{"deleted": bool}` (a tombstone on the topic).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use els_model::settings::OrgSettings;
+use serde_json::{json, Value};
+
+use super::{Admin, ApiError};
+
+/// Largest settings document (or test request) accepted.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Org ids as in events: 1-128 bytes, no control characters.
+pub(crate) fn check_org(org: &str) -> Result<(), ApiError> {
+    if org.trim().is_empty() || org.len() > 128 || org.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "org",
+            "must be 1-128 bytes without control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The request body, or the answer to give when it could not be read (413 above
+/// [`MAX_BODY_BYTES`]).
+pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|unread| {
+        let status = unread.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                Some("body"),
+                format!("larger than {} KiB", MAX_BODY_BYTES / 1024),
+            )
+        } else {
+            ApiError::new(status, Some("body"), unread.body_text())
+        }
+    })
+}
+
+pub async fn list(State(admin): State<Arc<Admin>>) -> Json<Value> {
+    Json(json!({"orgs": admin.settings().org_ids()}))
+}
+
+pub async fn show(
+    State(admin): State<Arc<Admin>>,
+    Path(org): Path<String>,
+) -> Result<Json<OrgSettings>, ApiError> {
+    check_org(&org)?;
+    match admin.settings().get_own(&org) {
+        Some(rt) => Ok(Json(rt.settings.redacted())),
+        None => Err(ApiError::not_found(
+            "org",
+            format!("org {org} has no settings"),
+        )),
+    }
+}
+
+pub async fn put(
+    State(admin): State<Arc<Admin>>,
+    Path(org): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<OrgSettings>, ApiError> {
+    check_org(&org)?;
+    let bytes = body_bytes(body)?;
+    let store = admin.settings();
+    let mut settings = OrgSettings::from_json(&bytes)?;
+    let stored = store.get_own(&org);
+    settings.keep_stored_secrets(stored.as_ref().map(|rt| &rt.settings))?;
+    settings.validate()?;
+    store.save(&org, settings.clone()).await?;
+    tracing::info!(org_id = %org, "org settings stored through the admin API");
+    Ok(Json(settings.redacted()))
+}
+
+pub async fn delete(
+    State(admin): State<Arc<Admin>>,
+    Path(org): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_org(&org)?;
+    let store = admin.settings();
+    if store.get_own(&org).is_none() {
+        return Ok(Json(json!({"deleted": false})));
+    }
+    store.delete(&org).await?;
+    tracing::info!(org_id = %org, "org settings deleted through the admin API");
+    Ok(Json(json!({"deleted": true})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{call, serve_settings, stored, TOKEN};
+    use serde_json::{json, Value};
+
+    #[tokio::test]
+    async fn reads_are_redacted_and_authorized() {
+        let base = serve_settings(stored()).await;
+        let (status, body) = call(
+            reqwest::Method::GET,
+            &format!("{base}/v1/orgs"),
+            None,
+            "nope",
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert_eq!(body["field"], "Authorization");
+        let (status, body) = call(
+            reqwest::Method::GET,
+            &format!("{base}/v1/orgs"),
+            None,
+            TOKEN,
+        )
+        .await;
+        assert_eq!((status, body), (200, json!({"orgs": ["org-1"]})));
+        let url = format!("{base}/v1/orgs/org-1/settings");
+        let (status, body) = call(reqwest::Method::GET, &url, None, TOKEN).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["auth_headers"][0]["value"], "********");
+        assert!(!body.to_string().contains("CANARY"));
+        let (status, body) = call(
+            reqwest::Method::GET,
+            &format!("{base}/v1/orgs/org-2/settings"),
+            None,
+            TOKEN,
+        )
+        .await;
+        assert_eq!((status, body["field"].clone()), (404, json!("org")));
+    }
+
+    #[tokio::test]
+    async fn writes_are_validated_with_field_names() {
+        let base = serve_settings(stored()).await;
+        let put = |org: &str, body: &str| {
+            let url = format!("{base}/v1/orgs/{org}/settings");
+            let body = body.as_bytes().to_vec();
+            async move { call(reqwest::Method::PUT, &url, Some(body), TOKEN).await }
+        };
+        let cases = [
+            (r#"{"url": "https://x", "colour": "red"}"#, json!("colour")),
+            (r#"{"url": "ftp://x"}"#, json!("url")),
+            (r#"{"url": "https://x", "events": []}"#, json!("events")),
+            (
+                r#"{"url": "https://x", "flows": {"mode": "include"}}"#,
+                json!("flows.flow_ids"),
+            ),
+            (
+                r#"{"url": "https://x", "body_template": "{}"}"#,
+                json!("body_template"),
+            ),
+            (
+                r#"{"url": "https://x", "auth_headers": [{"name": "X-Key", "value": "********"}]}"#,
+                json!("auth_headers[0].value"),
+            ),
+            (r#"{"url": "https://x""#, Value::Null),
+        ];
+        for (body, field) in cases {
+            let (status, answer) = put("org-1", body).await;
+            assert_eq!(status, 400, "{body} -> {answer}");
+            assert_eq!(answer["field"], field, "{body} -> {answer}");
+            assert_eq!(answer["error"], "Bad Request");
+        }
+        // Valid, with the placeholder kept: refused only because this store is read-only.
+        let (status, answer) = put(
+            "org-1",
+            r#"{"url": "http://127.0.0.1:9/x", "allow_http": true, "auth_headers": [{"name": "authorization", "value": "********"}]}"#,
+        )
+        .await;
+        assert_eq!(status, 409, "{answer}");
+        let big = format!(
+            r#"{{"url": "https://x", "body_template": "{}"}}"#,
+            "a".repeat(300 * 1024)
+        );
+        let (status, answer) = put("org-1", &big).await;
+        assert_eq!((status, answer["field"].clone()), (413, json!("body")));
+        let (status, _) = put(&"o".repeat(200), r#"{"url": "https://x"}"#).await;
+        assert_eq!(status, 400);
+        let (status, answer) = call(
+            reqwest::Method::DELETE,
+            &format!("{base}/v1/orgs/org-9/settings"),
+            None,
+            TOKEN,
+        )
+        .await;
+        assert_eq!((status, answer), (200, json!({"deleted": false})));
+    }
+}

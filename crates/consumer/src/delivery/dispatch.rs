@@ -1,0 +1,121 @@
+//! Routing consumed events to per-org workers (a bounded, expiring map of queues).
+//!
+//! Each org has its own bounded queue and worker, so one org's slow or dead SIEM only fills
+//! that org's queue. When it is full the event is handed back to the caller, which parks it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::worker::{self, Engine, Job};
+
+pub struct Dispatcher {
+    engine: Arc<Engine>,
+    capacity: usize,
+    orgs: HashMap<String, mpsc::Sender<Job>>,
+    tasks: JoinSet<()>,
+}
+
+/// The org's queue is full: the job comes back to be parked (boxed: this is the rare path).
+pub struct QueueFull(pub Box<Job>);
+
+impl Dispatcher {
+    pub fn new(engine: Arc<Engine>, capacity: usize) -> Self {
+        Self {
+            engine,
+            capacity,
+            orgs: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Queue `job` on its org's worker without waiting.
+    pub fn try_dispatch(&mut self, mut job: Job) -> Result<(), QueueFull> {
+        loop {
+            // The org id is copied only when a worker is started, not per event.
+            let tx = match self.orgs.get(job.event.org_id()) {
+                Some(tx) if !tx.is_closed() => tx,
+                _ => {
+                    let org = job.event.org_id().to_string();
+                    let (tx, rx) = mpsc::channel(self.capacity);
+                    self.tasks
+                        .spawn(worker::run(org.clone(), rx, self.engine.clone()));
+                    self.orgs.entry(org).insert_entry(tx).into_mut()
+                }
+            };
+            match tx.try_send(job) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(j)) => return Err(QueueFull(Box::new(j))),
+                // The worker went idle between our check and the send: start a new one.
+                Err(mpsc::error::TrySendError::Closed(j)) => {
+                    self.orgs.remove(j.event.org_id());
+                    job = j;
+                }
+            }
+        }
+    }
+
+    /// Queue `job`, waiting up to `wait` for room; gives the job back if the org's queue
+    /// stayed full (the caller parks it).
+    pub async fn dispatch_within(
+        &mut self,
+        job: Job,
+        wait: std::time::Duration,
+    ) -> Result<(), Job> {
+        let job = match self.try_dispatch(job) {
+            Ok(()) => return Ok(()),
+            Err(QueueFull(job)) => *job,
+        };
+        let Some(tx) = self.orgs.get(job.event.org_id()).cloned() else {
+            return Err(job);
+        };
+        match tx.send_timeout(job, wait).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendTimeoutError::Timeout(job))
+            | Err(mpsc::error::SendTimeoutError::Closed(job)) => Err(job),
+        }
+    }
+
+    /// Queue `job`, waiting for room (used when resuming parked events).
+    pub async fn dispatch(&mut self, job: Job) {
+        let mut job = job;
+        loop {
+            match self.try_dispatch(job) {
+                Ok(()) => return,
+                Err(QueueFull(j)) => {
+                    let tx = self.orgs[j.event.org_id()].clone();
+                    match tx.send(*j).await {
+                        Ok(()) => return,
+                        Err(mpsc::error::SendError(j)) => job = j,
+                    }
+                }
+            }
+        }
+    }
+
+    /// How many more jobs the org's queue takes now.
+    pub fn room(&self, org: &str) -> usize {
+        match self.orgs.get(org) {
+            Some(tx) if !tx.is_closed() => tx.capacity(),
+            _ => self.capacity,
+        }
+    }
+
+    /// Drop queues of workers that went idle and reap finished tasks.
+    pub fn reap(&mut self) {
+        self.orgs.retain(|_, tx| !tx.is_closed());
+        while self.tasks.try_join_next().is_some() {}
+    }
+
+    pub fn active_orgs(&self) -> usize {
+        self.orgs.len()
+    }
+
+    /// Close every queue and wait for the workers to finish what they hold.
+    pub async fn close(mut self) {
+        self.orgs.clear();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

@@ -1,0 +1,36 @@
+//! The delivery engine: one event's way from Kafka to the org's SIEM, or to a dead letter.
+//!
+//! - `consume.rs`: the consume loop: read, parse, filter, hand to the org's queue (or park),
+//!   turn completions into stored offsets, drain at shutdown.
+//! - `watermark.rs`: per-partition contiguous watermarks: an offset is stored only when it
+//!   and every lower one are finished.
+//! - `rebalance.rs`: [`rebalance::RebalanceContext`] records what the group assigns and
+//!   revokes ([`rebalance::Ownership`]), for the loop to apply.
+//! - `lag.rs`: consumer lag per owned partition, for its gauge.
+//! - `dispatch.rs`: per-org bounded queues and their workers; a full queue hands the job back.
+//! - `park.rs`: a full org's events spill to sled (and the state changelog) and come back in
+//!   offset order as its queue drains.
+//! - `worker.rs`: one worker per active org: batching by count, bytes and linger, HEC batch
+//!   splitting, dead letters; [`worker::Engine`] is what a loop's workers share.
+//! - `limits.rs`: the org's `max_events` limit (governor): delay or dead-letter the excess.
+//! - `retry.rs`: the retry policy as data (`classify`) and the retry loop with backoff.
+//! - `request.rs`: request bodies: HEC envelopes or one templated event.
+//! - `siem.rs`: [`siem::SiemClient`], the HTTP client towards SIEMs: headers, gzip, capped
+//!   answers, classification, request metrics.
+//! - `ssrf.rs`: the SSRF guard on destinations (resolver filter, IP literal check,
+//!   allow-list).
+
+pub mod consume;
+pub mod dispatch;
+pub mod lag;
+pub mod limits;
+pub mod park;
+pub mod rebalance;
+pub mod request;
+pub mod retry;
+pub mod siem;
+pub mod ssrf;
+pub mod watermark;
+pub mod worker;
+
+pub use siem::SiemClient;

@@ -1,0 +1,297 @@
+//! The SIEM client: sends a rendered body ([`super::request`]) to the org's endpoint with the
+//! org's headers, through the SSRF guard ([`super::ssrf`]), reads the answer with a cap,
+//! classifies it ([`super::retry::classify`]) and records request metrics.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use els_model::settings::EndpointKind;
+
+use super::retry::{classify, Attempt, Verdict};
+use super::ssrf::{find_refusal, GuardedResolver, Refused, SsrfPolicy};
+use crate::metrics::Metrics;
+use crate::settings::OrgRuntime;
+
+/// Most response body bytes read from a SIEM.
+pub const MAX_RESPONSE_BYTES: usize = 20 * 1024;
+
+/// A SIEM's answer to one request, before classification.
+#[derive(Debug)]
+pub struct Exchange {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    /// At most [`MAX_RESPONSE_BYTES`] of the body, lossy UTF-8.
+    pub body: String,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The SSRF guard refused the destination: permanent.
+    Refused(Refused),
+    /// Connect error, timeout, reset...: transient.
+    Network(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Refused(r) => r.fmt(f),
+            Failure::Network(text) => f.write_str(text),
+        }
+    }
+}
+
+/// Shared HTTP client towards SIEMs: no redirects, no proxies from the environment, TLS
+/// verification on, a timeout on every request, and the SSRF guard on every destination
+/// (a resolver filter for names, a check of IP literals before sending).
+#[derive(Clone)]
+pub struct SiemClient {
+    client: reqwest::Client,
+    gzip: bool,
+    metrics: Metrics,
+    /// The allow-list (`ssrf_allow`), shared with the client's resolver.
+    ssrf: Arc<SsrfPolicy>,
+}
+
+impl SiemClient {
+    /// A client whose SSRF guard allows what `ssrf` lists besides public addresses.
+    pub fn new(
+        timeout: Duration,
+        gzip: bool,
+        ssrf: SsrfPolicy,
+        metrics: Metrics,
+    ) -> Result<Self, reqwest::Error> {
+        let ssrf = Arc::new(ssrf);
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver::new(ssrf.clone())))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("els-consumer/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            client,
+            gzip,
+            metrics,
+            ssrf,
+        })
+    }
+
+    /// Send one request body to the org's endpoint with the org's headers: the one request
+    /// path of deliveries and test events.
+    pub async fn exchange(&self, runtime: &OrgRuntime, body: Bytes) -> Result<Exchange, Failure> {
+        let settings = &runtime.settings;
+        self.ssrf
+            .check_url(&runtime.url)
+            .map_err(Failure::Refused)?;
+        let mut request = self
+            .client
+            .post(runtime.url.clone())
+            .headers(runtime.headers.clone());
+        let body = if self.gzip && settings.endpoint == EndpointKind::Hec {
+            request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
+            Bytes::from(gzip(&body))
+        } else {
+            body
+        };
+        match request.body(body).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                let body = read_capped(response).await;
+                Ok(Exchange {
+                    status,
+                    headers,
+                    body,
+                })
+            }
+            Err(e) => Err(match find_refusal(&e) {
+                Some(refused) => Failure::Refused(refused.clone()),
+                None => Failure::Network(describe(&e)),
+            }),
+        }
+    }
+
+    /// Send one request body to the org's endpoint and classify the answer. A destination
+    /// refused by the SSRF guard is a permanent failure.
+    /// `body` is `Bytes` so retries re-send it without copying.
+    pub async fn send(&self, runtime: &OrgRuntime, body: Bytes) -> Attempt {
+        let endpoint = match runtime.settings.endpoint {
+            EndpointKind::Hec => "hec",
+            EndpointKind::Http => "http",
+        };
+        let started = Instant::now();
+        let (attempt, label) = match self.exchange(runtime, body).await {
+            Ok(answer) => {
+                let retry_after = answer
+                    .headers
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok());
+                let attempt = Attempt {
+                    verdict: classify(answer.status, retry_after, SystemTime::now()),
+                    status: Some(answer.status),
+                    detail: answer.body,
+                };
+                (attempt, answer.status.to_string())
+            }
+            Err(Failure::Refused(refused)) => {
+                let attempt = Attempt {
+                    verdict: Verdict::Permanent,
+                    status: None,
+                    detail: refused.to_string(),
+                };
+                (attempt, "refused".to_string())
+            }
+            Err(Failure::Network(detail)) => {
+                let attempt = Attempt {
+                    verdict: Verdict::Retry,
+                    status: None,
+                    detail,
+                };
+                (attempt, "error".to_string())
+            }
+        };
+        self.metrics
+            .request_duration
+            .with_label_values(&[endpoint])
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .siem_responses
+            .with_label_values(&[&label])
+            .inc();
+        attempt
+    }
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = enc.write_all(body);
+    enc.finish().unwrap_or_default()
+}
+
+/// Read at most [`MAX_RESPONSE_BYTES`] of the body as lossy UTF-8.
+async fn read_capped(mut response: reqwest::Response) -> String {
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_RESPONSE_BYTES - buf.len();
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= MAX_RESPONSE_BYTES {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// A network error without the URL's query (no secrets live there, but keep it short).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect error"
+    } else {
+        "request error"
+    };
+    let mut text = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use els_model::settings::OrgSettings;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A local server counting hits; answers with `status` and `location`.
+    async fn server(status: u16, location: Option<String>) -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            let counter = counter.clone();
+            let location = location.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut response = axum::http::Response::builder().status(status);
+                if let Some(l) = location {
+                    response = response.header("location", l);
+                }
+                response.body(axum::body::Body::empty()).unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), hits)
+    }
+
+    fn runtime(url: &str) -> OrgRuntime {
+        let mut s = OrgSettings::hec(url, "t");
+        s.allow_http = true;
+        OrgRuntime::new(s).unwrap()
+    }
+
+    /// A client whose SSRF guard allows `allowed` (empty: strict).
+    fn client(allowed: &[&str]) -> SiemClient {
+        let allowed: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+        let policy = SsrfPolicy::parse(&allowed).unwrap();
+        SiemClient::new(Duration::from_secs(5), false, policy, Metrics::new()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn loopback_is_refused_unless_allowed() {
+        let (url, hits) = server(200, None).await;
+        let strict = client(&[]);
+        let attempt = strict.send(&runtime(&url), Bytes::from_static(b"{}")).await;
+        assert_eq!(attempt.verdict, Verdict::Permanent);
+        assert_eq!(attempt.status, None);
+        assert_eq!(
+            attempt.detail,
+            "refused: 127.0.0.1 is a loopback address (not in ssrf_allow)"
+        );
+        // A name resolving to loopback is refused by the resolver, at connect time.
+        let by_name = url.replace("127.0.0.1", "localhost");
+        let attempt = strict
+            .send(&runtime(&by_name), Bytes::from_static(b"{}"))
+            .await;
+        assert_eq!(attempt.verdict, Verdict::Permanent, "{}", attempt.detail);
+        assert!(
+            attempt
+                .detail
+                .starts_with("refused: localhost resolves to "),
+            "{}",
+            attempt.detail
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+
+        let allowed = client(&["127.0.0.1"]);
+        let attempt = allowed
+            .send(&runtime(&url), Bytes::from_static(b"{}"))
+            .await;
+        assert_eq!(attempt.verdict, Verdict::Success);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let (target, target_hits) = server(200, None).await;
+        let (url, hits) = server(302, Some(format!("{target}/internal"))).await;
+        let allowed = client(&["127.0.0.1"]);
+        let attempt = allowed
+            .send(&runtime(&url), Bytes::from_static(b"{}"))
+            .await;
+        assert_eq!(attempt.status, Some(302));
+        assert_eq!(attempt.verdict, Verdict::Permanent);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert_eq!(target_hits.load(Ordering::SeqCst), 0, "redirect followed");
+    }
+}

@@ -1,0 +1,381 @@
+//! One delivery worker per active org: batches the org's events, applies its limit
+//! ([`super::limits`]), sends with retries ([`super::retry`]), splits poisoned HEC batches,
+//! and dead-letters what cannot be delivered.
+//! Every job ends in exactly one [`Done`] (delivered, filtered or dead-lettered), except on a
+//! hard stop, where unfinished jobs simply keep their offsets uncommitted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use els_model::settings::EndpointKind;
+use els_model::topic::TopicEvent;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::limits::Limiter;
+use super::request;
+use super::retry::{self, Attempt, Outcome};
+use crate::metrics::{Metrics, OrgOutcome};
+use crate::services::{EngineKnobs, Services};
+use crate::settings::OrgRuntime;
+use crate::state::record::{truncate, MAX_ERROR_BYTES};
+use crate::state::{DeadLetterV1, Reason};
+
+/// A consumed event on its way to the org's SIEM.
+#[derive(Debug)]
+pub struct Job {
+    /// Boxed: jobs move through per-org queues, whose memory is a multiple of a job's size.
+    pub event: Box<TopicEvent>,
+    pub origin: Origin,
+}
+
+/// Where a job came from, so its completion can be acknowledged there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Straight from Kafka: finishing it advances the partition's watermark.
+    Kafka { partition: i32, offset: i64 },
+    /// From the park store: finishing it removes the parked record. It was consumed at
+    /// (`partition`, `offset`) (-1 for records parked by older versions).
+    Parked {
+        key: Vec<u8>,
+        partition: i32,
+        offset: i64,
+    },
+}
+
+impl Origin {
+    /// The partition the event was consumed from.
+    pub fn partition(&self) -> i32 {
+        match self {
+            Origin::Kafka { partition, .. } | Origin::Parked { partition, .. } => *partition,
+        }
+    }
+
+    /// The offset the event was consumed at.
+    pub fn offset(&self) -> i64 {
+        match self {
+            Origin::Kafka { offset, .. } | Origin::Parked { offset, .. } => *offset,
+        }
+    }
+}
+
+/// A finished job, reported to the consume loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    pub origin: Origin,
+}
+
+/// What the workers of one consume loop share: the application's services and the loop's
+/// own ends (built by [`super::consume::run`]).
+pub struct Engine {
+    pub services: Arc<Services>,
+    /// Caps concurrent SIEM requests across all orgs.
+    pub requests: tokio::sync::Semaphore,
+    /// Finished jobs, a batch per send (one wake-up of the consume loop per batch).
+    pub done: mpsc::UnboundedSender<Vec<Done>>,
+    /// Fired when the shutdown grace period is over: stop retrying, leave work unfinished.
+    pub hard_stop: CancellationToken,
+}
+
+impl Engine {
+    /// An engine reporting finished jobs to `done`.
+    pub fn new(services: Arc<Services>, done: mpsc::UnboundedSender<Vec<Done>>) -> Self {
+        Self {
+            requests: tokio::sync::Semaphore::new(services.engine.max_concurrent_requests),
+            services,
+            done,
+            hard_stop: CancellationToken::new(),
+        }
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.services.metrics
+    }
+}
+
+/// Run one org's worker until its queue closes (shutdown or idle).
+pub async fn run(org: String, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine>) {
+    let mut limiter = Limiter::default();
+    loop {
+        let first = tokio::select! {
+            job = rx.recv() => job,
+            _ = tokio::time::sleep(engine.services.engine.idle) => {
+                // Idle: close the queue so the dispatcher starts a fresh worker next time,
+                // then finish whatever raced in.
+                rx.close();
+                rx.recv().await
+            }
+        };
+        let Some(first) = first else { return };
+        let mut jobs = vec![first];
+        collect_batch(&mut rx, &mut jobs, &engine.services.engine).await;
+        process(&org, jobs, &engine, &mut limiter).await;
+    }
+}
+
+async fn collect_batch(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, knobs: &EngineKnobs) {
+    let deadline = tokio::time::Instant::now() + knobs.linger;
+    let mut bytes: usize = jobs.iter().map(|j| j.event.len()).sum();
+    while jobs.len() < knobs.batch_max_events && bytes < knobs.batch_max_bytes {
+        let next = match rx.try_recv() {
+            Ok(job) => Some(job),
+            Err(mpsc::error::TryRecvError::Empty) => tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .ok()
+                .flatten(),
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+        };
+        let Some(job) = next else { break };
+        bytes += job.event.len();
+        jobs.push(job);
+    }
+}
+
+async fn process(org: &str, jobs: Vec<Job>, engine: &Engine, limiter: &mut Limiter) {
+    let runtime = engine.services.settings.get(org);
+    // Settings may have changed since the consume loop selected these events.
+    let (selected, filtered): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|job| {
+        runtime.as_ref().is_some_and(|rt| {
+            rt.settings
+                .selects(job.event.event_type, job.event.flow_id())
+        })
+    });
+    if !filtered.is_empty() {
+        let metrics = engine.metrics();
+        metrics.filtered.inc_by(filtered.len() as u64);
+        metrics.org_event(org, OrgOutcome::Filtered, filtered.len() as u64);
+        finish(engine, &filtered);
+    }
+    let Some(runtime) = runtime else { return };
+    if selected.is_empty() {
+        return;
+    }
+    // Deliver in slices the org's limit admits, so the SIEM sees the limited rate rather
+    // than a burst after the wait.
+    let mut pending = selected;
+    while !pending.is_empty() {
+        let Some((admitted, rest)) = limiter
+            .admit(runtime.settings.max_events, pending, engine)
+            .await
+        else {
+            return;
+        };
+        pending = rest;
+        if admitted.is_empty() {
+            continue;
+        }
+        match runtime.settings.endpoint {
+            EndpointKind::Hec => deliver_hec(org, admitted, &runtime, engine).await,
+            EndpointKind::Http => {
+                for job in admitted {
+                    deliver_single(org, job, &runtime, engine).await;
+                }
+            }
+        }
+    }
+}
+
+/// Deliver HEC batches; a batch answered 400 is split in halves until the bad events are
+/// isolated, so only they are dead-lettered.
+async fn deliver_hec(org: &str, jobs: Vec<Job>, runtime: &OrgRuntime, engine: &Engine) {
+    let mut stack = vec![jobs];
+    while let Some(batch) = stack.pop() {
+        if engine.hard_stop.is_cancelled() {
+            return;
+        }
+        let body = || request::hec_body(batch.iter().map(|j| &*j.event), runtime);
+        engine.metrics().batch_size.observe(batch.len() as f64);
+        match send_with_retry(org, runtime, body, batch.len(), engine).await {
+            Outcome::Delivered { .. } => delivered(engine, &batch),
+            Outcome::Rejected { last, .. } if last.status == Some(400) && batch.len() > 1 => {
+                tracing::info!(
+                    org_id = org,
+                    events = batch.len(),
+                    "HEC rejected a batch; splitting to isolate bad events"
+                );
+                let mut left = batch;
+                let right = left.split_off(left.len() / 2);
+                stack.push(right);
+                stack.push(left);
+            }
+            Outcome::Rejected { attempts, last } => {
+                Box::pin(dead_letter(
+                    engine,
+                    batch,
+                    Reason::Rejected,
+                    attempts,
+                    &last,
+                ))
+                .await
+            }
+            Outcome::Exhausted { attempts, last } => {
+                Box::pin(dead_letter(
+                    engine,
+                    batch,
+                    Reason::RetriesExhausted,
+                    attempts,
+                    &last,
+                ))
+                .await
+            }
+            Outcome::Cancelled { .. } => return,
+        }
+    }
+}
+
+async fn deliver_single(org: &str, job: Job, runtime: &OrgRuntime, engine: &Engine) {
+    let body = || request::event_body(&job.event, runtime);
+    engine.metrics().batch_size.observe(1.0);
+    match send_with_retry(org, runtime, body, 1, engine).await {
+        Outcome::Delivered { .. } => delivered(engine, std::slice::from_ref(&job)),
+        Outcome::Rejected { attempts, last } => {
+            Box::pin(dead_letter(
+                engine,
+                vec![job],
+                Reason::Rejected,
+                attempts,
+                &last,
+            ))
+            .await
+        }
+        Outcome::Exhausted { attempts, last } => {
+            Box::pin(dead_letter(
+                engine,
+                vec![job],
+                Reason::RetriesExhausted,
+                attempts,
+                &last,
+            ))
+            .await
+        }
+        Outcome::Cancelled { .. } => {}
+    }
+}
+
+/// Send the body `render` builds, with retries. The body is built once the request permit is
+/// granted, so thousands of orgs waiting for a permit hold their events but no bodies; it is
+/// kept for the retries that follow.
+async fn send_with_retry(
+    org: &str,
+    runtime: &OrgRuntime,
+    render: impl Fn() -> Vec<u8>,
+    events: usize,
+    engine: &Engine,
+) -> Outcome {
+    let body: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
+    retry::run(
+        &engine.services.engine.retry,
+        &engine.hard_stop,
+        || async {
+            // The semaphore is never closed, so acquire only fails if it were.
+            let _permit = engine.requests.acquire().await;
+            let body = body.get_or_init(|| bytes::Bytes::from(render())).clone();
+            // Boxed: the request future is large, and only orgs holding a permit need one
+            // (thousands of orgs waiting for a permit stay small).
+            Box::pin(engine.services.siem.send(runtime, body)).await
+        },
+        |attempt, wait| {
+            engine.metrics().retries.inc_by(events as u64);
+            tracing::debug!(org_id = org, status = ?attempt.status, wait_ms = wait.as_millis() as u64, "delivery will be retried");
+        },
+    )
+    .await
+}
+
+/// Report `jobs` finished to the consume loop, in one message.
+fn finish<'a>(engine: &Engine, jobs: impl IntoIterator<Item = &'a Job>) {
+    let done: Vec<Done> = jobs
+        .into_iter()
+        .map(|job| Done {
+            origin: job.origin.clone(),
+        })
+        .collect();
+    if !done.is_empty() {
+        let _ = engine.done.send(done);
+    }
+}
+
+/// `jobs` (all of one org) reached the SIEM.
+fn delivered(engine: &Engine, jobs: &[Job]) {
+    let Some(first) = jobs.first() else { return };
+    let metrics = engine.metrics();
+    let now = Utc::now().timestamp_millis();
+    for job in jobs {
+        let latency = (now - job.event.timestamp_ms).max(0) as f64 / 1000.0;
+        metrics.delivery_latency.observe(latency);
+    }
+    let n = jobs.len() as u64;
+    metrics.delivered.inc_by(n);
+    metrics.org_event(first.event.org_id(), OrgOutcome::Delivered, n);
+    finish(engine, jobs);
+}
+
+/// Durably dead-letter `jobs`, then finish them (callers box this rare, large future so idle
+/// org workers stay small). A failing store is retried (offsets stay
+/// uncommitted meanwhile) until it works or the hard stop comes.
+pub async fn dead_letter(
+    engine: &Engine,
+    jobs: Vec<Job>,
+    reason: Reason,
+    attempts: u32,
+    last: &Attempt,
+) {
+    let now = Utc::now();
+    let records: Vec<DeadLetterV1> = jobs
+        .iter()
+        .map(|job| DeadLetterV1 {
+            id: 0,
+            org_id: job.event.org_id().to_string(),
+            event: serde_json::from_str(job.event.json()).unwrap_or_default(),
+            reason,
+            attempts,
+            last_status: last.status,
+            last_error: truncate(&last.detail, MAX_ERROR_BYTES),
+            first_failed_at: now,
+            last_failed_at: now,
+            partition: job.origin.partition(),
+            offset: job.origin.offset(),
+        })
+        .collect();
+    if let Some(first) = jobs.first() {
+        tracing::warn!(org_id = %first.event.org_id(), reason = reason.as_str(), status = ?last.status, attempts, events = jobs.len(), "dead-lettering events");
+    }
+    if !store_durably(engine, records).await {
+        return;
+    }
+    let metrics = engine.metrics();
+    metrics
+        .dead_lettered
+        .with_label_values(&[reason.as_str()])
+        .inc_by(jobs.len() as u64);
+    for job in &jobs {
+        metrics.org_event(job.event.org_id(), OrgOutcome::DeadLettered, 1);
+    }
+    finish(engine, &jobs);
+}
+
+/// Write records to the store (and the state changelog), retrying until it succeeds; false
+/// on hard stop.
+pub async fn store_durably(engine: &Engine, records: Vec<DeadLetterV1>) -> bool {
+    let services = &engine.services;
+    loop {
+        match services.dead_letters().put(records.clone()).await {
+            Ok(_) => {
+                services.store_ok();
+                let count = services.dead_letters().count();
+                services.metrics.dead_letters.set(count as i64);
+                return true;
+            }
+            Err(e) => {
+                if services.store_failed() {
+                    tracing::error!(error = %e, "dead-letter store write failed; holding offsets back and retrying");
+                }
+                tokio::select! {
+                    _ = engine.hard_stop.cancelled() => return false,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The application state: what the delivery engine and the admin server share, built once in
+//! `main` ([`Services::new`]) and passed down as `Arc<Services>`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::delivery::rebalance::Ownership;
+use crate::delivery::retry::RetryPolicy;
+use crate::delivery::siem::SiemClient;
+use crate::error::ConsumerError;
+use crate::metrics::Metrics;
+use crate::settings::SettingsStore;
+use crate::state::{DeadLetters, StateStore, StoreHealth};
+
+/// Every long-lived part of a running consumer.
+pub struct Services {
+    /// Every org's stream settings (the admin API writes them, workers read them per batch).
+    pub settings: SettingsStore,
+    /// The sled store of dead letters and parked events, with the state changelog.
+    pub store: StateStore,
+    /// Whether the store accepts writes (readiness and liveness report it).
+    pub store_health: StoreHealth,
+    /// The HTTP client towards SIEMs (deliveries and test events), SSRF guard built in.
+    pub siem: SiemClient,
+    pub metrics: Metrics,
+    /// Partitions this instance owns, as the group's rebalances tell it.
+    pub ownership: Arc<Ownership>,
+    /// How the delivery engine batches, retries and idles.
+    pub engine: EngineKnobs,
+}
+
+/// The delivery engine's knobs, from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineKnobs {
+    pub retry: RetryPolicy,
+    /// A batch closes at this many bytes...
+    pub batch_max_bytes: usize,
+    /// ...or this many events...
+    pub batch_max_events: usize,
+    /// ...or after waiting this long for more events.
+    pub linger: Duration,
+    /// Workers of orgs without traffic for this long are stopped.
+    pub idle: Duration,
+    /// Most requests to SIEMs at once, across all orgs.
+    pub max_concurrent_requests: usize,
+}
+
+impl EngineKnobs {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            retry: config.retry_policy(),
+            batch_max_bytes: config.batch_max_bytes,
+            batch_max_events: config.batch_max_events,
+            linger: Duration::from_millis(config.batch_linger_ms),
+            idle: Duration::from_millis(config.org_idle_ms.max(1000)),
+            max_concurrent_requests: config.max_concurrent_requests,
+        }
+    }
+}
+
+impl Services {
+    /// Wire the services: the SIEM client is built here, with the SSRF allow-list of the
+    /// (validated) configuration.
+    pub fn new(
+        config: &Config,
+        settings: SettingsStore,
+        store: StateStore,
+        metrics: Metrics,
+    ) -> Result<Arc<Self>, ConsumerError> {
+        let ssrf = config.ssrf_policy().map_err(ConsumerError::Config)?;
+        let siem = SiemClient::new(
+            Duration::from_millis(config.request_timeout_ms),
+            config.gzip,
+            ssrf,
+            metrics.clone(),
+        )
+        .map_err(|e| ConsumerError::Config(format!("http client: {e}")))?;
+        Ok(Arc::new(Self {
+            settings,
+            store,
+            store_health: StoreHealth::default(),
+            siem,
+            metrics,
+            ownership: Arc::new(Ownership::default()),
+            engine: EngineKnobs::from_config(config),
+        }))
+    }
+
+    pub fn dead_letters(&self) -> &DeadLetters {
+        self.store.dead_letters()
+    }
+
+    /// Record a failed store write; true when it is the first of a run of failures.
+    pub fn store_failed(&self) -> bool {
+        self.metrics.store_errors.inc();
+        self.store_health.failed()
+    }
+
+    pub fn store_ok(&self) {
+        self.store_health.ok();
+    }
+
+    /// Ready: some partitions assigned and the store accepting writes.
+    pub fn ready(&self) -> bool {
+        !self.ownership.assigned().is_empty() && !self.store_health.is_failing()
+    }
+}

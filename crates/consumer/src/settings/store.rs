@@ -1,0 +1,254 @@
+//! The in-memory view of all orgs' stream settings, shared by every worker.
+//!
+//! Settings are read once per batch, so a change applies to the next batch without a restart.
+//! Loaded from a JSON file for the local run; the settings topic ([`super::topic`])
+//! feeds the same store, and the admin API writes through it ([`SettingsStore::save`]).
+//!
+//! Records from the topic carry their (partition, offset): an org's settings are only replaced
+//! by a newer record, so the writing instance, which applies its own write at once, never
+//! goes back to an older version when its reader catches up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use els_model::settings::OrgSettings;
+use els_model::template::BodyTemplate;
+use els_model::ModelError;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use serde::Deserialize;
+
+use super::topic::Writer;
+use crate::error::ConsumerError;
+
+/// One org's validated settings with the template, URL and request headers prepared once
+/// (not per request).
+#[derive(Debug)]
+pub struct OrgRuntime {
+    pub settings: OrgSettings,
+    pub template: Option<BodyTemplate>,
+    pub url: reqwest::Url,
+    /// Content type, custom headers, then auth headers (marked sensitive: never printed).
+    pub headers: HeaderMap,
+}
+
+impl OrgRuntime {
+    pub fn new(settings: OrgSettings) -> Result<Self, ModelError> {
+        settings.validate()?;
+        let template = settings
+            .body_template
+            .as_deref()
+            .map(|t| BodyTemplate::parse(t, "body_template"))
+            .transpose()?;
+        let url = reqwest::Url::parse(&settings.url)
+            .map_err(|e| ModelError::field("url", format!("not a valid URL: {e}")))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (i, h) in settings.custom_headers.iter().enumerate() {
+            let field = |part: &str| format!("custom_headers[{i}].{part}");
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| ModelError::field(field("name"), "not a valid header name"))?;
+            let value = HeaderValue::from_str(&h.value)
+                .map_err(|_| ModelError::field(field("value"), "not a valid header value"))?;
+            headers.append(name, value);
+        }
+        for (i, h) in settings.auth_headers.iter().enumerate() {
+            let field = |part: &str| format!("auth_headers[{i}].{part}");
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| ModelError::field(field("name"), "not a valid header name"))?;
+            // The error never quotes the value: it is a secret.
+            let mut value = HeaderValue::from_str(h.value.expose())
+                .map_err(|_| ModelError::field(field("value"), "not a valid header value"))?;
+            value.set_sensitive(true);
+            headers.append(name, value);
+        }
+        Ok(Self {
+            settings,
+            template,
+            url,
+            headers,
+        })
+    }
+}
+
+/// The settings file: per-org entries and an optional default for orgs without their own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsFile {
+    #[serde(default)]
+    pub orgs: HashMap<String, OrgSettings>,
+    #[serde(default)]
+    pub default: Option<OrgSettings>,
+}
+
+/// Where a settings record sits in the settings topic: (partition, offset).
+pub type Version = (i32, i64);
+
+#[derive(Debug, Default)]
+struct Inner {
+    orgs: HashMap<String, Arc<OrgRuntime>>,
+    default: Option<Arc<OrgRuntime>>,
+    /// The topic record each org's current settings (or deletion) came from.
+    versions: HashMap<String, Version>,
+}
+
+/// Shared, cheaply cloned handle to the settings of all orgs.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsStore {
+    inner: Arc<RwLock<Inner>>,
+    /// The durable side (the settings topic), once attached; without it settings are
+    /// read-only (file only).
+    writer: Arc<OnceLock<Arc<Writer>>>,
+}
+
+impl SettingsFile {
+    /// Read and parse a settings file (not yet validated); an empty path is an empty file.
+    pub fn read(path: &str) -> Result<Self, ConsumerError> {
+        if path.is_empty() {
+            return Ok(Self::default());
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConsumerError::Settings(format!("reading {path}: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| ConsumerError::Settings(format!("{path}: {e}")))
+    }
+}
+
+impl SettingsStore {
+    /// Load a settings file; every entry is validated and errors name org and field.
+    pub fn from_file(path: &str) -> Result<Self, ConsumerError> {
+        Self::from_parsed(&SettingsFile::read(path)?)
+    }
+
+    /// A store holding a parsed settings file's orgs and default, validated.
+    pub fn from_parsed(file: &SettingsFile) -> Result<Self, ConsumerError> {
+        let store = Self::default();
+        for (org, settings) in &file.orgs {
+            store.put(org, settings.clone())?;
+        }
+        if let Some(default) = &file.default {
+            let runtime = OrgRuntime::new(default.clone())
+                .map_err(|e| ConsumerError::Settings(format!("default: {e}")))?;
+            store.write().default = Some(Arc::new(runtime));
+        }
+        Ok(store)
+    }
+
+    /// Make settings writable through the settings topic.
+    pub fn attach_writer(&self, writer: Arc<Writer>) {
+        let _ = self.writer.set(writer);
+    }
+
+    pub fn writer(&self) -> Option<&Arc<Writer>> {
+        self.writer.get()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Validate and store one org's settings.
+    pub fn put(&self, org: &str, settings: OrgSettings) -> Result<(), ConsumerError> {
+        let runtime = OrgRuntime::new(settings)
+            .map_err(|e| ConsumerError::Settings(format!("org {org}: {e}")))?;
+        self.write().orgs.insert(org.to_string(), Arc::new(runtime));
+        Ok(())
+    }
+
+    /// Forget the org's own settings (the default, if any, applies again); whether it had any.
+    pub fn remove(&self, org: &str) -> bool {
+        self.write().orgs.remove(org).is_some()
+    }
+
+    /// Apply a record of the settings topic: `Some` settings or `None` (a tombstone), unless
+    /// the org's current settings came from the same or a later record. Returns whether it
+    /// was applied; invalid settings are an error and change nothing.
+    pub fn apply(
+        &self,
+        org: &str,
+        version: Version,
+        settings: Option<OrgSettings>,
+    ) -> Result<bool, ConsumerError> {
+        let runtime = settings
+            .map(|s| OrgRuntime::new(s).map(Arc::new))
+            .transpose()
+            .map_err(|e| ConsumerError::Settings(format!("org {org}: {e}")))?;
+        let mut inner = self.write();
+        if let Some(&(partition, offset)) = inner.versions.get(org) {
+            if partition == version.0 && offset >= version.1 {
+                return Ok(false);
+            }
+        }
+        inner.versions.insert(org.to_string(), version);
+        match runtime {
+            Some(rt) => inner.orgs.insert(org.to_string(), rt),
+            None => inner.orgs.remove(org),
+        };
+        Ok(true)
+    }
+
+    /// Validate, write to the settings topic (waiting for Kafka's ack) and apply at once.
+    pub async fn save(&self, org: &str, settings: OrgSettings) -> Result<(), ConsumerError> {
+        let writer = self.writer().ok_or(ConsumerError::ReadOnlySettings)?;
+        OrgRuntime::new(settings.clone())
+            .map_err(|e| ConsumerError::Settings(format!("org {org}: {e}")))?;
+        let version = writer.write(org, Some(&settings)).await?;
+        self.apply(org, version, Some(settings))?;
+        Ok(())
+    }
+
+    /// Write a tombstone for the org and forget its settings at once.
+    pub async fn delete(&self, org: &str) -> Result<(), ConsumerError> {
+        let writer = self.writer().ok_or(ConsumerError::ReadOnlySettings)?;
+        let version = writer.write(org, None).await?;
+        self.apply(org, version, None)?;
+        Ok(())
+    }
+
+    /// The org's own settings, ignoring the default.
+    pub fn get_own(&self, org: &str) -> Option<Arc<OrgRuntime>> {
+        self.read().orgs.get(org).cloned()
+    }
+
+    /// The org's settings, or the default; `None` means the org does not stream.
+    pub fn get(&self, org: &str) -> Option<Arc<OrgRuntime>> {
+        let inner = self.read();
+        inner.orgs.get(org).or(inner.default.as_ref()).cloned()
+    }
+
+    pub fn org_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.read().orgs.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_apply_in_offset_order_only() {
+        let store = SettingsStore::default();
+        let a = OrgSettings::hec("https://a.example/x", "t");
+        let b = OrgSettings::hec("https://b.example/x", "t");
+        assert!(store.apply("o", (0, 5), Some(b.clone())).unwrap());
+        // The reader catching up with an older record of the same partition changes nothing.
+        assert!(!store.apply("o", (0, 4), Some(a.clone())).unwrap());
+        assert!(!store.apply("o", (0, 5), Some(a.clone())).unwrap());
+        assert_eq!(store.get_own("o").unwrap().settings.url, b.url);
+        assert!(store.apply("o", (0, 6), None).unwrap());
+        assert!(store.get_own("o").is_none());
+        assert!(!store.apply("o", (0, 2), Some(a.clone())).unwrap());
+        let mut bad = a.clone();
+        bad.url = "ftp://x".into();
+        assert!(store.apply("o", (0, 9), Some(bad)).is_err());
+        assert!(
+            store.get_own("o").is_none(),
+            "invalid records change nothing"
+        );
+        assert_eq!(store.org_ids(), Vec::<String>::new());
+    }
+}
