@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::delivery::rebalance::Ownership;
 use crate::delivery::retry::RetryPolicy;
-use crate::delivery::siem::SiemClient;
+use crate::delivery::siem::{Deliver, SiemClient};
 use crate::error::ConsumerError;
 use crate::metrics::Metrics;
 use crate::settings::SettingsStore;
@@ -23,6 +23,9 @@ pub struct Services {
     pub store_health: StoreHealth,
     /// The HTTP client towards SIEMs (deliveries and test events), SSRF guard built in.
     pub siem: SiemClient,
+    /// The network side of deliveries: `siem` in production; the engine's unit tests put a
+    /// fake SIEM here.
+    pub deliver: Arc<dyn Deliver>,
     pub metrics: Metrics,
     /// Partitions this instance owns, as the group's rebalances tell it.
     pub ownership: Arc<Ownership>,
@@ -80,6 +83,7 @@ impl Services {
             settings,
             store,
             store_health: StoreHealth::default(),
+            deliver: Arc::new(siem.clone()),
             siem,
             metrics,
             ownership: Arc::new(Ownership::default()),

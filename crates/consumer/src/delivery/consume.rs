@@ -1,6 +1,7 @@
-//! The consume loop: Kafka -> parse -> filter -> per-org queue (or park) -> workers, and back:
-//! completions advance per-partition watermarks, and only watermarks are stored as offsets
-//! (`enable.auto.offset.store=false`; librdkafka's auto-commit commits what we stored).
+//! The consume loop: Kafka -> parse -> filter -> per-org queue or park ([`super::route`]) ->
+//! workers, and back: completions advance per-partition watermarks, and only watermarks are
+//! stored as offsets (`enable.auto.offset.store=false`; librdkafka's auto-commit commits what
+//! we stored).
 //!
 //! The loop uses a `biased` select so completions are handled before new messages, and stops
 //! reading while `max_in_flight` events are unfinished.
@@ -19,9 +20,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::dispatch::{Dispatcher, QueueFull};
+use super::dispatch::Dispatcher;
 use super::park::{Flushed, Park};
 use super::rebalance::{Changes, Ownership, RebalanceContext};
+use super::route::{self, ParkFailed};
 use super::watermark::Watermarks;
 use super::worker::{self, Done, Engine, Job, Origin};
 use crate::config::Config;
@@ -315,20 +317,13 @@ impl Loop {
             event,
             origin: Origin::Kafka { partition, offset },
         };
-        let job = if self.park.has_waiting(job.event.org_id()) {
-            job
-        } else {
-            match self.dispatcher.dispatch_within(job, self.park_after).await {
-                Ok(()) => return,
-                Err(job) => job,
-            }
-        };
-        if let Err(e) = self.park.park(&job.event, partition, offset) {
+        let routed = route::route(&mut self.dispatcher, &mut self.park, job, self.park_after);
+        if let Err(ParkFailed { job, error }) = routed.await {
             // Cannot park: the event stays unfinished (its offset is never stored) and will
             // be redelivered after a restart. Readiness reports the store failure.
             self.services.store_failed();
             let org = job.event.org_id();
-            tracing::error!(error = %e, org_id = %org, partition, offset, "parking failed; offset held back");
+            tracing::error!(error = %error, org_id = %org, partition, offset, "parking failed; offset held back");
         }
     }
 
@@ -411,26 +406,7 @@ impl Loop {
 
     async fn housekeeping(&mut self) {
         self.flush_park().await;
-        // Hand parked events back to orgs whose queues have room.
-        for org in self.park.orgs_waiting() {
-            let room = self.dispatcher.room(&org);
-            if room == 0 {
-                continue;
-            }
-            match self.park.take(&org, room) {
-                Ok(jobs) => {
-                    for job in jobs {
-                        if let Err(QueueFull(job)) = self.dispatcher.try_dispatch(job) {
-                            // Cannot happen (we are the only sender), but never drop a job.
-                            self.dispatcher.dispatch(*job).await;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, org_id = %org, "reading parked events failed")
-                }
-            }
-        }
+        route::resume_parked(&mut self.dispatcher, &mut self.park).await;
         self.dispatcher.reap();
         self.store_offsets();
         let m = &self.services.metrics;

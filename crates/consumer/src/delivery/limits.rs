@@ -1,20 +1,37 @@
 //! Org limits (`max_events`): one governor limiter per org worker, rebuilt when the org's
-//! limit changes; `delay` holds the excess back, `dead_letter` dead-letters it.
+//! limit changes; `delay` holds the excess back, `dead_letter` dead-letters it. The limiter
+//! reads and waits on tokio's clock, so paused test time drives it too.
 
 use std::num::NonZeroU32;
 
 use els_model::settings::{LimitPolicy, Per, RateLimit};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 
-use super::retry::{Attempt, Verdict};
+use super::retry::{Attempt, TokioClock, Verdict};
 use super::worker::{dead_letter, Engine, Job};
 use crate::metrics::OrgOutcome;
 use crate::state::Reason;
 
+/// Governor's clock is tokio's (in production the same as the system's monotonic clock).
+impl Clock for TokioClock {
+    type Instant = std::time::Instant;
+
+    fn now(&self) -> Self::Instant {
+        tokio::time::Instant::now().into_std()
+    }
+}
+
+/// One org's direct (unkeyed) limiter on tokio's clock.
+type OrgLimiter =
+    RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<std::time::Instant>>;
+
 /// The org's governor limiter, rebuilt when its settings change.
 #[derive(Default)]
 pub struct Limiter {
-    current: Option<(RateLimit, DefaultDirectRateLimiter)>,
+    current: Option<(RateLimit, OrgLimiter)>,
 }
 
 impl Limiter {
@@ -32,7 +49,10 @@ impl Limiter {
             return Some((jobs, Vec::new()));
         };
         if self.current.as_ref().is_none_or(|(l, _)| *l != limit) {
-            self.current = Some((limit, RateLimiter::direct(quota(limit))));
+            self.current = Some((
+                limit,
+                RateLimiter::direct_with_clock(quota(limit), TokioClock),
+            ));
         }
         let limiter = &self.current.as_ref()?.1;
         let mut admitted = Vec::with_capacity(jobs.len());
@@ -51,7 +71,7 @@ impl Limiter {
                 LimitPolicy::Delay if admitted.is_empty() => {
                     tokio::select! {
                         _ = engine.hard_stop.cancelled() => return None,
-                        _ = limiter.until_ready() => admitted.push(job),
+                        _ = until_ready(limiter) => admitted.push(job),
                     }
                 }
                 LimitPolicy::Delay => {
@@ -81,6 +101,14 @@ impl Limiter {
             .await;
         }
         Some((admitted, Vec::new()))
+    }
+}
+
+/// Wait for the limiter's next token with tokio's timer (governor's own `until_ready` sleeps
+/// on a timer that paused tokio time does not move).
+async fn until_ready(limiter: &OrgLimiter) {
+    while let Err(not_until) = limiter.check() {
+        tokio::time::sleep(not_until.wait_time_from(TokioClock.now())).await;
     }
 }
 

@@ -8,6 +8,8 @@
 //!   revokes ([`rebalance::Ownership`]), for the loop to apply.
 //! - `lag.rs`: consumer lag per owned partition, for its gauge.
 //! - `dispatch.rs`: per-org bounded queues and their workers; a full queue hands the job back.
+//! - `route.rs`: an event goes to its org's queue, or is parked (queue full, or the org has
+//!   parked events: new ones wait behind them); parked events go back as queues drain.
 //! - `park.rs`: a full org's events spill to sled (and the state changelog) and come back in
 //!   offset order as its queue drains.
 //! - `worker.rs`: one worker per active org: batching by count, bytes and linger, HEC batch
@@ -16,9 +18,12 @@
 //! - `retry.rs`: the retry policy as data (`classify`) and the retry loop with backoff.
 //! - `request.rs`: request bodies: HEC envelopes or one templated event.
 //! - `siem.rs`: [`siem::SiemClient`], the HTTP client towards SIEMs: headers, gzip, capped
-//!   answers, classification, request metrics.
+//!   answers, classification, request metrics; the engine reaches it through the
+//!   [`siem::Deliver`] trait (`Services::deliver`).
 //! - `ssrf.rs`: the SSRF guard on destinations (resolver filter, IP literal check,
 //!   allow-list).
+//! - `tests/`: the engine's unit tests, without processes: workers, limits, HEC splitting and
+//!   park order against a fake SIEM ([`siem::Deliver`]) with paused time.
 
 pub mod consume;
 pub mod dispatch;
@@ -28,9 +33,13 @@ pub mod park;
 pub mod rebalance;
 pub mod request;
 pub mod retry;
+pub mod route;
 pub mod siem;
 pub mod ssrf;
 pub mod watermark;
 pub mod worker;
 
-pub use siem::SiemClient;
+pub use siem::{Deliver, SiemClient};
+
+#[cfg(test)]
+mod tests;

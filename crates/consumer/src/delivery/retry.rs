@@ -70,7 +70,8 @@ impl Default for RetryPolicy {
     }
 }
 
-/// `backoff`'s clock reading tokio's (pausable) time, so tests can run the schedule instantly.
+/// A clock reading tokio's (pausable) time, for `backoff` here and governor in
+/// [`super::limits`], so tests can run schedules and limits instantly.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TokioClock;
 

@@ -1,12 +1,16 @@
 //! The SIEM client: sends a rendered body ([`super::request`]) to the org's endpoint with the
-//! org's headers, through the SSRF guard ([`super::ssrf`]), reads the answer with a cap,
-//! classifies it ([`super::retry::classify`]) and records request metrics.
+//! org's headers, through the SSRF guard ([`super::ssrf`]), and reads the answer with a cap.
+//! [`send`] classifies the answer ([`super::retry::classify`]) and records request metrics.
+//!
+//! The engine reaches the network only through [`Deliver`], which [`SiemClient`] implements,
+//! so its unit tests (`delivery/tests/`) answer from a fake SIEM with paused time.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 
 use els_model::settings::EndpointKind;
 
@@ -43,6 +47,81 @@ impl std::fmt::Display for Failure {
             Failure::Network(text) => f.write_str(text),
         }
     }
+}
+
+/// The network side of a delivery: one request body to the org's endpoint, its answer not yet
+/// classified. [`SiemClient`] in production; a fake SIEM in the engine's unit tests. The
+/// future is boxed: one allocation per request (not per event), made once a request permit
+/// is held, so thousands of orgs waiting for a permit stay small.
+pub trait Deliver: Send + Sync {
+    fn exchange<'a>(
+        &'a self,
+        runtime: &'a OrgRuntime,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<Exchange, Failure>>;
+}
+
+impl Deliver for SiemClient {
+    fn exchange<'a>(
+        &'a self,
+        runtime: &'a OrgRuntime,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<Exchange, Failure>> {
+        Box::pin(SiemClient::exchange(self, runtime, body))
+    }
+}
+
+/// Send one request body through `deliver` and classify the answer; records the request's
+/// duration and answer in `metrics`. A destination refused by the SSRF guard is a permanent
+/// failure, a network error a transient one. `body` is `Bytes` so retries re-send it without
+/// copying.
+pub async fn send(
+    deliver: &dyn Deliver,
+    metrics: &Metrics,
+    runtime: &OrgRuntime,
+    body: Bytes,
+) -> Attempt {
+    let endpoint = match runtime.settings.endpoint {
+        EndpointKind::Hec => "hec",
+        EndpointKind::Http => "http",
+    };
+    let started = Instant::now();
+    let (attempt, label) = match deliver.exchange(runtime, body).await {
+        Ok(answer) => {
+            let retry_after = answer
+                .headers
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok());
+            let attempt = Attempt {
+                verdict: classify(answer.status, retry_after, SystemTime::now()),
+                status: Some(answer.status),
+                detail: answer.body,
+            };
+            (attempt, answer.status.to_string())
+        }
+        Err(Failure::Refused(refused)) => {
+            let attempt = Attempt {
+                verdict: Verdict::Permanent,
+                status: None,
+                detail: refused.to_string(),
+            };
+            (attempt, "refused".to_string())
+        }
+        Err(Failure::Network(detail)) => {
+            let attempt = Attempt {
+                verdict: Verdict::Retry,
+                status: None,
+                detail,
+            };
+            (attempt, "error".to_string())
+        }
+    };
+    metrics
+        .request_duration
+        .with_label_values(&[endpoint])
+        .observe(started.elapsed().as_secs_f64());
+    metrics.siem_responses.with_label_values(&[&label]).inc();
+    attempt
 }
 
 /// Shared HTTP client towards SIEMs: no redirects, no proxies from the environment, TLS
@@ -118,54 +197,9 @@ impl SiemClient {
         }
     }
 
-    /// Send one request body to the org's endpoint and classify the answer. A destination
-    /// refused by the SSRF guard is a permanent failure.
-    /// `body` is `Bytes` so retries re-send it without copying.
+    /// Send one request body to the org's endpoint and classify the answer (see [`send`]).
     pub async fn send(&self, runtime: &OrgRuntime, body: Bytes) -> Attempt {
-        let endpoint = match runtime.settings.endpoint {
-            EndpointKind::Hec => "hec",
-            EndpointKind::Http => "http",
-        };
-        let started = Instant::now();
-        let (attempt, label) = match self.exchange(runtime, body).await {
-            Ok(answer) => {
-                let retry_after = answer
-                    .headers
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok());
-                let attempt = Attempt {
-                    verdict: classify(answer.status, retry_after, SystemTime::now()),
-                    status: Some(answer.status),
-                    detail: answer.body,
-                };
-                (attempt, answer.status.to_string())
-            }
-            Err(Failure::Refused(refused)) => {
-                let attempt = Attempt {
-                    verdict: Verdict::Permanent,
-                    status: None,
-                    detail: refused.to_string(),
-                };
-                (attempt, "refused".to_string())
-            }
-            Err(Failure::Network(detail)) => {
-                let attempt = Attempt {
-                    verdict: Verdict::Retry,
-                    status: None,
-                    detail,
-                };
-                (attempt, "error".to_string())
-            }
-        };
-        self.metrics
-            .request_duration
-            .with_label_values(&[endpoint])
-            .observe(started.elapsed().as_secs_f64());
-        self.metrics
-            .siem_responses
-            .with_label_values(&[&label])
-            .inc();
-        attempt
+        send(self, &self.metrics, runtime, body).await
     }
 }
 

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::limits::Limiter;
 use super::request;
 use super::retry::{self, Attempt, Outcome};
+use super::siem;
 use crate::metrics::{Metrics, OrgOutcome};
 use crate::services::{EngineKnobs, Services};
 use crate::settings::OrgRuntime;
@@ -271,9 +272,8 @@ async fn send_with_retry(
             // The semaphore is never closed, so acquire only fails if it were.
             let _permit = engine.requests.acquire().await;
             let body = body.get_or_init(|| bytes::Bytes::from(render())).clone();
-            // Boxed: the request future is large, and only orgs holding a permit need one
-            // (thousands of orgs waiting for a permit stay small).
-            Box::pin(engine.services.siem.send(runtime, body)).await
+            // The request future is boxed by `Deliver`, once the permit is held.
+            siem::send(&*engine.services.deliver, engine.metrics(), runtime, body).await
         },
         |attempt, wait| {
             engine.metrics().retries.inc_by(events as u64);

@@ -1,0 +1,271 @@
+//! The delivery engine's unit tests: real workers, limiter, HEC splitting and park routing,
+//! no processes. The network side is a [`FakeSiem`] (a [`Deliver`] recording each request and
+//! answering scripted statuses); time is paused, so waits take no wall-clock time and their
+//! timing is exact; the state store is sled in a temp directory, with no changelog (no Kafka).
+//!
+//! - `batching.rs`: batches close at max events, at max bytes, after the linger.
+//! - `limits.rs`: the org limit's `delay` and `dead_letter` policies.
+//! - `split.rs`: a HEC 400 is split down to the poison event.
+//! - `park_order.rs`: parked events go back in offset order, before the org's new events.
+//! - `retry.rs`: the retry schedule through the worker; permanent answers and exhaustion.
+
+mod batching;
+mod limits;
+mod park_order;
+mod retry;
+mod split;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use els_model::settings::{EndpointKind, OrgSettings};
+use els_model::topic::TopicEvent;
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+
+use super::retry::RetryPolicy;
+use super::siem::{Deliver, Exchange, Failure};
+use super::worker::{self, Done, Engine, Job, Origin};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::services::{EngineKnobs, Services};
+use crate::settings::{OrgRuntime, SettingsStore};
+use crate::state::{DeadLetterV1, Filter, StateStore};
+
+/// The org every test event belongs to.
+pub const ORG: &str = "org-1";
+
+/// One request the fake SIEM received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Milliseconds since the fake was made (the test's start: time is paused).
+    pub at_ms: u64,
+    /// The events in the body, by the number [`event`] made them with.
+    pub events: Vec<u32>,
+}
+
+type Answer = Box<dyn Fn(usize, &[u32]) -> u16 + Send + Sync>;
+
+/// A SIEM answering each request with the status `answer` gives for (request index, events
+/// in the body), after `latency`.
+pub struct FakeSiem {
+    start: tokio::time::Instant,
+    answer: Answer,
+    latency: Duration,
+    requests: Mutex<Vec<Request>>,
+}
+
+impl FakeSiem {
+    pub fn new(answer: impl Fn(usize, &[u32]) -> u16 + Send + Sync + 'static) -> Self {
+        Self {
+            start: tokio::time::Instant::now(),
+            answer: Box::new(answer),
+            latency: Duration::ZERO,
+            requests: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Answers 200 to everything.
+    pub fn ok() -> Self {
+        Self::new(|_, _| 200)
+    }
+
+    /// Answers `statuses` in turn, then 200.
+    pub fn scripted(statuses: &[u16]) -> Self {
+        let statuses = statuses.to_vec();
+        Self::new(move |i, _| statuses.get(i).copied().unwrap_or(200))
+    }
+
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The events of each request, in order.
+    pub fn bodies(&self) -> Vec<Vec<u32>> {
+        self.requests().into_iter().map(|r| r.events).collect()
+    }
+}
+
+impl Deliver for FakeSiem {
+    fn exchange<'a>(
+        &'a self,
+        _runtime: &'a OrgRuntime,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<Exchange, Failure>> {
+        Box::pin(async move {
+            let events = event_numbers(&body);
+            let status = {
+                let mut requests = self.requests.lock().unwrap();
+                let at_ms = self.start.elapsed().as_millis() as u64;
+                let status = (self.answer)(requests.len(), &events);
+                requests.push(Request { at_ms, events });
+                status
+            };
+            tokio::time::sleep(self.latency).await;
+            Ok(Exchange {
+                status,
+                headers: reqwest::header::HeaderMap::new(),
+                body: String::new(),
+            })
+        })
+    }
+}
+
+/// Test event number `n` of [`ORG`] (its number is in its execution id).
+pub fn event(n: u32) -> TopicEvent {
+    let event = els_model::ingest::parse_event(serde_json::json!({
+        "event_type": "FLOW_COMPLETE",
+        "execution_id": format!("0b6b1c9e-2f0a-4a49-8f51-{n:012x}"),
+        "timestamp": "2026-11-25T01:02:03.456Z", "flow_id": "f1", "flow_name": "F",
+        "org_id": ORG, "org_name": "Acme", "org_hostname": "acme.example.com",
+        "user_id": "u1", "user_email": "bob@example.com"
+    }))
+    .unwrap();
+    TopicEvent::from_event(&event).unwrap()
+}
+
+/// Event `n` as consumed from partition 0 at offset `n`.
+pub fn job(n: u32) -> Job {
+    Job {
+        event: Box::new(event(n)),
+        origin: Origin::Kafka {
+            partition: 0,
+            offset: n.into(),
+        },
+    }
+}
+
+/// The numbers of the events in a request body: HEC envelopes or one bare event.
+fn event_numbers(body: &[u8]) -> Vec<u32> {
+    serde_json::Deserializer::from_slice(body)
+        .into_iter::<serde_json::Value>()
+        .map(|value| {
+            let value = value.expect("a JSON body");
+            let event = value.get("event").unwrap_or(&value);
+            let id = event["execution_id"].as_str().expect("an execution id");
+            u32::from_str_radix(&id[24..], 16).unwrap()
+        })
+        .collect()
+}
+
+/// A HEC stream for [`ORG`], no limit.
+pub fn hec() -> OrgSettings {
+    OrgSettings::hec("https://siem.example/services/collector/event", "t")
+}
+
+/// A generic HTTP stream (one request per event) for [`ORG`].
+pub fn http() -> OrgSettings {
+    OrgSettings {
+        endpoint: EndpointKind::Http,
+        ..hec()
+    }
+}
+
+/// Knobs for tests: no linger, large batches, a retry schedule without jitter
+/// (100 ms, doubling, 60 s in all).
+pub fn knobs() -> EngineKnobs {
+    EngineKnobs {
+        retry: RetryPolicy {
+            initial: Duration::from_millis(100),
+            max_interval: Duration::from_secs(10),
+            multiplier: 2.0,
+            jitter: 0.0,
+            max_elapsed: Duration::from_secs(60),
+        },
+        batch_max_bytes: 1 << 20,
+        batch_max_events: 100,
+        linger: Duration::ZERO,
+        idle: Duration::from_secs(3600),
+        max_concurrent_requests: 8,
+    }
+}
+
+/// An engine over test services: [`ORG`] with `settings`, a fake SIEM, a temp-dir store.
+pub struct Harness {
+    pub services: Arc<Services>,
+    pub engine: Arc<Engine>,
+    pub siem: Arc<FakeSiem>,
+    done: mpsc::UnboundedReceiver<Vec<Done>>,
+    dir: PathBuf,
+}
+
+impl Harness {
+    pub fn new(settings: OrgSettings, knobs: EngineKnobs, siem: FakeSiem) -> Self {
+        let org_settings = SettingsStore::default();
+        org_settings.put(ORG, settings).unwrap();
+        let dir = std::env::temp_dir().join(format!("els-engine-{}", uuid::Uuid::new_v4()));
+        let store = StateStore::open(&dir).unwrap();
+        let services = Services::new(&Config::default(), org_settings, store, Metrics::new());
+        let mut services = Arc::into_inner(services.unwrap()).unwrap();
+        let siem = Arc::new(siem);
+        services.deliver = siem.clone();
+        services.engine = knobs;
+        let services = Arc::new(services);
+        let (done_tx, done) = mpsc::unbounded_channel();
+        let engine = Arc::new(Engine::new(services.clone(), done_tx));
+        Self {
+            services,
+            engine,
+            siem,
+            done,
+            dir,
+        }
+    }
+
+    /// Start [`ORG`]'s worker with `jobs` already in its queue; the queue's sender.
+    pub fn worker(&self, jobs: impl IntoIterator<Item = Job>) -> mpsc::Sender<Job> {
+        let (tx, rx) = mpsc::channel(64);
+        for job in jobs {
+            tx.try_send(job).unwrap();
+        }
+        tokio::spawn(worker::run(ORG.into(), rx, self.engine.clone()));
+        tx
+    }
+
+    /// Wait until `n` jobs have finished; their completions in the order reported.
+    pub async fn finished(&mut self, n: usize) -> Vec<Done> {
+        let mut all = Vec::new();
+        while all.len() < n {
+            all.extend(self.done.recv().await.expect("the engine is alive"));
+        }
+        all
+    }
+
+    /// Completions reported so far, without waiting.
+    pub fn finished_now(&mut self) -> Vec<Done> {
+        let mut all = Vec::new();
+        while let Ok(done) = self.done.try_recv() {
+            all.extend(done);
+        }
+        all
+    }
+
+    /// Every dead letter, by offset.
+    pub fn dead_letters(&self) -> Vec<DeadLetterV1> {
+        let mut all = self
+            .services
+            .dead_letters()
+            .list(&Filter::default())
+            .unwrap();
+        all.sort_by_key(|d| d.offset);
+        all
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The offsets of `done`, in order.
+pub fn offsets(done: &[Done]) -> Vec<i64> {
+    done.iter().map(|d| d.origin.offset()).collect()
+}
