@@ -11,6 +11,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{ApiError, Error};
@@ -23,6 +24,11 @@ pub const REPLAY_TIMEOUT: Duration = Duration::from_secs(600);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest answer read; a `dlq list` without `--limit` on a huge store stops here.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// No query string: [`AdminClient::send`]'s `query` for routes without filters.
+pub const NO_QUERY: &[(&str, &str)] = &[];
+/// No request body: [`AdminClient::send`]'s `body` for routes that take none.
+pub const NO_BODY: Option<&()> = None;
 
 /// The admin bearer token. `Debug` never shows it, there is no `Display`, and it only leaves
 /// the process in the `Authorization` header (marked sensitive).
@@ -154,20 +160,26 @@ impl AdminClient {
         url
     }
 
-    /// One request; any status is an [`Answer`], only transport failures are errors.
-    pub async fn send(
+    /// One request: `query` as the query string (absent fields left out, none at all without
+    /// a `?`), `body` as JSON; any status is an [`Answer`], only transport failures are errors.
+    pub async fn send<Q, B>(
         &self,
         method: Method,
         segments: &[&str],
-        query: &[(&str, String)],
-        body: Option<&Value>,
+        query: &Q,
+        body: Option<&B>,
         timeout: Duration,
-    ) -> Result<Answer, Error> {
+    ) -> Result<Answer, Error>
+    where
+        Q: Serialize + ?Sized,
+        B: Serialize + ?Sized,
+    {
         let url = self.endpoint(segments);
-        let mut request = self.http.request(method, url.clone()).timeout(timeout);
-        if !query.is_empty() {
-            request = request.query(query);
-        }
+        let mut request = self
+            .http
+            .request(method, url.clone())
+            .timeout(timeout)
+            .query(query);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -201,8 +213,12 @@ impl AdminClient {
     }
 
     /// GET with the default timeout, JSON on 2xx, the API's error otherwise.
-    pub async fn get(&self, segments: &[&str], query: &[(&str, String)]) -> Result<Value, Error> {
-        self.send(Method::GET, segments, query, None, DEFAULT_TIMEOUT)
+    pub async fn get<Q: Serialize + ?Sized>(
+        &self,
+        segments: &[&str],
+        query: &Q,
+    ) -> Result<Value, Error> {
+        self.send(Method::GET, segments, query, NO_BODY, DEFAULT_TIMEOUT)
             .await?
             .into_json()
     }

@@ -4,15 +4,16 @@
 //! not after `--until`), and the two destructive commands refuse to act on the whole store
 //! unless the operator says `--yes`.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, FixedOffset, SecondsFormat};
-use clap::builder::NonEmptyStringValueParser;
+use clap::builder::{
+    NonEmptyStringValueParser, PossibleValue, PossibleValuesParser, TypedValueParser,
+};
+use els_api::{DeadLetterList, DeadLetterQuery, PurgeResult, Reason, ReplayResult};
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
-use crate::client::{self, AdminClient, DEFAULT_TIMEOUT, REPLAY_TIMEOUT};
+use crate::client::{self, AdminClient, DEFAULT_TIMEOUT, NO_BODY, NO_QUERY, REPLAY_TIMEOUT};
 use crate::error::Error;
 use crate::output::{self, Format};
 use crate::{Io, Outcome};
@@ -20,29 +21,11 @@ use crate::{Io, Outcome};
 /// Longest error excerpt in the list table.
 const ERROR_COLUMN_CHARS: usize = 60;
 
-/// Why an event was dead-lettered; the admin API's spelling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum Reason {
-    /// The SIEM refused it for good (4xx other than 408/429, or 501).
-    Rejected,
-    /// Transient failures until the retry time ran out.
-    RetriesExhausted,
-    /// Over the org's limit with policy `dead_letter`.
-    RateLimited,
-    /// The Kafka record was not a valid event.
-    InvalidEvent,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Rejected => "rejected",
-            Reason::RetriesExhausted => "retries_exhausted",
-            Reason::RateLimited => "rate_limited",
-            Reason::InvalidEvent => "invalid_event",
-        }
-    }
+/// `--reason`: one of the admin API's spellings ([`Reason::ALL`]), each explained in `--help`.
+pub fn reason_parser() -> impl TypedValueParser<Value = Reason> {
+    let values = Reason::ALL.map(|r| PossibleValue::new(r.as_str()).help(r.describe()));
+    PossibleValuesParser::new(values)
+        .map(|s| Reason::parse(&s).expect("clap only lets the possible values through"))
 }
 
 /// `--since`/`--until`: RFC 3339 with an explicit offset, as the admin API expects.
@@ -58,7 +41,7 @@ pub struct Filters {
     #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     pub org: Option<String>,
     /// Only this reason.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = reason_parser())]
     pub reason: Option<Reason>,
     /// Only those that last failed at or after this RFC 3339 time.
     #[arg(long, value_parser = parse_time)]
@@ -90,42 +73,17 @@ impl Filters {
         Ok(())
     }
 
-    /// Query parameters (encoded by reqwest, so a `+02:00` offset survives).
-    pub fn query(&self) -> Vec<(&'static str, String)> {
-        let mut query = Vec::new();
-        if let Some(org) = &self.org {
-            query.push(("org", org.clone()));
+    /// The filters as the admin API takes them: the query string of list and purge (encoded
+    /// by reqwest, so a `+02:00` offset survives), and with the `rate` the replay body.
+    pub fn request(&self, rate: Option<u32>) -> DeadLetterQuery {
+        DeadLetterQuery {
+            org: self.org.clone(),
+            reason: self.reason.map(|r| r.as_str().to_string()),
+            since: self.since.map(|t| t.to_rfc3339()),
+            until: self.until.map(|t| t.to_rfc3339()),
+            limit: self.limit,
+            rate,
         }
-        if let Some(reason) = self.reason {
-            query.push(("reason", reason.as_str().to_string()));
-        }
-        if let Some(since) = self.since {
-            query.push(("since", since.to_rfc3339()));
-        }
-        if let Some(until) = self.until {
-            query.push(("until", until.to_rfc3339()));
-        }
-        if let Some(limit) = self.limit {
-            query.push(("limit", limit.to_string()));
-        }
-        query
-    }
-
-    /// The replay request body: the same filters plus the rate.
-    pub fn body(&self, rate: Option<u32>) -> Value {
-        let mut body = Map::new();
-        for (key, value) in self.query() {
-            let value = if key == "limit" {
-                self.limit.map(Value::from).unwrap_or(Value::Null)
-            } else {
-                Value::String(value)
-            };
-            body.insert(key.to_string(), value);
-        }
-        if let Some(rate) = rate {
-            body.insert("rate".to_string(), json!(rate));
-        }
-        Value::Object(body)
     }
 }
 
@@ -195,7 +153,7 @@ pub async fn run(
         }
         DlqCommand::Show { id } => {
             let value = client
-                .get(&["v1", "dead-letters", &id.to_string()], &[])
+                .get(&["v1", "dead-letters", &id.to_string()], NO_QUERY)
                 .await?;
             io.out.write_all(output::pretty(&value).as_bytes())?;
             Ok(Outcome::Success)
@@ -210,8 +168,8 @@ pub async fn run(
                 .send(
                     Method::DELETE,
                     &["v1", "dead-letters"],
-                    &filters.query(),
-                    None,
+                    &filters.request(None),
+                    NO_BODY,
                     DEFAULT_TIMEOUT,
                 )
                 .await?
@@ -219,7 +177,7 @@ pub async fn run(
             let text = match format {
                 Format::Json => output::pretty(&value),
                 Format::Table => {
-                    let purge: PurgeView = client::view(&value, LIST_PATH)?;
+                    let purge: PurgeResult = client::view(&value, LIST_PATH)?;
                     format!("purged {}, {} remain\n", purge.purged, purge.remaining)
                 }
             };
@@ -232,7 +190,9 @@ pub async fn run(
 const LIST_PATH: &str = "/v1/dead-letters";
 
 async fn list(client: &AdminClient, filters: &Filters) -> Result<Value, Error> {
-    client.get(&["v1", "dead-letters"], &filters.query()).await
+    client
+        .get(&["v1", "dead-letters"], &filters.request(None))
+        .await
 }
 
 async fn replay(
@@ -246,7 +206,7 @@ async fn replay(
     filters.validate()?;
     require_scope(filters, yes, "replay")?;
     // Count first, so a long replay starts with context.
-    let listed: ListView = client::view(&list(client, filters).await?, LIST_PATH)?;
+    let listed: DeadLetterList = client::view(&list(client, filters).await?, LIST_PATH)?;
     let progress = format!("replaying {} dead letters...\n", listed.matched);
     match format {
         // Keep stdout a single JSON document.
@@ -254,12 +214,12 @@ async fn replay(
         Format::Table => io.out.write_all(progress.as_bytes())?,
     }
     io.out.flush()?;
-    let body = filters.body(rate);
+    let body = filters.request(rate);
     let answer = client
         .send(
             Method::POST,
             &["v1", "dead-letters", "replay"],
-            &[],
+            NO_QUERY,
             Some(&body),
             REPLAY_TIMEOUT,
         )
@@ -267,7 +227,7 @@ async fn replay(
     // 502 carries the same result when some records failed to re-publish.
     let result = match answer.status {
         200 | 502 => answer.parse::<Value>().ok().and_then(|value| {
-            ReplayView::deserialize(&value)
+            ReplayResult::deserialize(&value)
                 .ok()
                 .map(|view| (value, view))
         }),
@@ -292,65 +252,7 @@ async fn replay(
     })
 }
 
-/// `GET /v1/dead-letters`, as far as the table needs it.
-#[derive(Debug, Deserialize)]
-pub struct ListView {
-    pub total: u64,
-    pub matched: u64,
-    #[serde(default)]
-    pub by_reason: BTreeMap<String, u64>,
-    #[serde(default)]
-    pub items: Vec<RecordView>,
-}
-
-/// One dead letter, as far as the table needs it.
-#[derive(Debug, Deserialize)]
-pub struct RecordView {
-    pub id: u64,
-    #[serde(default)]
-    pub org_id: String,
-    #[serde(default)]
-    pub event: Value,
-    #[serde(default)]
-    pub reason: String,
-    #[serde(default)]
-    pub attempts: u32,
-    #[serde(default)]
-    pub last_status: Option<u16>,
-    #[serde(default)]
-    pub last_error: String,
-    #[serde(default)]
-    pub last_failed_at: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ReplayView {
-    pub matched: u64,
-    pub replayed: u64,
-    pub failed: u64,
-    #[serde(default)]
-    pub last_error: Option<String>,
-    #[serde(default)]
-    pub remaining: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct PurgeView {
-    purged: u64,
-    remaining: u64,
-}
-
-/// RFC 3339 to the second, in UTC; anything unparsable as given.
-fn short_time(text: &str) -> String {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| {
-            t.with_timezone(&chrono::Utc)
-                .to_rfc3339_opts(SecondsFormat::Secs, true)
-        })
-        .unwrap_or_else(|_| output::one_line(text))
-}
-
-pub fn render_list(list: &ListView) -> String {
+pub fn render_list(list: &DeadLetterList) -> String {
     let mut text = String::new();
     if !list.items.is_empty() {
         let rows: Vec<Vec<String>> = list
@@ -360,13 +262,13 @@ pub fn render_list(list: &ListView) -> String {
                 vec![
                     r.id.to_string(),
                     output::one_line(&r.org_id),
-                    output::one_line(&r.reason),
+                    r.reason.as_str().to_string(),
                     r.last_status
                         .map_or_else(|| "-".to_string(), |s| s.to_string()),
                     r.attempts.to_string(),
                     output::cell(r.event.get("event_type")),
                     output::cell(r.event.get("event_id")),
-                    short_time(&r.last_failed_at),
+                    r.last_failed_at.to_rfc3339_opts(SecondsFormat::Secs, true),
                     output::truncate(&output::one_line(&r.last_error), ERROR_COLUMN_CHARS),
                 ]
             })
@@ -391,11 +293,15 @@ pub fn render_list(list: &ListView) -> String {
         list.matched, list.total
     ));
     if !list.by_reason.is_empty() {
-        let mut counts: Vec<(&String, &u64)> = list.by_reason.iter().collect();
-        counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut counts: Vec<(&str, usize)> = list
+            .by_reason
+            .iter()
+            .map(|(reason, n)| (reason.as_str(), *n))
+            .collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         let parts: Vec<String> = counts
             .iter()
-            .map(|(reason, n)| format!("{}: {n}", output::one_line(reason)))
+            .map(|(reason, n)| format!("{reason}: {n}"))
             .collect();
         text.push_str(&format!(" ({})", parts.join(", ")));
     }
@@ -403,7 +309,7 @@ pub fn render_list(list: &ListView) -> String {
     text
 }
 
-pub fn render_replay(replay: &ReplayView) -> String {
+pub fn render_replay(replay: &ReplayResult) -> String {
     let mut text = format!(
         "replayed {} of {} (failed {})\n",
         replay.replayed, replay.matched, replay.failed
@@ -413,9 +319,7 @@ pub fn render_replay(replay: &ReplayView) -> String {
             text.push_str(&format!("last error: {}\n", output::one_line(error)));
         }
     }
-    if let Some(remaining) = replay.remaining {
-        text.push_str(&format!("{remaining} dead letters remain\n"));
-    }
+    text.push_str(&format!("{} dead letters remain\n", replay.remaining));
     text
 }
 
@@ -423,6 +327,7 @@ pub fn render_replay(replay: &ReplayView) -> String {
 mod tests {
     use super::*;
     use clap::Parser;
+    use serde_json::json;
 
     #[derive(Debug, Parser)]
     struct Harness {
@@ -510,20 +415,33 @@ mod tests {
             "--limit",
             "5",
         ]);
+        let query = f.request(None);
         assert_eq!(
-            f.query(),
-            vec![
-                ("org", "org-1".to_string()),
-                ("reason", "rejected".to_string()),
-                ("since", "2024-05-01T00:00:00+02:00".to_string()),
-                ("limit", "5".to_string()),
-            ]
+            (
+                query.org.as_deref(),
+                query.reason.as_deref(),
+                query.since.as_deref(),
+                query.until.as_deref(),
+                query.limit,
+                query.rate,
+            ),
+            (
+                Some("org-1"),
+                Some("rejected"),
+                Some("2024-05-01T00:00:00+02:00"),
+                None,
+                Some(5),
+                None
+            )
         );
         assert_eq!(
-            f.body(Some(50)),
+            serde_json::to_value(f.request(Some(50))).unwrap(),
             json!({"org": "org-1", "reason": "rejected", "since": "2024-05-01T00:00:00+02:00", "limit": 5, "rate": 50})
         );
-        assert_eq!(Filters::default().body(None), json!({}));
+        assert_eq!(
+            serde_json::to_value(Filters::default().request(None)).unwrap(),
+            json!({})
+        );
     }
 
     #[test]
@@ -537,7 +455,7 @@ mod tests {
 
     #[test]
     fn list_table_and_summary() {
-        let list: ListView = serde_json::from_value(json!({
+        let list: DeadLetterList = serde_json::from_value(json!({
             "total": 7,
             "matched": 2,
             "by_reason": {"retries_exhausted": 1, "rejected": 1, "invalid_event": 0},
@@ -549,7 +467,8 @@ mod tests {
                  "partition": 0, "offset": 12},
                 {"id": 14, "org_id": "org-22", "event": "not an object",
                  "reason": "retries_exhausted", "attempts": 12, "last_status": null,
-                 "last_error": "connect timed out", "last_failed_at": "2024-05-01T12:00:00+02:00",
+                 "last_error": "connect timed out", "first_failed_at": "2024-05-01T09:00:00Z",
+                 "last_failed_at": "2024-05-01T12:00:00+02:00",
                  "partition": 1, "offset": 9}
             ]
         }))
@@ -574,7 +493,7 @@ mod tests {
 
     #[test]
     fn empty_list_is_just_the_summary() {
-        let list: ListView =
+        let list: DeadLetterList =
             serde_json::from_value(json!({"total": 0, "matched": 0, "by_reason": {}, "items": []}))
                 .expect("list");
         assert_eq!(render_list(&list), "0 matched of 0 dead letters\n");
@@ -582,23 +501,23 @@ mod tests {
 
     #[test]
     fn replay_summary() {
-        let ok = ReplayView {
+        let ok = ReplayResult {
             matched: 3,
             replayed: 3,
             failed: 0,
             last_error: None,
-            remaining: Some(0),
+            remaining: 0,
         };
         assert_eq!(
             render_replay(&ok),
             "replayed 3 of 3 (failed 0)\n0 dead letters remain\n"
         );
-        let bad = ReplayView {
+        let bad = ReplayResult {
             matched: 3,
             replayed: 1,
             failed: 2,
             last_error: Some("Message timed out".into()),
-            remaining: Some(2),
+            remaining: 2,
         };
         assert_eq!(
             render_replay(&bad),

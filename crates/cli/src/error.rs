@@ -1,10 +1,12 @@
 //! The crate's one error type, what each error means for the exit code, and the admin API's
-//! JSON error answer (`{"error", "field", "message"}`) rendered the way an operator reads it.
+//! JSON error answer ([`ErrorBody`]: `{"error", "field", "message"}`) rendered the way an
+//! operator reads it.
 
 use std::fmt;
 use std::io;
 
-use serde::Deserialize;
+use els_api::ErrorBody;
+pub use els_api::FieldError;
 
 use crate::output;
 
@@ -93,15 +95,6 @@ impl Error {
     }
 }
 
-/// One field error, for APIs that report several at once.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct FieldError {
-    #[serde(default)]
-    pub field: Option<String>,
-    #[serde(default)]
-    pub message: String,
-}
-
 /// A non-success answer from the admin API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -119,18 +112,6 @@ pub struct ApiError {
     pub structured: bool,
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    field: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    errors: Vec<FieldError>,
-}
-
 /// Longest excerpt of a non-JSON error body that is shown.
 const MAX_EXCERPT_CHARS: usize = 300;
 
@@ -142,7 +123,7 @@ impl ApiError {
             .unwrap_or("")
             .to_string();
         match serde_json::from_slice::<ErrorBody>(body) {
-            Ok(parsed) if parsed.message.is_some() || !parsed.errors.is_empty() => ApiError {
+            Ok(parsed) if !parsed.message.is_empty() || !parsed.errors.is_empty() => ApiError {
                 status,
                 reason: if canonical.is_empty() {
                     parsed.error.unwrap_or_default()
@@ -150,7 +131,7 @@ impl ApiError {
                     canonical
                 },
                 field: parsed.field.filter(|f| !f.is_empty()),
-                message: parsed.message.unwrap_or_default(),
+                message: parsed.message,
                 errors: parsed.errors,
                 structured: true,
             },

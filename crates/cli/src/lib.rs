@@ -4,7 +4,8 @@
 //! it: every command is an HTTP call to the running consumer's admin API (bearer token).
 //! `main.rs` only parses the command line, calls [`run`] and turns the result into an exit
 //! code; everything here writes to the [`Io`] it is given, so commands are testable without a
-//! terminal.
+//! terminal. Request and answer bodies are the `els-api` crate's types, the same the consumer
+//! serves (settings documents stay opaque JSON: only the consumer validates them).
 //!
 //! - [`cli`]: the command line (clap): global options ([`cli::Config`]) and the command tree.
 //! - [`client`]: the HTTP client: bearer token, URL building, size-capped answers, and transport

@@ -2,23 +2,21 @@
 //!
 //! Settings are handled as opaque JSON: the consumer validates them (and names the bad field),
 //! so `elsctl` never drifts from the server's schema. The file is only checked to be a JSON
-//! object, and its content is never echoed (auth header values are secrets).
+//! object, and its content is never echoed (auth header values are secrets). The answers are
+//! `els_api`'s ([`OrgList`], [`SettingsDeleted`]).
 
 use std::io::Read;
 use std::path::Path;
 
 use clap::builder::NonEmptyStringValueParser;
+use els_api::{OrgList, SettingsDeleted, REDACTED};
 use reqwest::Method;
-use serde::Deserialize;
 use serde_json::Value;
 
-use crate::client::{self, AdminClient, DEFAULT_TIMEOUT};
+use crate::client::{self, AdminClient, DEFAULT_TIMEOUT, NO_BODY, NO_QUERY};
 use crate::error::Error;
 use crate::output::{self, Format};
 use crate::{Io, Outcome};
-
-/// What the admin API shows instead of an auth header value.
-pub const REDACTED: &str = "********";
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum SettingsCommand {
@@ -52,14 +50,15 @@ pub async fn run(
 ) -> Result<Outcome, Error> {
     let text = match command {
         SettingsCommand::List => {
-            let value = client.get(&["v1", "orgs"], &[]).await?;
+            let value = client.get(&["v1", "orgs"], NO_QUERY).await?;
             match format {
                 Format::Json => output::pretty(&value),
                 Format::Table => render_orgs(&client::view(&value, "/v1/orgs")?),
             }
         }
         SettingsCommand::Get { org } => {
-            output::pretty(&client.get(&["v1", "orgs", &org, "settings"], &[]).await?)
+            let path = ["v1", "orgs", &org, "settings"];
+            output::pretty(&client.get(&path, NO_QUERY).await?)
         }
         SettingsCommand::Set { org, file } => {
             let settings = read_settings(&file, io.stdin)?;
@@ -71,7 +70,7 @@ pub async fn run(
                 .send(
                     Method::PUT,
                     &["v1", "orgs", &org, "settings"],
-                    &[],
+                    NO_QUERY,
                     Some(&settings),
                     DEFAULT_TIMEOUT,
                 )
@@ -91,8 +90,8 @@ pub async fn run(
                 .send(
                     Method::DELETE,
                     &["v1", "orgs", &org, "settings"],
-                    &[],
-                    None,
+                    NO_QUERY,
+                    NO_BODY,
                     DEFAULT_TIMEOUT,
                 )
                 .await?
@@ -100,7 +99,7 @@ pub async fn run(
             match format {
                 Format::Json => output::pretty(&value),
                 Format::Table => {
-                    let deleted: Deleted = client::view(&value, "/v1/orgs/{org}/settings")?;
+                    let deleted: SettingsDeleted = client::view(&value, "/v1/orgs/{org}/settings")?;
                     let org = output::one_line(&org);
                     if deleted.deleted {
                         format!("deleted settings for {org}\n")
@@ -115,17 +114,7 @@ pub async fn run(
     Ok(Outcome::Success)
 }
 
-#[derive(Debug, Deserialize)]
-pub struct Orgs {
-    pub orgs: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Deleted {
-    deleted: bool,
-}
-
-pub fn render_orgs(orgs: &Orgs) -> String {
+pub fn render_orgs(orgs: &OrgList) -> String {
     let rows: Vec<Vec<String>> = orgs
         .orgs
         .iter()
@@ -247,7 +236,7 @@ mod tests {
 
     #[test]
     fn orgs_table() {
-        let orgs = Orgs {
+        let orgs = OrgList {
             orgs: vec!["org-1".into(), "org-2".into()],
         };
         assert_eq!(
@@ -255,7 +244,7 @@ mod tests {
             "ORG\norg-1\norg-2\n2 orgs with settings\n"
         );
         assert_eq!(
-            render_orgs(&Orgs { orgs: vec![] }),
+            render_orgs(&OrgList { orgs: vec![] }),
             "ORG\n0 orgs with settings\n"
         );
     }

@@ -2,49 +2,20 @@
 //! delivery path (headers, template, hashing) and reports the SIEM's answer; this module shows
 //! it and says in one line what a failure most likely means.
 
-use serde::Deserialize;
-use serde_json::{json, Map, Number, Value};
+use els_api::{TestEventRequest, TestEventResult};
 
-use crate::client::{self, AdminClient, DEFAULT_TIMEOUT};
+use crate::client::{self, AdminClient, DEFAULT_TIMEOUT, NO_QUERY};
 use crate::error::Error;
 use crate::output::{self, Format};
 use crate::{Io, Outcome};
 
-/// The admin API's test result.
-#[derive(Debug, Default, Deserialize)]
-pub struct TestResult {
-    /// The SIEM's HTTP status; `None` when it never answered.
-    #[serde(default)]
-    pub status: Option<u16>,
-    #[serde(default)]
-    pub headers: Map<String, Value>,
-    /// A (server-truncated) excerpt of the SIEM's body.
-    #[serde(default)]
-    pub body: Option<String>,
-    #[serde(default)]
-    pub latency_ms: Option<Number>,
-    /// The network error when there was no answer.
-    #[serde(default)]
-    pub error: Option<String>,
-    /// Splunk HEC's `code`/`text`, when the body was a HEC answer.
-    #[serde(default)]
-    pub hec_code: Option<i64>,
-    #[serde(default)]
-    pub hec_text: Option<String>,
-}
-
-impl TestResult {
-    pub fn is_success(&self) -> bool {
-        self.status.is_some_and(|s| (200..300).contains(&s))
-    }
-
-    fn hec(&self) -> Option<String> {
-        let code = self.hec_code?;
-        Some(match self.hec_text.as_deref() {
-            Some(text) => format!("HEC code {code} \"{}\"", output::one_line(text)),
-            None => format!("HEC code {code}"),
-        })
-    }
+/// HEC's code and text as one phrase, when the SIEM answered like HEC.
+fn hec(result: &TestEventResult) -> Option<String> {
+    let code = result.hec_code?;
+    Some(match result.hec_text.as_deref() {
+        Some(text) => format!("HEC code {code} \"{}\"", output::one_line(text)),
+        None => format!("HEC code {code}"),
+    })
 }
 
 pub async fn run(
@@ -57,13 +28,13 @@ pub async fn run(
         .send(
             reqwest::Method::POST,
             &["v1", "orgs", org, "test"],
-            &[],
-            Some(&json!({})),
+            NO_QUERY,
+            Some(&TestEventRequest {}),
             DEFAULT_TIMEOUT,
         )
         .await?
         .into_json()?;
-    let result: TestResult = client::view(&value, "/v1/orgs/{org}/test")?;
+    let result: TestEventResult = client::view(&value, "/v1/orgs/{org}/test")?;
     let text = match format {
         Format::Json => output::pretty(&value),
         Format::Table => render(&result),
@@ -76,7 +47,7 @@ pub async fn run(
     })
 }
 
-pub fn render(result: &TestResult) -> String {
+pub fn render(result: &TestEventResult) -> String {
     let mut text = String::new();
     match result.status {
         Some(status) => {
@@ -92,33 +63,27 @@ pub fn render(result: &TestResult) -> String {
         }
         None => text.push_str("status: no response\n"),
     }
-    if let Some(latency) = &result.latency_ms {
-        text.push_str(&format!("latency: {latency} ms\n"));
-    }
+    text.push_str(&format!("latency: {} ms\n", result.latency_ms));
     if let Some(error) = result.error.as_deref().filter(|e| !e.is_empty()) {
         text.push_str(&format!("error: {}\n", output::one_line(error)));
     }
     if !result.headers.is_empty() {
         text.push_str("headers:\n");
         for (name, value) in &result.headers {
-            let value = match value {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
             text.push_str(&format!(
                 "  {}: {}\n",
                 output::one_line(name),
-                output::one_line(&value)
+                output::one_line(value)
             ));
         }
     }
     if result.status.is_some() {
-        match result.body.as_deref().map(str::trim) {
-            None | Some("") => text.push_str("body: (empty)\n"),
-            Some(body) if !body.contains('\n') => {
+        match result.body.trim() {
+            "" => text.push_str("body: (empty)\n"),
+            body if !body.contains('\n') => {
                 text.push_str(&format!("body: {}\n", output::visible(body)));
             }
-            Some(body) => {
+            body => {
                 text.push_str("body:\n");
                 for line in output::visible(body).lines() {
                     text.push_str(&format!("  {line}\n"));
@@ -134,8 +99,8 @@ pub fn render(result: &TestResult) -> String {
 }
 
 /// What a failed test most likely means, in one line; `None` for a 2xx.
-pub fn explain(result: &TestResult) -> Option<String> {
-    let hec = result.hec();
+pub fn explain(result: &TestEventResult) -> Option<String> {
+    let hec = hec(result);
     let with_hec = |status: u16| match &hec {
         Some(h) => format!("{status}, {h}"),
         None => status.to_string(),
@@ -181,22 +146,22 @@ pub fn explain(result: &TestResult) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn result(status: Option<u16>, hec: Option<(i64, &str)>) -> TestResult {
-        TestResult {
+    fn result(status: Option<u16>, hec: Option<(i64, &str)>) -> TestEventResult {
+        TestEventResult {
             status,
             hec_code: hec.map(|h| h.0),
             hec_text: hec.map(|h| h.1.to_string()),
-            ..TestResult::default()
+            ..TestEventResult::default()
         }
     }
 
     #[test]
     fn success_renders_status_with_hec_and_no_explanation() {
         let mut r = result(Some(200), Some((0, "Success")));
-        r.latency_ms = Some(Number::from(42));
+        r.latency_ms = 42;
         r.headers
-            .insert("content-type".into(), json!("application/json"));
-        r.body = Some(r#"{"text":"Success","code":0}"#.into());
+            .insert("content-type".into(), "application/json".into());
+        r.body = r#"{"text":"Success","code":0}"#.into();
         assert!(r.is_success());
         assert_eq!(
             render(&r),
@@ -244,7 +209,7 @@ mod tests {
     fn network_errors_show_the_error_text() {
         let mut r = result(None, None);
         r.error = Some("dns error: no such host siem.invalid".into());
-        r.latency_ms = Some(Number::from(3));
+        r.latency_ms = 3;
         let text = render(&r);
         assert!(
             text.starts_with(
@@ -259,14 +224,14 @@ mod tests {
     #[test]
     fn bodies_are_made_terminal_safe() {
         let mut r = result(Some(500), None);
-        r.body = Some("line one\n\u{1b}[2Jline two".into());
+        r.body = "line one\n\u{1b}[2Jline two".into();
         let text = render(&r);
         assert!(
             text.contains("body:\n  line one\n  \\u{1b}[2Jline two\n"),
             "{text}"
         );
         let mut r = result(Some(204), None);
-        r.body = Some(String::new());
+        r.body = String::new();
         assert!(render(&r).contains("body: (empty)"));
     }
 }

@@ -292,31 +292,77 @@ impl OrgSettings {
 
     /// Replace auth header values that are the [`REDACTED`] placeholder by the value stored
     /// for the same header name (case-insensitive) in `stored`, the org's current settings.
-    /// A placeholder with nothing stored under that name is an error naming the field.
+    /// A placeholder with nothing stored under that name is an error naming the field, and
+    /// so is a placeholder while the destination's scheme, host or port changes: a secret was
+    /// entered for one server, and keeping it must not send it to another (an endpoint that
+    /// echoes request headers would read it back), so a new destination needs the secrets
+    /// entered again.
     pub fn keep_stored_secrets(&mut self, stored: Option<&OrgSettings>) -> Result<(), ModelError> {
+        // (from, to) when the destination changes; a new URL that does not parse is left to
+        // `validate`, which refuses it.
+        let moved = stored.and_then(|s| {
+            let to = Destination::of(&self.url)?;
+            let from = Destination::of(&s.url);
+            (from.as_ref() != Some(&to)).then(|| {
+                let from = from.map_or_else(|| "an invalid URL".to_string(), |d| d.to_string());
+                (from, to.to_string())
+            })
+        });
         for (i, header) in self.auth_headers.iter_mut().enumerate() {
             if !header.value.is_placeholder() {
                 continue;
             }
+            let field = format!("auth_headers[{i}].value");
             let kept = stored
                 .into_iter()
                 .flat_map(|s| s.auth_headers.iter())
                 .find(|h| h.name.eq_ignore_ascii_case(&header.name) && !h.value.is_placeholder());
-            match kept {
-                Some(h) => header.value = h.value.clone(),
-                None => {
-                    return Err(ModelError::field(
-                        format!("auth_headers[{i}].value"),
-                        format!(
+            let Some(kept) = kept else {
+                return Err(ModelError::field(
+                    field,
+                    format!(
                         "is the redaction placeholder \"{REDACTED}\" but no value is stored for \
-                             header `{}`; send the real value",
+                         header `{}`; send the real value",
                         header.name
                     ),
-                    ))
-                }
+                ));
+            };
+            if let Some((from, to)) = &moved {
+                return Err(ModelError::field(
+                    field,
+                    format!(
+                        "is the redaction placeholder \"{REDACTED}\", which keeps the stored value \
+                         only while the destination stays the same; the URL's scheme, host or \
+                         port changes (from {from} to {to}): send the real value of header `{}` \
+                         for the new destination",
+                        header.name
+                    ),
+                ));
             }
+            header.value = kept.value.clone();
         }
         Ok(())
+    }
+
+    /// Move custom headers that carry a credential ([`is_credential_header`]) to the auth
+    /// headers, returning their names. For settings stored before such custom headers were
+    /// refused: they keep working, now redacted when shown and sealed when next written.
+    pub fn move_credential_headers_to_auth(&mut self) -> Vec<String> {
+        let (credentials, custom): (Vec<_>, Vec<_>) = std::mem::take(&mut self.custom_headers)
+            .into_iter()
+            .partition(|h| is_credential_header(&h.name));
+        self.custom_headers = custom;
+        credentials
+            .into_iter()
+            .map(|h| {
+                let name = h.name.clone();
+                self.auth_headers.push(Header {
+                    name: h.name,
+                    value: Secret::new(h.value),
+                });
+                name
+            })
+            .collect()
     }
 
     /// Check every field; the error names the first bad one.
@@ -366,7 +412,18 @@ impl OrgSettings {
             check_header(&h.name, h.value.expose(), &format!("auth_headers[{i}]"))?;
         }
         for (i, h) in self.custom_headers.iter().enumerate() {
-            check_header(&h.name, &h.value, &format!("custom_headers[{i}]"))?;
+            let field = format!("custom_headers[{i}]");
+            check_header(&h.name, &h.value, &field)?;
+            if is_credential_header(&h.name) {
+                return Err(ModelError::field(
+                    format!("{field}.name"),
+                    format!(
+                        "`{}` carries a credential: put it in auth_headers, whose values are \
+                         encrypted at rest and never shown",
+                        h.name
+                    ),
+                ));
+            }
         }
         for (i, f) in self.custom_fields.iter().enumerate() {
             if f.key.trim().is_empty() {
@@ -424,6 +481,48 @@ impl OrgSettings {
     }
 }
 
+/// Request headers that carry credentials (RFC 9110 `Authorization`, `Proxy-Authorization`;
+/// RFC 6265 `Cookie`): they belong in `auth_headers`, never in the custom headers, which are
+/// stored in clear and shown by the API.
+pub const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
+/// Whether a header of this name (any case) carries a credential.
+pub fn is_credential_header(name: &str) -> bool {
+    CREDENTIAL_HEADERS
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(name.trim()))
+}
+
+/// Where a URL sends requests: scheme, host and port (the scheme's default when absent).
+/// Secrets are kept across a settings change only while this stays the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Destination {
+    scheme: String,
+    host: url::Host<String>,
+    port: Option<u16>,
+}
+
+impl Destination {
+    fn of(url: &str) -> Option<Self> {
+        let url = url::Url::parse(url).ok()?;
+        Some(Self {
+            scheme: url.scheme().to_string(),
+            host: url.host()?.to_owned(),
+            port: url.port_or_known_default(),
+        })
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.host)?;
+        match self.port {
+            Some(port) => write!(f, ":{port}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The name quoted in a serde message such as ``unknown field `x`, expected ...``.
 fn quoted_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
     message.strip_prefix(prefix)?.split('`').next()
@@ -446,10 +545,12 @@ fn check_header(name: &str, value: &str, field: &str) -> Result<(), ModelError> 
             format!("`{name}` is set by ELS and cannot be overridden"),
         ));
     }
-    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+    // What HTTP refuses in a field value (CR, LF, NUL, other C0 controls, DEL), and C1
+    // controls; a tab is legal. The message never quotes the value: it may be a secret.
+    if value.chars().any(|c| c.is_control() && c != '\t') {
         return Err(ModelError::field(
             format!("{field}.value"),
-            "must not contain line breaks",
+            "must not contain control characters (line breaks, NUL, DEL, ...; a tab is allowed)",
         ));
     }
     Ok(())
@@ -619,6 +720,122 @@ mod tests {
         let mut changed = OrgSettings::hec("https://x/y", "new");
         changed.keep_stored_secrets(Some(&stored)).unwrap();
         assert_eq!(changed.auth_headers[0].value.expose(), "Splunk new");
+    }
+
+    #[test]
+    fn placeholder_keeps_a_secret_only_for_the_same_destination() {
+        let mut stored = OrgSettings::hec("https://siem.example/services/collector", "s3cret");
+        stored.auth_headers.push(Header {
+            name: "X-Key".into(),
+            value: Secret::new("k3y"),
+        });
+        // Same scheme, host and port: the path, the host's case and an explicit default port
+        // may change.
+        for url in [
+            "https://siem.example/other/path?q=1",
+            "https://SIEM.example:443/services/collector",
+        ] {
+            let mut next = stored.redacted();
+            next.url = url.into();
+            next.keep_stored_secrets(Some(&stored)).unwrap();
+            assert_eq!(next.auth_headers[1].value.expose(), "k3y", "{url}");
+        }
+        for (url, from_to) in [
+            (
+                "http://siem.example/services/collector",
+                "from https://siem.example:443 to http://siem.example:80",
+            ),
+            (
+                "https://echo.example/services/collector",
+                "from https://siem.example:443 to https://echo.example:443",
+            ),
+            (
+                "https://siem.example:8443/services/collector",
+                "to https://siem.example:8443",
+            ),
+            ("https://[::1]/x", "to https://[::1]:443"),
+        ] {
+            // Any kept header is refused, naming it; the message never holds the secret.
+            let mut next = stored.redacted();
+            next.url = url.into();
+            next.auth_headers[0].value = Secret::new("Splunk typed-again");
+            let err = next.keep_stored_secrets(Some(&stored)).unwrap_err();
+            assert_eq!(err.field_name(), Some("auth_headers[1].value"), "{url}");
+            let text = err.to_string();
+            assert!(text.contains(from_to), "{url}: {text}");
+            assert!(!text.contains("k3y") && !text.contains("s3cret"), "{text}");
+            // Entering every secret again for the new destination is fine.
+            next.auth_headers[1].value = Secret::new("new-k3y");
+            next.keep_stored_secrets(Some(&stored)).unwrap();
+            assert_eq!(next.auth_headers[1].value.expose(), "new-k3y");
+        }
+        // A new URL that does not parse is left to `validate`.
+        let mut bad = stored.redacted();
+        bad.url = "not a url".into();
+        bad.keep_stored_secrets(Some(&stored)).unwrap();
+        assert_eq!(bad.validate().unwrap_err().field_name(), Some("url"));
+    }
+
+    #[test]
+    fn credential_and_control_character_headers_are_refused_naming_the_field() {
+        for name in ["Authorization", "cookie", "PROXY-AUTHORIZATION"] {
+            let v = json!({"url": "https://x", "custom_headers": [
+                {"name": "X-Env", "value": "prod"},
+                {"name": name, "value": "Bearer CANARY"},
+            ]});
+            let err = settings(v).unwrap_err();
+            assert_eq!(err.field_name(), Some("custom_headers[1].name"), "{name}");
+            let text = err.to_string();
+            assert!(text.contains("auth_headers"), "{text}");
+            assert!(!text.contains("CANARY"), "{text}");
+            // As an auth header it is what auth headers are for.
+            let v = json!({"url": "https://x", "auth_headers": [{"name": name, "value": "v"}]});
+            settings(v).unwrap();
+        }
+        for bad in [
+            "a\u{1}b",
+            "esc \u{1b}[31m",
+            "del\u{7f}",
+            "nel\u{85}",
+            "a\rb",
+            "nul\u{0}",
+        ] {
+            let v = json!({"url": "https://x", "custom_headers": [{"name": "X-A", "value": bad}]});
+            let err = settings(v).unwrap_err();
+            assert_eq!(err.field_name(), Some("custom_headers[0].value"), "{bad:?}");
+            let v = json!({"url": "https://x", "auth_headers": [
+                {"name": "X-Ok", "value": "fine"},
+                {"name": "X-Key", "value": bad},
+            ]});
+            let err = settings(v).unwrap_err();
+            assert_eq!(err.field_name(), Some("auth_headers[1].value"), "{bad:?}");
+            assert!(!err.to_string().contains(bad), "{err}");
+        }
+        // HTTP allows a tab inside a value, and any non-control text.
+        let v = json!({"url": "https://x", "custom_headers": [{"name": "X-A", "value": "a\tb é"}]});
+        settings(v).unwrap();
+    }
+
+    #[test]
+    fn stored_credential_custom_headers_move_to_the_auth_headers() {
+        let mut s = OrgSettings::hec("https://x/y", "t");
+        for (name, value) in [("X-Env", "prod"), ("Cookie", "sid=CANARY"), ("x-b", "b")] {
+            s.custom_headers.push(Header {
+                name: name.into(),
+                value: value.into(),
+            });
+        }
+        assert!(s.validate().is_err());
+        assert_eq!(s.move_credential_headers_to_auth(), vec!["Cookie"]);
+        s.validate().unwrap();
+        let names: Vec<&str> = s.custom_headers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["X-Env", "x-b"]);
+        assert_eq!(s.auth_headers[1].name, "Cookie");
+        assert_eq!(s.auth_headers[1].value.expose(), "sid=CANARY");
+        assert!(!serde_json::to_string(&s.redacted())
+            .unwrap()
+            .contains("CANARY"));
+        assert!(s.move_credential_headers_to_auth().is_empty());
     }
 
     #[test]

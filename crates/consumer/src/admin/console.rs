@@ -20,7 +20,6 @@
 //! A strict Content-Security-Policy (scripts and styles from this origin only, no inline
 //! script) backs up the page's rule of rendering every text with `textContent`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
@@ -28,12 +27,12 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use els_api::{DeadLetterSummary, DeadLetterV1, LatestFailure, OrgQuery};
 
+use super::dead_letters::count_by_reason;
 use super::{Admin, ApiError};
 use crate::state::record::truncate;
-use crate::state::{DeadLetterV1, Filter};
+use crate::state::Filter;
 
 /// The page; its asset paths and API calls are relative to `/console`.
 pub const INDEX_HTML: &str = include_str!("console/index.html");
@@ -80,67 +79,32 @@ pub async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
 }
 
-/// `?org=` of the summary route.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OrgQuery {
-    org: String,
-}
-
-/// One org's dead letters at a glance: what the console's dead-letter panel shows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
-    pub org: String,
-    /// Dead letters of this org.
-    pub count: usize,
-    /// `count` split by reason (`rejected`, `retries_exhausted`, ...).
-    pub by_reason: BTreeMap<&'static str, usize>,
-    /// The most recent failure, so the panel can say why without listing records.
-    pub latest: Option<Latest>,
-    /// Dead letters of all orgs.
-    pub total: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Latest {
-    pub reason: &'static str,
-    pub attempts: u32,
-    pub last_status: Option<u16>,
-    /// At most [`MAX_LATEST_ERROR`] bytes of the SIEM's answer or the network error.
-    pub last_error: String,
-    pub last_failed_at: DateTime<Utc>,
-}
-
 /// Count `records` (all of one org) by reason and pick the latest failure.
-pub fn summarize(org: &str, records: &[DeadLetterV1], total: usize) -> Summary {
-    let mut by_reason = BTreeMap::new();
-    for r in records {
-        *by_reason.entry(r.reason.as_str()).or_insert(0) += 1;
-    }
+pub fn summarize(org: &str, records: &[DeadLetterV1], total: usize) -> DeadLetterSummary {
     let latest = records
         .iter()
         .max_by_key(|r| (r.last_failed_at, r.id))
-        .map(|r| Latest {
-            reason: r.reason.as_str(),
+        .map(|r| LatestFailure {
+            reason: r.reason,
             attempts: r.attempts,
             last_status: r.last_status,
             last_error: truncate(&r.last_error, MAX_LATEST_ERROR),
             last_failed_at: r.last_failed_at,
         });
-    Summary {
+    DeadLetterSummary {
         org: org.to_string(),
         count: records.len(),
-        by_reason,
+        by_reason: count_by_reason(records),
         latest,
         total,
     }
 }
 
-/// `GET /console/api/dead-letters?org=`: the org's [`Summary`].
+/// `GET /console/api/dead-letters?org=`: the org's [`DeadLetterSummary`].
 pub async fn dead_letters(
     State(admin): State<Arc<Admin>>,
     query: Result<Query<OrgQuery>, QueryRejection>,
-) -> Result<Json<Summary>, ApiError> {
+) -> Result<Json<DeadLetterSummary>, ApiError> {
     let org = match query {
         Ok(Query(q)) if !q.org.trim().is_empty() => q.org,
         Ok(_) => return Err(ApiError::bad_request("org", "must not be empty")),
@@ -160,8 +124,11 @@ mod tests {
     use super::super::testing::{self, TOKEN};
     use super::*;
     use crate::settings::SettingsStore;
-    use crate::state::{Reason, StateStore};
+    use crate::state::StateStore;
+    use chrono::{DateTime, Utc};
+    use els_api::Reason;
     use serde_json::{json, Value};
+    use std::collections::BTreeMap;
 
     fn record(org: &str, reason: Reason, minute: u32, error: &str) -> DeadLetterV1 {
         let at = DateTime::parse_from_rfc3339(&format!("2026-11-25T01:{minute:02}:00Z"))
@@ -196,10 +163,10 @@ mod tests {
         assert_eq!(s.total, 7);
         assert_eq!(
             s.by_reason,
-            BTreeMap::from([("rejected", 1), ("retries_exhausted", 2)])
+            BTreeMap::from([(Reason::Rejected, 1), (Reason::RetriesExhausted, 2)])
         );
         let latest = s.latest.unwrap();
-        assert_eq!(latest.reason, "rejected");
+        assert_eq!(latest.reason, Reason::Rejected);
         assert!(latest.last_error.len() <= MAX_LATEST_ERROR + '…'.len_utf8());
         let empty = summarize("o", &[], 0);
         assert_eq!((empty.count, empty.latest), (0, None));

@@ -1,8 +1,9 @@
-//! The dead-letter API (`elsctl dlq` is its client): list, show, purge and replay. With the
-//! state topic on, these routes see and act on every instance's dead letters: replaying or
-//! purging one here tombstones it for all.
+//! The dead-letter API (`elsctl dlq` is its client): list, show, purge and replay, with
+//! `els_api`'s filters ([`DeadLetterQuery`]) and answers. With the state topic on, these routes
+//! see and act on every instance's dead letters: replaying or purging one here tombstones it
+//! for all.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,85 +13,82 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use els_api::{DeadLetterList, DeadLetterQuery, DeadLetterV1, PurgeResult, Reason, ReplayResult};
 use governor::{Quota, RateLimiter};
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::{Admin, ApiError};
-use crate::state::{DeadLetterV1, Filter, Reason};
+use crate::state::{DeadLetters, Filter};
 
-/// Filters as query parameters or a JSON body.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FilterParams {
-    org: Option<String>,
-    reason: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    limit: Option<usize>,
-    /// Replay only: events per second (default 500).
-    rate: Option<u32>,
+/// The request's filters, checked, naming the one at fault.
+fn to_filter(params: &DeadLetterQuery) -> Result<Filter, ApiError> {
+    let time = |field: &str, v: &Option<String>| -> Result<Option<DateTime<Utc>>, ApiError> {
+        v.as_deref()
+            .map(|s| {
+                DateTime::parse_from_rfc3339(s)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| ApiError::bad_request(field, format!("not an RFC 3339 time: {e}")))
+            })
+            .transpose()
+    };
+    let reason = match params.reason.as_deref() {
+        None => None,
+        Some(r) => Some(Reason::parse(r).ok_or_else(|| {
+            let all: Vec<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+            ApiError::bad_request(
+                "reason",
+                format!("unknown reason `{r}`; one of {}", all.join(", ")),
+            )
+        })?),
+    };
+    Ok(Filter {
+        org: params.org.clone(),
+        reason,
+        since: time("since", &params.since)?,
+        until: time("until", &params.until)?,
+        limit: params.limit,
+    })
 }
 
-impl FilterParams {
-    fn to_filter(&self) -> Result<Filter, ApiError> {
-        let time = |field: &str, v: &Option<String>| -> Result<Option<DateTime<Utc>>, ApiError> {
-            v.as_deref()
-                .map(|s| {
-                    DateTime::parse_from_rfc3339(s)
-                        .map(|t| t.with_timezone(&Utc))
-                        .map_err(|e| {
-                            ApiError::bad_request(field, format!("not an RFC 3339 time: {e}"))
-                        })
-                })
-                .transpose()
-        };
-        let reason = match self.reason.as_deref() {
-            None => None,
-            Some(r) => Some(Reason::parse(r).ok_or_else(|| {
-                let all: Vec<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
-                ApiError::bad_request(
-                    "reason",
-                    format!("unknown reason `{r}`; one of {}", all.join(", ")),
-                )
-            })?),
-        };
-        Ok(Filter {
-            org: self.org.clone(),
-            reason,
-            since: time("since", &self.since)?,
-            until: time("until", &self.until)?,
-            limit: self.limit,
-        })
-    }
-}
-
-type FilterQuery = Result<Query<FilterParams>, QueryRejection>;
+type FilterQuery = Result<Query<DeadLetterQuery>, QueryRejection>;
 
 /// The query string as a dead-letter filter.
 fn filter(query: FilterQuery) -> Result<Filter, ApiError> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request("query", e.body_text()))?
-        .to_filter()
+    let Query(params) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
+    to_filter(&params)
+}
+
+/// The complete dead-letter view and its records matching `filter`.
+async fn matching<'a>(
+    admin: &'a Admin,
+    filter: &Filter,
+) -> Result<(&'a DeadLetters, Vec<DeadLetterV1>), ApiError> {
+    let dead_letters = admin.dead_letters().await?;
+    let records = dead_letters.list(filter)?;
+    Ok((dead_letters, records))
+}
+
+/// `records` counted by reason.
+pub(crate) fn count_by_reason(records: &[DeadLetterV1]) -> BTreeMap<Reason, usize> {
+    let mut counts = BTreeMap::new();
+    for r in records {
+        *counts.entry(r.reason).or_default() += 1;
+    }
+    counts
 }
 
 pub async fn list(
     State(admin): State<Arc<Admin>>,
     query: FilterQuery,
-) -> Result<Json<Value>, ApiError> {
-    let filter = filter(query)?;
-    let dead_letters = admin.dead_letters().await?;
-    let items = dead_letters.list(&filter)?;
-    let mut by_reason: HashMap<&str, usize> = HashMap::new();
-    for r in &items {
-        *by_reason.entry(r.reason.as_str()).or_default() += 1;
-    }
-    Ok(Json(
-        json!({"total": dead_letters.count(), "matched": items.len(), "by_reason": by_reason, "items": items}),
-    ))
+) -> Result<Json<DeadLetterList>, ApiError> {
+    let (dead_letters, items) = matching(&admin, &filter(query)?).await?;
+    Ok(Json(DeadLetterList {
+        total: dead_letters.count(),
+        matched: items.len(),
+        by_reason: count_by_reason(&items),
+        items,
+    }))
 }
 
 pub async fn show(
@@ -112,10 +110,8 @@ pub async fn show(
 pub async fn purge(
     State(admin): State<Arc<Admin>>,
     query: FilterQuery,
-) -> Result<Json<Value>, ApiError> {
-    let filter = filter(query)?;
-    let dead_letters = admin.dead_letters().await?;
-    let items = dead_letters.list(&filter)?;
+) -> Result<Json<PurgeResult>, ApiError> {
+    let (dead_letters, items) = matching(&admin, &filter(query)?).await?;
     let ids: Vec<u64> = items.iter().map(|r| r.id).collect();
     let (purged, failed) = dead_letters.remove_many(&ids).await;
     if let Some(e) = &failed {
@@ -123,23 +119,22 @@ pub async fn purge(
     }
     admin.count_dead_letters();
     tracing::info!(purged, "dead letters purged");
-    Ok(Json(
-        json!({"purged": purged, "remaining": dead_letters.count()}),
-    ))
+    Ok(Json(PurgeResult {
+        purged,
+        remaining: dead_letters.count(),
+    }))
 }
 
 /// Re-publish matching dead letters to the events topic with their original `event_id`;
 /// each record is removed only after Kafka acknowledged it. Rate-limited.
 pub async fn replay(
     State(admin): State<Arc<Admin>>,
-    body: Option<Json<FilterParams>>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    body: Option<Json<DeadLetterQuery>>,
+) -> Result<(StatusCode, Json<ReplayResult>), ApiError> {
     let params = body.map(|Json(b)| b).unwrap_or_default();
-    let filter = params.to_filter()?;
-    let dead_letters = admin.dead_letters().await?;
+    let (dead_letters, items) = matching(&admin, &to_filter(&params)?).await?;
     let rate = NonZeroU32::new(params.rate.unwrap_or(500)).unwrap_or(NonZeroU32::MIN);
     let limiter = RateLimiter::direct(Quota::per_second(rate));
-    let items = dead_letters.list(&filter)?;
     let (producer, topic) = admin.replay_producer();
     let (mut replayed, mut failed) = (0usize, 0usize);
     let mut last_error = None;
@@ -181,8 +176,12 @@ pub async fn replay(
     };
     Ok((
         status,
-        Json(
-            json!({"matched": items.len(), "replayed": replayed, "failed": failed, "last_error": last_error, "remaining": dead_letters.count()}),
-        ),
+        Json(ReplayResult {
+            matched: items.len(),
+            replayed,
+            failed,
+            last_error,
+            remaining: dead_letters.count(),
+        }),
     ))
 }

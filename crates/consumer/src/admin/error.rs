@@ -1,11 +1,11 @@
-//! [`ApiError`]: every error answer of the admin API, as JSON
+//! [`ApiError`]: every error answer of the admin API, as JSON ([`ErrorBody`])
 //! `{"error": <reason phrase>, "field": <the input at fault or null>, "message": <why>}`.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use els_api::ErrorBody;
 use els_model::ModelError;
-use serde::Serialize;
 
 use crate::error::ConsumerError;
 
@@ -16,14 +16,6 @@ pub struct ApiError {
     /// The input at fault (`org`, `auth_headers[0].value`, `Authorization`...), if one is.
     pub field: Option<String>,
     pub message: String,
-}
-
-/// The JSON body of an [`ApiError`].
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: Option<&'static str>,
-    field: Option<&'a str>,
-    message: &'a str,
 }
 
 impl ApiError {
@@ -54,9 +46,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: self.status.canonical_reason(),
-            field: self.field.as_deref(),
-            message: &self.message,
+            error: self.status.canonical_reason().map(str::to_string),
+            field: self.field,
+            message: self.message,
+            errors: Vec::new(),
         };
         (self.status, Json(body)).into_response()
     }

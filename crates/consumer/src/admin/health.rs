@@ -1,4 +1,5 @@
-//! Public probes: `/metrics` (Prometheus text), liveness `/healthz` and readiness `/readyz`.
+//! Public probes: `/metrics` (Prometheus text), liveness `/healthz` (`ok`, or [`Liveness`])
+//! and readiness `/readyz` ([`Readiness`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use els_api::{Liveness, Readiness};
 
 use super::Admin;
 
@@ -27,24 +28,32 @@ pub async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
 /// I/O errors sticky, so a restart (which re-reads the unfinished events) is the way back.
 pub async fn live(State(admin): State<Arc<Admin>>) -> Response {
     match admin.store_health().failing_for() {
-        Some(d) if d >= STORE_FAILURE_FATAL => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"live": false, "reason": format!("dead-letter store failing for {} s; restart after fixing the disk", d.as_secs())})),
-        )
-            .into_response(),
+        Some(d) if d >= STORE_FAILURE_FATAL => {
+            let reason = format!(
+                "dead-letter store failing for {} s; restart after fixing the disk",
+                d.as_secs()
+            );
+            let body = Liveness {
+                live: false,
+                reason,
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
         _ => "ok".into_response(),
     }
 }
 
 /// Readiness: partitions assigned and the store accepting writes.
 pub async fn ready(State(admin): State<Arc<Admin>>) -> Response {
-    let partitions = admin.partitions();
-    let store_ok = !admin.store_health().is_failing();
-    let ready = admin.ready();
-    let body = Json(json!({"ready": ready, "partitions": partitions, "store_ok": store_ok}));
-    if ready {
-        (StatusCode::OK, body).into_response()
+    let readiness = Readiness {
+        ready: admin.ready(),
+        partitions: admin.partitions(),
+        store_ok: !admin.store_health().is_failing(),
+    };
+    let status = if readiness.ready {
+        StatusCode::OK
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness)).into_response()
 }

@@ -1,10 +1,13 @@
 //! The admin server: `/metrics` and the probes for everyone; the dead-letter and settings
-//! APIs (`elsctl` is their client) and the console's data behind a bearer token.
+//! APIs (`elsctl` is their client) and the console's data behind a bearer token. Every request
+//! and answer body is a type of the `els-api` crate (its docs map routes to types), shared
+//! with `elsctl`.
 //!
 //! - `router.rs`: the route table (method, path, who may call it, handler) the router is
 //!   built from; every `/v1` and `/console/api` route is behind the token layer.
 //! - `auth.rs`: that layer: the bearer token, compared in constant time.
-//! - `error.rs`: [`ApiError`], every error answer: `{"error","field","message"}`.
+//! - `error.rs`: [`ApiError`], every error answer: `{"error","field","message"}`
+//!   ([`els_api::ErrorBody`]).
 //! - `health.rs`: `/metrics`, liveness `/healthz` (store failing too long), readiness
 //!   `/readyz` (partitions assigned, store writable).
 //! - `dead_letters.rs`: `/v1/dead-letters`: list, show, purge, replay to the events topic.

@@ -1,6 +1,6 @@
 //! The settings part of the admin API (`elsctl settings` is its client):
 //!
-//! - `GET /v1/orgs` -> `{"orgs": [..]}`: orgs with their own settings.
+//! - `GET /v1/orgs` -> [`OrgList`] `{"orgs": [..]}`: orgs with their own settings.
 //! - `GET /v1/orgs/{org}/settings`: the org's settings, auth header values as `********`;
 //!   404 when it has none.
 //! - `PUT /v1/orgs/{org}/settings`: store settings (written to the settings topic, acked,
@@ -8,7 +8,8 @@
 //!   settings, redacted. An auth header value of exactly `********` keeps the value stored
 //!   for that header name, so `get` -> edit -> `set` round-trips without re-entering secrets.
 //!   400 `{"error","field","message"}` names the field; 413 above 256 KiB.
-//! - `DELETE /v1/orgs/{org}/settings` -> `{"deleted": bool}` (a tombstone on the topic).
+//! - `DELETE /v1/orgs/{org}/settings` -> [`SettingsDeleted`] `{"deleted": bool}` (a tombstone
+//!   on the topic).
 
 use std::sync::Arc;
 
@@ -17,8 +18,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use els_model::settings::OrgSettings;
-use serde_json::{json, Value};
+use els_api::{OrgList, OrgSettings, SettingsDeleted};
 
 use super::{Admin, ApiError};
 
@@ -53,8 +53,10 @@ pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, A
     })
 }
 
-pub async fn list(State(admin): State<Arc<Admin>>) -> Json<Value> {
-    Json(json!({"orgs": admin.settings().org_ids()}))
+pub async fn list(State(admin): State<Arc<Admin>>) -> Json<OrgList> {
+    Json(OrgList {
+        orgs: admin.settings().org_ids(),
+    })
 }
 
 pub async fn show(
@@ -91,15 +93,15 @@ pub async fn put(
 pub async fn delete(
     State(admin): State<Arc<Admin>>,
     Path(org): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SettingsDeleted>, ApiError> {
     check_org(&org)?;
     let store = admin.settings();
     if store.get_own(&org).is_none() {
-        return Ok(Json(json!({"deleted": false})));
+        return Ok(Json(SettingsDeleted { deleted: false }));
     }
     store.delete(&org).await?;
     tracing::info!(org_id = %org, "org settings deleted through the admin API");
-    Ok(Json(json!({"deleted": true})))
+    Ok(Json(SettingsDeleted { deleted: true }))
 }
 
 #[cfg(test)]

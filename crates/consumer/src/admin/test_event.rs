@@ -3,7 +3,7 @@
 //! real delivery (custom fields, hashing, template, HEC envelope or generic body, headers,
 //! SSRF guard: [`crate::delivery::request`], [`crate::delivery::siem`]), with the org's event
 //! and flow filters bypassed and one attempt only. The SIEM's answer comes back for the
-//! operator to read.
+//! operator to read ([`TestEventResult`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,12 +14,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::Utc;
+use els_api::TestEventResult;
 use els_model::event::ExecutionEvent;
 use els_model::privacy::hash_email;
 use els_model::settings::EndpointKind;
 use els_model::topic::TopicEvent;
 use els_model::EventType;
-use serde::Serialize;
 use uuid::Uuid;
 
 use super::settings::{body_bytes, check_org};
@@ -30,23 +30,6 @@ use crate::settings::OrgRuntime;
 
 /// Most body bytes returned to the operator.
 pub const MAX_BODY_EXCERPT: usize = 4 * 1024;
-
-/// The admin API's answer to `POST /v1/orgs/{org}/test` (read by `elsctl test-event`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TestResult {
-    /// The SIEM's HTTP status; `None` when it never answered (or the guard refused).
-    pub status: Option<u16>,
-    /// Response headers, `Set-Cookie` left out; repeated headers joined with `, `.
-    pub headers: BTreeMap<String, String>,
-    /// The first [`MAX_BODY_EXCERPT`] bytes of the body.
-    pub body: String,
-    pub latency_ms: u64,
-    /// The network error or SSRF refusal when there was no answer.
-    pub error: Option<String>,
-    /// Splunk HEC's `{"text","code"}` from the body, for HEC endpoints.
-    pub hec_code: Option<i64>,
-    pub hec_text: Option<String>,
-}
 
 /// A complete sample event for `org`: every base field and typical metadata.
 pub fn sample_event(org: &str) -> ExecutionEvent {
@@ -98,7 +81,7 @@ pub fn body_for(event: &ExecutionEvent, runtime: &OrgRuntime) -> Vec<u8> {
 }
 
 /// Send one sample event for `org` and report the answer.
-pub async fn send(siem: &SiemClient, org: &str, runtime: &OrgRuntime) -> TestResult {
+pub async fn send(siem: &SiemClient, org: &str, runtime: &OrgRuntime) -> TestEventResult {
     let body = body_for(&sample_event(org), runtime);
     let started = Instant::now();
     let answer = siem.exchange(runtime, body.into()).await;
@@ -123,7 +106,7 @@ pub async fn send(siem: &SiemClient, org: &str, runtime: &OrgRuntime) -> TestRes
                 EndpointKind::Hec => hec_reply(&exchange.body),
                 EndpointKind::Http => (None, None),
             };
-            TestResult {
+            TestEventResult {
                 status: Some(exchange.status),
                 headers,
                 body: excerpt(&exchange.body, MAX_BODY_EXCERPT),
@@ -133,7 +116,7 @@ pub async fn send(siem: &SiemClient, org: &str, runtime: &OrgRuntime) -> TestRes
                 hec_text,
             }
         }
-        Err(failure) => TestResult {
+        Err(failure) => TestEventResult {
             status: None,
             headers: BTreeMap::new(),
             body: String::new(),
@@ -154,7 +137,7 @@ pub async fn post(
     State(admin): State<Arc<Admin>>,
     Path(org): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<TestResult>, ApiError> {
+) -> Result<Json<TestEventResult>, ApiError> {
     check_org(&org)?;
     let bytes = body_bytes(body)?;
     if !bytes.iter().all(u8::is_ascii_whitespace) {
@@ -224,21 +207,8 @@ mod tests {
         let event = sample_event("org-1");
         event.validate().unwrap();
         let json = serde_json::to_value(&event).unwrap();
-        for field in [
-            "event_id",
-            "event_type",
-            "execution_id",
-            "timestamp",
-            "flow_id",
-            "flow_name",
-            "org_id",
-            "org_name",
-            "org_hostname",
-            "user_id",
-            "user_email",
-            "parent_execution_id",
-            "root_flow_name",
-        ] {
+        let metadata = ["parent_execution_id", "root_flow_name"];
+        for field in els_model::event::BASE_FIELDS.into_iter().chain(metadata) {
             assert!(json.get(field).is_some(), "{field}");
         }
         assert_eq!(json["event_type"], "FLOW_COMPLETE");

@@ -3,7 +3,10 @@
 //! rebinding between checks cannot slip through), and URLs with literal IPs are checked before
 //! sending (reqwest skips the resolver for them). Refused: loopback, private, link-local,
 //! unique-local, CGNAT, unspecified, broadcast, multicast, documentation, reserved and cloud
-//! metadata addresses, including their IPv4-mapped/compatible/NAT64 IPv6 forms.
+//! metadata addresses, including the IPv6 forms that embed or translate to an IPv4 address
+//! (IPv4-mapped, IPv4-compatible, IPv4-translated, 6to4, NAT64 well-known prefix) when the
+//! embedded address is refused; and IPv6 ranges that reach an IPv4 network ELS cannot tell:
+//! local-use NAT64 (`64:ff9b:1::/48`, any prefix length) and Teredo (`2001::/32`).
 //!
 //! `ssrf_allow` (`ELS_SSRF_ALLOW`) lists host names, IPs or CIDRs that are allowed anyway,
 //! for local demos and tests (`127.0.0.1,siem-sim`). Redirects are never followed and env
@@ -116,30 +119,31 @@ impl SsrfPolicy {
     }
 }
 
-/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`)
-/// or NAT64 (`64:ff9b::a.b.c.d`) IPv6 address.
+/// The IPv4 address an IPv6 address embeds, where the embedding has a fixed place:
+/// IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), IPv4-translated
+/// (`::ffff:0:a.b.c.d`, RFC 2765), NAT64 with the well-known prefix (`64:ff9b::a.b.c.d`,
+/// RFC 6052) and 6to4 (`2002:aabb:ccdd::/48`, RFC 3056). The address is reached through it.
 fn embedded_v4(ip: IpAddr) -> Option<Ipv4Addr> {
     let IpAddr::V6(v6) = ip else { return None };
     if let Some(v4) = v6.to_ipv4_mapped() {
         return Some(v4);
     }
     let s = v6.segments();
-    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-    // `::` and `::1` are classified as IPv6 themselves.
-    if s[..6] == [0; 6] && (s[6] != 0 || s[7] > 1) {
-        return Some(tail);
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        // `::` and `::1` are classified as IPv6 themselves.
+        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 || lo > 1 => Some(v4(hi, lo)),
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] | [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        _ => None,
     }
-    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return Some(tail);
-    }
-    None
 }
 
 /// Why an address must not be reached, `None` for ordinary public addresses.
 pub fn classify(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => classify_v4(v4),
-        // Mapped, compatible and NAT64 forms reach the embedded IPv4 address.
+        // Embedded forms reach the embedded IPv4 address.
         IpAddr::V6(v6) => match embedded_v4(ip) {
             Some(v4) => classify_v4(v4),
             None => classify_v6(v6),
@@ -184,7 +188,18 @@ fn classify_v6(ip: Ipv6Addr) -> Option<&'static str> {
         "site-local"
     } else if s[0] & 0xff00 == 0xff00 {
         "multicast"
-    } else if s[0] == 0x2001 && s[1] == 0x0db8 {
+    } else if s[..3] == [0x64, 0xff9b, 1] {
+        // RFC 8215: translators of one network, the IPv4 address anywhere in the next bits.
+        "local-use NAT64"
+    } else if s[..2] == [0x2001, 0] {
+        // RFC 4380: tunnels to an IPv4 host (its address obfuscated in the last 32 bits).
+        "Teredo"
+    } else if s[..3] == [0x2001, 2, 0] {
+        "benchmarking"
+    } else if s[..4] == [0x100, 0, 0, 0] {
+        "discard-only"
+    } else if (s[0] == 0x2001 && s[1] == 0x0db8) || s[0] & 0xfff0 == 0x3ff0 {
+        // 2001:db8::/32 (RFC 3849) and 3fff::/20 (RFC 9637).
         "documentation"
     } else {
         return None;
@@ -284,6 +299,30 @@ mod tests {
             ("192.0.2.1", "documentation"),
             ("[2001:db8::1]", "documentation"),
             ("240.0.0.1", "reserved"),
+            // IPv4-translated (RFC 2765): the embedded address decides.
+            ("[::ffff:0:127.0.0.1]", "loopback"),
+            ("[::ffff:0:a9fe:a9fe]", "cloud metadata"),
+            ("[::ffff:0:10.1.2.3]", "private"),
+            // 6to4 (RFC 3056): the IPv4 address in bits 16-47 decides.
+            ("[2002:7f00:1::]", "loopback"),
+            ("[2002:7f00:1:ffff::1]", "loopback"),
+            ("[2002:a9fe:a9fe::]", "cloud metadata"),
+            ("[2002:c0a8:101::1]", "private"),
+            ("[2002::]", "unspecified"),
+            // NAT64, well-known prefix (RFC 6052): the embedded address decides.
+            ("[64:ff9b::a9fe:a9fe]", "cloud metadata"),
+            ("[64:ff9b::10.0.0.1]", "private"),
+            // Local-use NAT64 (RFC 8215): any prefix length, refused whatever follows.
+            ("[64:ff9b:1::7f00:1]", "local-use NAT64"),
+            ("[64:ff9b:1::808:808]", "local-use NAT64"),
+            ("[64:ff9b:1:ffff:ffff::]", "local-use NAT64"),
+            // Teredo (RFC 4380): server and (obfuscated) client IPv4 addresses inside.
+            ("[2001::]", "Teredo"),
+            ("[2001:0:4136:e378:8000:63bf:80ff:fffe]", "Teredo"),
+            ("[2001:0:ffff:ffff:ffff:ffff:ffff:ffff]", "Teredo"),
+            ("[2001:2::1]", "benchmarking"),
+            ("[100::1]", "discard-only"),
+            ("[3fff::1]", "documentation"),
         ];
         for (addr, want) in refused {
             assert_eq!(classify(ip(addr)), Some(want), "{addr}");
@@ -296,6 +335,16 @@ mod tests {
             "[2606:4700::1111]",
             "[64:ff9b::808:808]",
             "[::ffff:8.8.8.8]",
+            "[::ffff:0:8.8.8.8]",
+            // 6to4 of a public address, and the neighbours of the refused ranges.
+            "[2002:808:808::1]",
+            "[64:ff9b:2::1]",
+            "[64:ff9a:ffff:ffff:ffff:ffff:ffff:ffff]",
+            "[2001:1::1]",
+            "[2001:4860:4860::8888]",
+            "[2003::1]",
+            "[101::1]",
+            "[4000::1]",
         ] {
             assert_eq!(classify(ip(public)), None, "{public}");
         }
@@ -336,6 +385,13 @@ mod tests {
             policy.check(None, ip("::ffff:127.0.0.1")).is_ok(),
             "mapped form of an allowed v4"
         );
+        assert!(policy.check(None, ip("2002:7f00:1::")).is_ok(), "6to4 form");
+        assert!(
+            policy.check(None, ip("::ffff:0:127.0.0.1")).is_ok(),
+            "translated form"
+        );
+        // Local-use NAT64 has no fixed place for the IPv4 address: only CIDRs allow it.
+        assert!(policy.check(None, ip("64:ff9b:1::7f00:1")).is_err());
         assert!(policy.check(None, ip("127.0.0.2")).is_err());
         assert!(policy.check(None, ip("10.1.200.3")).is_ok());
         assert!(policy.check(None, ip("10.2.0.1")).is_err());
@@ -363,6 +419,10 @@ mod tests {
             "http://0.0.0.0/",
             "http://2130706433/",
             "http://0x7f.1/",
+            "http://[::ffff:0:127.0.0.1]/x",
+            "http://[2002:7f00:1::]/x",
+            "http://[64:ff9b:1::7f00:1]/x",
+            "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x",
         ] {
             let url = reqwest::Url::parse(url).unwrap();
             assert!(policy.check_url(&url).is_err(), "{url}");

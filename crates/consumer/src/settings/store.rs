@@ -251,4 +251,35 @@ mod tests {
         );
         assert_eq!(store.org_ids(), Vec::<String>::new());
     }
+
+    /// Whatever validation accepts in a header value, the request headers take: a value
+    /// refused only when the headers are built would answer 400 without naming the field.
+    #[test]
+    fn validation_refuses_every_header_value_the_request_would_refuse() {
+        for c in (0u32..0x100)
+            .chain([0x2028, 0xfeff])
+            .filter_map(char::from_u32)
+        {
+            let value = format!("a{c}b");
+            for auth in [false, true] {
+                let mut s = OrgSettings::hec("https://siem.example/x", "t");
+                let field = if auth {
+                    s.auth_headers[0].value = els_model::settings::Secret::new(value.clone());
+                    "auth_headers[0].value"
+                } else {
+                    s.custom_headers.push(els_model::settings::Header {
+                        name: "X-A".into(),
+                        value: value.clone(),
+                    });
+                    "custom_headers[0].value"
+                };
+                match s.validate() {
+                    Ok(()) => {
+                        OrgRuntime::new(s).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+                    }
+                    Err(e) => assert_eq!(e.field_name(), Some(field), "{c:?}"),
+                }
+            }
+        }
+    }
 }

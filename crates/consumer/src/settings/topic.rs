@@ -80,9 +80,21 @@ pub fn decode(keyring: &Keyring, org: &str, payload: &[u8]) -> Result<OrgSetting
         )
     })?;
     let SettingsRecord::V1(v1) = record;
-    keyring
+    let mut settings = keyring
         .open_settings(org, &v1.settings)
-        .map_err(|(i, e)| format!("auth_headers[{i}] does not decrypt: {e}"))
+        .map_err(|(i, e)| format!("auth_headers[{i}] does not decrypt: {e}"))?;
+    // Written before credential headers were refused as custom headers: they keep working as
+    // auth headers (redacted when shown) rather than the org losing its settings.
+    let moved = settings.move_credential_headers_to_auth();
+    if !moved.is_empty() {
+        tracing::warn!(
+            org_id = org,
+            headers = ?moved,
+            "custom headers that carry a credential are treated as auth headers; save the \
+             org's settings again to store them encrypted"
+        );
+    }
+    Ok(settings)
 }
 
 /// Create the topic if it is missing (compacted, one partition: settings are small).
@@ -426,5 +438,22 @@ mod tests {
         assert!(decode(&ring, "org-1", &plain)
             .unwrap_err()
             .contains("not an encrypted value"));
+    }
+
+    #[test]
+    fn stored_credential_custom_headers_become_auth_headers() {
+        let ring = Keyring::parse(K1, "t").unwrap();
+        let mut settings = OrgSettings::hec("https://siem.example/x", "t");
+        settings.custom_headers.push(els_model::settings::Header {
+            name: "Cookie".into(),
+            value: "sid=CANARY".into(),
+        });
+        // As an older version stored it (custom headers are not sealed).
+        let bytes = encode(&ring, "org-1", &settings, "c1");
+        let read = decode(&ring, "org-1", &bytes).unwrap();
+        assert!(read.custom_headers.is_empty());
+        assert_eq!(read.auth_headers[1].name, "Cookie");
+        assert_eq!(read.auth_headers[1].value.expose(), "sid=CANARY");
+        read.validate().unwrap();
     }
 }

@@ -393,4 +393,14 @@ mod tests {
         assert!(decode_parked(br#"{"v":"9","org_id":"a","event":{}}"#).is_err());
         assert!(decode_parked(b"nope").is_err());
     }
+
+    #[test]
+    fn parked_records_read_back_whatever_the_event_depth() {
+        // The deepest event serde_json parses: the record around it is one level deeper.
+        let event = format!(r#"{{"nest":{}{}}}"#, "[".repeat(126), "]".repeat(126));
+        assert!(serde_json::from_str::<serde_json::Value>(&event).is_ok());
+        let value = encode_parked("o", &event);
+        assert!(serde_json::from_slice::<serde_json::Value>(&value).is_err());
+        assert_eq!(decode_parked(&value).unwrap(), ("o".to_string(), event));
+    }
 }

@@ -5,9 +5,16 @@
 //! caller may finish (and so commit) the event's offset. sled is single-process: other tools
 //! reach the dead letters through the consumer's admin API. With the changelog on, the tree is
 //! a view of every instance's dead letters, kept by [`super::changelog::follower`].
+//!
+//! One record that does not decode (corrupt, or of a version this build does not know, e.g.
+//! written by a newer instance) must not take the store down with it: lists leave it out and
+//! report it (an error log the first time its id is met, [`DeadLetters::unreadable`] for
+//! counts), [`DeadLetters::get`] answers an error naming it, and removal works by id without
+//! reading it ([`DeadLetters::remove`], [`DeadLetters::remove_many`]).
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::changelog::{Changelog, Key};
 use super::record::{dead_letter_id, dead_letter_origin, DeadLetter, DeadLetterV1, Filter};
@@ -26,6 +33,30 @@ pub struct DeadLetters {
     count: Arc<AtomicUsize>,
     /// The state changelog every write also goes to (`None`: local-only state).
     changelog: Option<Arc<Changelog>>,
+    /// Ids of records met that do not decode (reported once each, forgotten on removal or
+    /// rewrite).
+    unreadable: Arc<Mutex<BTreeSet<u64>>>,
+}
+
+/// A record of the tree that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub id: u64,
+    /// Why it does not decode (serde's message; events are not secret).
+    pub error: String,
+}
+
+/// What a scan of the tree found: the matching records, and the records it could not read
+/// (which no filter can match).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listing {
+    pub records: Vec<DeadLetterV1>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// The id a tree key stands for (keys are big-endian ids).
+fn key_id(key: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes)
 }
 
 impl DeadLetters {
@@ -37,7 +68,39 @@ impl DeadLetters {
             tree,
             count,
             changelog: None,
+            unreadable: Arc::default(),
         })
+    }
+
+    fn unreadable_ids(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
+        self.unreadable.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Note that record `id` does not decode; logged the first time only (lists run often).
+    fn report_unreadable(&self, id: u64, error: &serde_json::Error) {
+        if self.unreadable_ids().insert(id) {
+            let (partition, offset) = dead_letter_origin(id);
+            tracing::error!(
+                id,
+                partition,
+                offset,
+                error = %error,
+                "a dead-letter record cannot be read; lists leave it out, showing it fails, \
+                 purging it by id removes it"
+            );
+        }
+    }
+
+    /// Note that record `id` is gone or was rewritten.
+    fn forget_unreadable(&self, id: u64) {
+        self.unreadable_ids().remove(&id);
+    }
+
+    /// Decode the record stored under `id`, noting it when it does not decode.
+    fn decode(&self, id: u64, bytes: &[u8]) -> Result<DeadLetterV1, serde_json::Error> {
+        DeadLetter::from_json(bytes)
+            .map(DeadLetter::into_record)
+            .inspect_err(|e| self.report_unreadable(id, e))
     }
 
     pub(super) fn attach_changelog(&mut self, changelog: Arc<Changelog>) {
@@ -59,7 +122,7 @@ impl DeadLetters {
                 None => self.db.generate_id()?,
             };
             record.id = id;
-            let bytes = serde_json::to_vec(&DeadLetter::V1(record))?;
+            let bytes = DeadLetter::V1(record).to_json()?;
             if let Some(changelog) = &self.changelog {
                 let (partition, offset) = dead_letter_origin(id);
                 match changelog.send(Key::Dead { partition, offset }, Some(&bytes)) {
@@ -75,6 +138,7 @@ impl DeadLetters {
             if self.tree.insert(id.to_be_bytes(), bytes)?.is_none() {
                 self.count.fetch_add(1, Ordering::Relaxed);
             }
+            self.forget_unreadable(id);
             ids.push(id);
         }
         self.tree.flush_async().await?;
@@ -89,35 +153,54 @@ impl DeadLetters {
         Ok(ids)
     }
 
-    /// Apply a `dead/*` record of the changelog to the local view (`None`: a tombstone).
-    pub fn apply_changelog(&self, id: u64, value: Option<&[u8]>) -> Result<(), ConsumerError> {
+    /// Apply a `dead/*` record of the changelog to the local view (`None`: a tombstone). A
+    /// value that does not decode is kept all the same (reported, left out of lists, removable
+    /// by id, which also tombstones it): dropping it would leave it in the changelog with no
+    /// way to see or remove it. Returns whether the value (if any) decodes.
+    pub fn apply_changelog(&self, id: u64, value: Option<&[u8]>) -> Result<bool, ConsumerError> {
         match value {
             Some(bytes) => {
-                // Validated here so `list` never meets an unreadable record.
-                serde_json::from_slice::<DeadLetter>(bytes)?;
+                let readable = match DeadLetter::from_json(bytes) {
+                    Ok(_) => {
+                        self.forget_unreadable(id);
+                        true
+                    }
+                    Err(e) => {
+                        self.report_unreadable(id, &e);
+                        false
+                    }
+                };
                 if self.tree.insert(id.to_be_bytes(), bytes)?.is_none() {
                     self.count.fetch_add(1, Ordering::Relaxed);
                 }
+                Ok(readable)
             }
             None => {
                 if self.tree.remove(id.to_be_bytes())?.is_some() {
                     self.count.fetch_sub(1, Ordering::Relaxed);
                 }
+                self.forget_unreadable(id);
+                Ok(true)
             }
         }
-        Ok(())
     }
 
-    /// Empty the local view before it is rebuilt from the changelog, keeping only records of
-    /// older versions that have no input offset (they exist nowhere else). Returns how many
-    /// records were dropped.
+    /// Empty the local view before it is rebuilt from the changelog, keeping only what the
+    /// changelog may not hold: records of older versions that have no input offset (they exist
+    /// nowhere else), and records that do not decode (nothing tells where they came from; if
+    /// the changelog has them, it rewrites them). Returns how many records were dropped.
     pub fn clear_view(&self) -> Result<usize, ConsumerError> {
         let mut dropped = 0;
         for item in self.tree.iter() {
             let (key, bytes) = item?;
-            let keep = serde_json::from_slice::<DeadLetter>(&bytes)
-                .map(|d| dead_letter_id(d.record().partition, d.record().offset).is_none())
-                .unwrap_or(false);
+            let keep = match (key_id(&key), DeadLetter::from_json(&bytes)) {
+                (_, Ok(d)) => dead_letter_id(d.record().partition, d.record().offset).is_none(),
+                (Some(id), Err(e)) => {
+                    self.report_unreadable(id, &e);
+                    true
+                }
+                (None, Err(_)) => false,
+            };
             if !keep && self.tree.remove(key)?.is_some() {
                 self.count.fetch_sub(1, Ordering::Relaxed);
                 dropped += 1;
@@ -135,30 +218,57 @@ impl DeadLetters {
         }
     }
 
-    /// Records matching `filter`, in id order (by partition, then offset).
-    pub fn list(&self, filter: &Filter) -> Result<Vec<DeadLetterV1>, ConsumerError> {
+    /// Records matching `filter`, in id order (by partition, then offset), and the records met
+    /// that do not decode (reported; see the module docs). `filter.limit` caps the records.
+    pub fn scan(&self, filter: &Filter) -> Result<Listing, ConsumerError> {
         let limit = filter.limit.unwrap_or(usize::MAX);
-        let mut out = Vec::new();
+        let mut listing = Listing::default();
+        if limit == 0 {
+            return Ok(listing);
+        }
         for item in self.tree.iter() {
-            let (_, bytes) = item?;
-            let record = serde_json::from_slice::<DeadLetter>(&bytes)?.into_record();
-            if filter.matches(&record) {
-                out.push(record);
-                if out.len() >= limit {
-                    break;
+            let (key, bytes) = item?;
+            let id = key_id(&key).unwrap_or_default();
+            match self.decode(id, &bytes) {
+                Ok(record) if filter.matches(&record) => {
+                    listing.records.push(record);
+                    if listing.records.len() >= limit {
+                        break;
+                    }
                 }
+                Ok(_) => {}
+                Err(e) => listing.unreadable.push(Unreadable {
+                    id,
+                    error: e.to_string(),
+                }),
             }
         }
-        Ok(out)
+        Ok(listing)
     }
 
+    /// Records matching `filter`, in id order (by partition, then offset); records that do not
+    /// decode are left out (and reported, see [`DeadLetters::scan`]).
+    pub fn list(&self, filter: &Filter) -> Result<Vec<DeadLetterV1>, ConsumerError> {
+        Ok(self.scan(filter)?.records)
+    }
+
+    /// The record `id`; an error naming it when it does not decode.
     pub fn get(&self, id: u64) -> Result<Option<DeadLetterV1>, ConsumerError> {
-        match self.tree.get(id.to_be_bytes())? {
-            Some(bytes) => Ok(Some(
-                serde_json::from_slice::<DeadLetter>(&bytes)?.into_record(),
-            )),
-            None => Ok(None),
-        }
+        let Some(bytes) = self.tree.get(id.to_be_bytes())? else {
+            return Ok(None);
+        };
+        self.decode(id, &bytes).map(Some).map_err(|e| {
+            ConsumerError::Encoding(serde::de::Error::custom(format!(
+                "dead letter {id} cannot be read ({e}); lists leave it out, purging it by id \
+                 removes it"
+            )))
+        })
+    }
+
+    /// Ids of the records met so far that do not decode (lists and reads find them; a full
+    /// [`DeadLetters::scan`] finds all).
+    pub fn unreadable(&self) -> Vec<u64> {
+        self.unreadable_ids().iter().copied().collect()
     }
 
     /// Remove one record (after a replay was acknowledged, or a purge) and flush. With the
@@ -181,6 +291,7 @@ impl DeadLetters {
         if existed {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
+        self.forget_unreadable(id);
         self.tree.flush_async().await?;
         Ok(existed)
     }
@@ -222,6 +333,7 @@ impl DeadLetters {
             match self.tree.remove(id.to_be_bytes()) {
                 Ok(Some(_)) => {
                     self.count.fetch_sub(1, Ordering::Relaxed);
+                    self.forget_unreadable(id);
                     removed += 1;
                 }
                 Ok(None) => {}

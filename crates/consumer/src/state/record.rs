@@ -3,10 +3,16 @@
 //!
 //! Ids name the input offset ([`dead_letter_id`]), so the same event dead-lettered again after
 //! a crash gets the same id, and an id means the same record on every instance.
+//!
+//! Records are read with [`DeadLetter::from_json`], never through serde's internally tagged
+//! enum: that buffers the whole record, and serde_json's recursion limit (128 levels) counts
+//! the record's own level on top of the event's, so an event nested close to the limit (which
+//! ingest accepts) made its record unreadable, and with it every listing. The reader skims the
+//! version tag and the event without recursion and parses the event on its own, at the depth
+//! it had when it was first parsed, so any record ELS writes reads back.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// Bits of a dead-letter id that hold the offset; the partition is above them.
 pub const OFFSET_BITS: u32 = 40;
@@ -32,102 +38,42 @@ pub fn dead_letter_origin(id: u64) -> (i32, i64) {
     )
 }
 
-/// Why an event was dead-lettered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// The SIEM rejected it for good (4xx other than 408/429, or a 501), or the SSRF guard
-    /// refused its destination: [`crate::delivery::retry::Outcome::Rejected`].
-    Rejected,
-    /// Transient failures until the retry time ran out.
-    RetriesExhausted,
-    /// Over the org's limit with policy `dead_letter`.
-    RateLimited,
-    /// The Kafka record is not a valid event.
-    InvalidEvent,
-}
+pub use els_api::dead_letters::{DeadLetterV1, Reason};
 
-impl Reason {
-    pub const ALL: [Reason; 4] = [
-        Reason::Rejected,
-        Reason::RetriesExhausted,
-        Reason::RateLimited,
-        Reason::InvalidEvent,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Rejected => "rejected",
-            Reason::RetriesExhausted => "retries_exhausted",
-            Reason::RateLimited => "rate_limited",
-            Reason::InvalidEvent => "invalid_event",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
-
-/// Version 1 of a dead letter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeadLetterV1 {
-    /// `(partition << 40) | offset` ([`dead_letter_id`]); records of older versions have a
-    /// store-assigned number.
-    #[serde(default)]
-    pub id: u64,
-    pub org_id: String,
-    /// The event as consumed (email already hashed), or the raw payload for invalid events.
-    pub event: Value,
-    pub reason: Reason,
-    pub attempts: u32,
-    /// Last HTTP status from the SIEM, if any answered.
-    pub last_status: Option<u16>,
-    /// Last response body excerpt or network error (capped).
-    pub last_error: String,
-    pub first_failed_at: DateTime<Utc>,
-    pub last_failed_at: DateTime<Utc>,
-    /// Where it was consumed from.
-    pub partition: i32,
-    pub offset: i64,
-}
-
-impl DeadLetterV1 {
-    /// The dead letter of a Kafka record at (`partition`, `offset`) that is not a valid event:
-    /// the payload as JSON if it is JSON, else as text.
-    pub fn invalid_event(partition: i32, offset: i64, payload: &[u8], error: String) -> Self {
-        let raw = serde_json::from_slice(payload)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()));
-        let now = Utc::now();
-        Self {
-            id: 0,
-            org_id: raw
-                .get("org_id")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string(),
-            event: raw,
-            reason: Reason::InvalidEvent,
-            attempts: 0,
-            last_status: None,
-            last_error: error,
-            first_failed_at: now,
-            last_failed_at: now,
-            partition,
-            offset,
-        }
-    }
-}
-
-/// The persisted, versioned envelope.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The persisted, versioned envelope: `{"v":"1", ..record fields}`. Written with serde's
+/// internal tag; read with [`DeadLetter::from_json`] (see the module docs for why it does not
+/// implement `Deserialize`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "v")]
 pub enum DeadLetter {
     #[serde(rename = "1")]
     V1(DeadLetterV1),
 }
 
+/// Only the version tag of a record; every other field is skimmed (no recursion).
+#[derive(Deserialize)]
+struct Version {
+    v: String,
+}
+
 impl DeadLetter {
+    /// Decode a persisted record, whatever its event: the version tag first, then the
+    /// record of that version (whose event is parsed on its own).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        let Version { v } = serde_json::from_slice(bytes)?;
+        match v.as_str() {
+            "1" => Ok(DeadLetter::V1(serde_json::from_slice(bytes)?)),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown dead-letter record version {other:?}"
+            ))),
+        }
+    }
+
+    /// The persisted form (what [`DeadLetter::from_json`] reads).
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
     pub fn record(&self) -> &DeadLetterV1 {
         match self {
             DeadLetter::V1(r) => r,

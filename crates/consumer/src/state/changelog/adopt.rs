@@ -6,7 +6,8 @@
 //!   whichever instance owns the partition consumes them again). Their org's order relative
 //!   to newer events is not kept: this runs once.
 //! - Dead letters are written to the changelog under their [`dead_letter_id`] (re-keyed if an
-//!   older version numbered them); those without an input offset stay local-only.
+//!   older version numbered them); those without an input offset stay local-only, and so do
+//!   those that do not decode (reported; the view keeps them, removable by id).
 
 use rdkafka::producer::FutureRecord;
 
@@ -50,12 +51,20 @@ pub async fn adopt_local_state(
     }
     parked.clear()?;
 
-    // Read first, rewrite after: a new id may equal an old record's number.
+    // Read first, rewrite after: a new id may equal an old record's number. A record that
+    // does not decode stays local-only (nothing tells which input offset it stands for); the
+    // view keeps it, reported, removable by id.
     let mut records = Vec::new();
+    let mut unreadable = 0usize;
     for item in dead_letters.tree().iter() {
         let (key, bytes) = item?;
-        let record = serde_json::from_slice::<DeadLetter>(&bytes)?.into_record();
-        records.push((key, record));
+        match DeadLetter::from_json(&bytes) {
+            Ok(d) => records.push((key, d.into_record())),
+            Err(e) => {
+                unreadable += 1;
+                tracing::error!(error = %e, "a local dead-letter record cannot be read; it stays local-only");
+            }
+        }
     }
     let (mut acks, mut rekeyed, mut local_only) = (Vec::new(), Vec::new(), 0usize);
     for (key, mut record) in records {
@@ -64,7 +73,7 @@ pub async fn adopt_local_state(
             continue;
         };
         record.id = id;
-        let bytes = serde_json::to_vec(&DeadLetter::V1(record.clone()))?;
+        let bytes = DeadLetter::V1(record.clone()).to_json()?;
         let name = Key::Dead {
             partition: record.partition,
             offset: record.offset,
@@ -88,12 +97,13 @@ pub async fn adopt_local_state(
     }
     meta.insert(ADOPTED, changelog.topic().as_bytes())?;
     store.db().flush_async().await?;
-    if republished + published + local_only > 0 {
+    if republished + published + local_only + unreadable > 0 {
         tracing::warn!(
             topic = %changelog.topic(),
             republished_parked = republished,
             published_dead_letters = published,
             local_only_dead_letters = local_only,
+            unreadable_dead_letters = unreadable,
             "adopted local state written without the state topic"
         );
     }

@@ -146,8 +146,9 @@ impl Follower {
         let Some(id) = dead_letter_id(partition, offset) else {
             return false;
         };
+        // A value that does not decode is kept in the view all the same (reported there).
         match self.dead_letters.apply_changelog(id, m.payload()) {
-            Ok(()) => {
+            Ok(_readable) => {
                 self.metrics
                     .dead_letters
                     .set(self.dead_letters.count() as i64);

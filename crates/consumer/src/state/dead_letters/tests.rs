@@ -95,12 +95,16 @@ async fn same_offset_same_id_and_the_view_follows_the_changelog() {
     let mut other = record("b", Reason::Rejected);
     other.partition = 1;
     other.id = dead_letter_id(1, 7).unwrap();
-    let bytes = serde_json::to_vec(&DeadLetter::V1(other.clone())).unwrap();
+    let bytes = DeadLetter::V1(other.clone()).to_json().unwrap();
     store.apply_changelog(other.id, Some(&bytes)).unwrap();
     store.apply_changelog(other.id, Some(&bytes)).unwrap();
     assert_eq!(store.count(), 2);
     assert_eq!(store.get(other.id).unwrap(), Some(other.clone()));
-    assert!(store.apply_changelog(9, Some(b"garbage")).is_err());
+    // A value that does not decode is kept (reported, removable), not an error of the view.
+    assert!(!store.apply_changelog(9, Some(b"garbage")).unwrap());
+    assert_eq!((store.count(), store.unreadable()), (3, vec![9]));
+    assert!(store.apply_changelog(9, None).unwrap());
+    assert_eq!((store.count(), store.unreadable()), (2, vec![]));
     store.apply_changelog(other.id, None).unwrap();
     assert_eq!(store.count(), 1);
     // Rebuilding the view keeps only old records without an input offset.
@@ -119,7 +123,131 @@ async fn same_offset_same_id_and_the_view_follows_the_changelog() {
 
 #[test]
 fn envelope_is_versioned() {
-    let text = serde_json::to_string(&DeadLetter::V1(record("a", Reason::Rejected))).unwrap();
+    let envelope = DeadLetter::V1(record("a", Reason::Rejected));
+    let bytes = envelope.to_json().unwrap();
+    let text = String::from_utf8(bytes.clone()).unwrap();
     assert!(text.starts_with(r#"{"v":"1""#), "{text}");
+    assert_eq!(DeadLetter::from_json(&bytes).unwrap(), envelope);
+    // The tag may come anywhere; unknown versions and garbage are errors, not panics.
+    let untagged = text.replacen(r#""v":"1","#, "", 1);
+    let moved = format!(r#"{},"v":"1"}}"#, &untagged[..untagged.len() - 1]);
+    assert!(DeadLetter::from_json(moved.as_bytes()).is_ok(), "{moved}");
+    let future = text.replacen(r#""v":"1""#, r#""v":"9""#, 1);
+    let err = DeadLetter::from_json(future.as_bytes()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unknown dead-letter record version"),
+        "{err}"
+    );
+    assert!(DeadLetter::from_json(b"garbage").is_err());
     assert_eq!(truncate("héllo", 2), "h…");
+}
+
+/// The text of an event whose `nest` is `depth` arrays deep (the event itself one level more).
+fn nested_event(depth: usize) -> String {
+    format!(
+        r#"{{"event_id":"e-deep","nest":{}{}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    )
+}
+
+#[tokio::test]
+async fn an_event_at_the_depth_limit_is_listed_shown_replayed_and_purged() {
+    // The deepest event serde_json parses (127 levels): ingest accepts it, the SIEM refuses it.
+    let text = nested_event(126);
+    assert!(serde_json::from_str::<serde_json::Value>(&nested_event(127)).is_err());
+    let dir = std::env::temp_dir().join(format!("els-dlq-{}", uuid::Uuid::new_v4()));
+    let store = open(&dir);
+    let mut deep = record("deep", Reason::Rejected);
+    deep.event = serde_json::from_str(&text).unwrap();
+    let mut plain = record("plain", Reason::Rejected);
+    plain.offset = 8;
+    let ids = store.put(vec![deep.clone(), plain]).await.unwrap();
+    // The stored record is one level deeper than the event: past a plain reader's limit.
+    let stored = store.tree().get(ids[0].to_be_bytes()).unwrap().unwrap();
+    assert!(serde_json::from_slice::<serde_json::Value>(&stored).is_err());
+
+    let listed = store.list(&Filter::default()).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].event, deep.event);
+    let shown = store.get(ids[0]).unwrap().unwrap();
+    assert_eq!((shown.id, &shown.org_id), (ids[0], &deep.org_id));
+    // Replay publishes the event's JSON: the same text as consumed.
+    assert_eq!(serde_json::to_string(&shown.event).unwrap(), text);
+    assert!(store.unreadable().is_empty());
+    let only_deep = Filter {
+        org: Some("deep".into()),
+        ..Filter::default()
+    };
+    let purge: Vec<u64> = store
+        .list(&only_deep)
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(store.remove_many(&purge).await.0, 1);
+    assert_eq!(store.count(), 1);
+    assert_eq!(store.get(ids[0]).unwrap(), None);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn one_unreadable_record_does_not_take_the_store_down() {
+    let dir = std::env::temp_dir().join(format!("els-dlq-{}", uuid::Uuid::new_v4()));
+    let store = open(&dir);
+    let mut good = record("a", Reason::Rejected);
+    good.offset = 1;
+    let mut later = record("a", Reason::Rejected);
+    later.offset = 9;
+    store.put(vec![good, later]).await.unwrap();
+    // Corrupt bytes and a record of a version this build does not know, between them.
+    let (corrupt, future) = (dead_letter_id(0, 3).unwrap(), dead_letter_id(0, 5).unwrap());
+    store
+        .apply_changelog(corrupt, Some(b"{\"v\":\"1\",\"org_id\":"))
+        .unwrap();
+    store
+        .apply_changelog(future, Some(br#"{"v":"2","org_id":"a"}"#))
+        .unwrap();
+    assert_eq!(store.count(), 4);
+
+    let listing = store.scan(&Filter::default()).unwrap();
+    let offsets: Vec<i64> = listing.records.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![1, 9], "the readable rest, in order");
+    let bad: Vec<u64> = listing.unreadable.iter().map(|u| u.id).collect();
+    assert_eq!(bad, vec![corrupt, future]);
+    assert!(
+        listing.unreadable[1].error.contains("version"),
+        "{listing:?}"
+    );
+    assert_eq!(store.list(&Filter::default()).unwrap().len(), 2);
+    assert_eq!(store.unreadable(), vec![corrupt, future]);
+    // A filter cannot match what cannot be read.
+    let only_a = Filter {
+        org: Some("a".into()),
+        ..Filter::default()
+    };
+    assert_eq!(store.list(&only_a).unwrap().len(), 2);
+
+    let err = store.get(corrupt).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("dead letter {corrupt} cannot be read")),
+        "{err}"
+    );
+    assert!(store.get(dead_letter_id(0, 9).unwrap()).unwrap().is_some());
+    // Removal goes by id, without reading the record.
+    assert!(store.remove(future).await.unwrap());
+    assert_eq!(store.remove_many(&[corrupt]).await.0, 1);
+    assert_eq!((store.count(), store.unreadable()), (2, vec![]));
+    assert!(store
+        .scan(&Filter::default())
+        .unwrap()
+        .unreadable
+        .is_empty());
+
+    // Rebuilding the view keeps a record it cannot place (the changelog may not have it).
+    store.apply_changelog(corrupt, Some(b"garbage")).unwrap();
+    assert_eq!(store.clear_view().unwrap(), 2);
+    assert_eq!((store.count(), store.unreadable()), (1, vec![corrupt]));
+    let _ = std::fs::remove_dir_all(dir);
 }
