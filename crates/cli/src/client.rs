@@ -96,12 +96,19 @@ impl Answer {
         self.parse()
     }
 
-    /// The body as `T`, whatever the status.
+    /// The body as `T`, whatever the status. serde_json's nesting limit (128) is lifted: a
+    /// dead letter may hold an event as deep as ingest allows, and the answer wraps it in a
+    /// few more levels; the depth stays bounded by what the consumer sends.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::Unexpected {
+        let unexpected = |e: serde_json::Error| Error::Unexpected {
             url: self.url.clone(),
             detail: format!("not the expected JSON ({e})"),
-        })
+        };
+        let mut de = serde_json::Deserializer::from_slice(&self.body);
+        de.disable_recursion_limit();
+        let value = T::deserialize(&mut de).map_err(unexpected)?;
+        de.end().map_err(unexpected)?;
+        Ok(value)
     }
 }
 
@@ -265,6 +272,18 @@ fn chain(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn answers_deeper_than_serde_json_s_default_limit_parse() {
+        let deep = format!("{}1{}", "[".repeat(140), "]".repeat(140));
+        let answer = Answer {
+            status: 200,
+            url: "http://x/v1/dead-letters".into(),
+            body: format!(r#"{{"items":[{{"event":{deep}}}]}}"#).into_bytes(),
+        };
+        let value = answer.into_json().expect("deep answer");
+        assert!(value["items"][0]["event"].is_array());
+    }
     use super::*;
 
     fn client(base: &str) -> AdminClient {

@@ -107,6 +107,30 @@ pub async fn show(
     }
 }
 
+/// `DELETE /v1/dead-letters/{id}`: purge one record by id without reading it, so even a
+/// record that cannot be read (and so matches no filter) can be removed.
+pub async fn purge_one(
+    State(admin): State<Arc<Admin>>,
+    Path(id): Path<String>,
+) -> Result<Json<PurgeResult>, ApiError> {
+    let Ok(id) = id.parse::<u64>() else {
+        return Err(ApiError::bad_request(
+            "id",
+            "must be a dead-letter id (a number)",
+        ));
+    };
+    let dead_letters = admin.dead_letters().await?;
+    if !dead_letters.remove(id).await? {
+        return Err(ApiError::not_found("id", format!("no dead letter {id}")));
+    }
+    admin.count_dead_letters();
+    tracing::info!(id, "dead letter purged");
+    Ok(Json(PurgeResult {
+        purged: 1,
+        remaining: dead_letters.count(),
+    }))
+}
+
 pub async fn purge(
     State(admin): State<Arc<Admin>>,
     query: FilterQuery,

@@ -73,6 +73,12 @@ pub fn routes() -> Vec<Route> {
             dead_letters::replay,
         ),
         Route::new(M::GET, "/v1/dead-letters/{id}", Token, dead_letters::show),
+        Route::new(
+            M::DELETE,
+            "/v1/dead-letters/{id}",
+            Token,
+            dead_letters::purge_one,
+        ),
         Route::new(M::GET, "/v1/orgs", Token, settings::list).body_limit(settings_body),
         Route::new(M::GET, "/v1/orgs/{org}/settings", Token, settings::show)
             .body_limit(settings_body),
