@@ -54,6 +54,9 @@ pub struct Config {
     pub admin_listen: String,
     /// Bearer token of the admin API; empty disables the admin endpoints (metrics stay up).
     pub admin_token: String,
+    /// A connection to the admin API that has not sent a request's headers (or idles between
+    /// requests) this long is closed, so slow or idle clients cannot hold connections.
+    pub admin_header_read_timeout_ms: u64,
     /// HEC batches close at this many bytes...
     pub batch_max_bytes: usize,
     /// ...or this many events...
@@ -111,6 +114,7 @@ impl Default for Config {
             data_dir: "./els-data".into(),
             admin_listen: "127.0.0.1:9090".into(),
             admin_token: String::new(),
+            admin_header_read_timeout_ms: 10_000,
             batch_max_bytes: 1024 * 1024,
             batch_max_events: 500,
             batch_linger_ms: 50,
@@ -180,6 +184,9 @@ impl Config {
         }
         if self.admin_listen.parse::<std::net::SocketAddr>().is_err() {
             return bad("admin_listen", "must be an address such as 127.0.0.1:9090");
+        }
+        if self.admin_header_read_timeout_ms == 0 {
+            return bad("admin_header_read_timeout_ms", "must be positive");
         }
         if !self.admin_token.is_empty() && self.admin_token.len() < 16 {
             return bad("admin_token", "must be at least 16 characters");

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -110,9 +111,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.admin_listen))?;
     tracing::info!(addr = %listener.local_addr()?, "admin API listening");
     let admin_cancel = CancellationToken::new();
-    let serve = axum::serve(listener, admin::router(admin))
-        .with_graceful_shutdown(admin_cancel.clone().cancelled_owned());
-    let server = tokio::spawn(async move { serve.await });
+    let server = tokio::spawn(els_http::serve(
+        listener,
+        admin::router(admin),
+        Duration::from_millis(config.admin_header_read_timeout_ms),
+        admin_cancel.clone(),
+    ));
     let result = consume::run(config, services, cancel).await;
     admin_cancel.cancel();
     let _ = server.await;

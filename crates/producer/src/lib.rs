@@ -8,8 +8,8 @@
 //!   400/408/413/415 with a JSON body naming the field, and nothing of a rejected request is
 //!   enqueued. An event too large for a Kafka record is refused with 413 before Kafka is
 //!   asked, so one request can never fail the producer for others.
-//! - [`server`]: HTTP/1.1 serving with a header read timeout, so slow or idle clients cannot
-//!   hold connections.
+//! - serving: `els_http::serve` (HTTP/1.1 with a header read timeout, so slow or idle
+//!   clients cannot hold connections), shared with the consumer's admin API.
 //! - [`generate`]: realistic demo traffic (all five event types, parent/root executions,
 //!   failures with error details) posted to the API.
 //! - [`metrics`]: Prometheus counters served on `/metrics`.
@@ -21,7 +21,6 @@ pub mod error;
 pub mod generate;
 pub mod kafka;
 pub mod metrics;
-pub mod server;
 
 pub use config::Config;
 pub use error::ProducerError;

@@ -10,7 +10,7 @@ use els_producer::api::{router, AppState};
 use els_producer::generate::{self, GenerateOptions};
 use els_producer::kafka::EventProducer;
 use els_producer::metrics::Metrics;
-use els_producer::{server, Config};
+use els_producer::Config;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -108,7 +108,7 @@ async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<()> 
         max_event_bytes = producer.max_event_bytes(),
         "els-producer listening"
     );
-    server::serve(
+    els_http::serve(
         listener,
         router(state),
         Duration::from_millis(config.header_read_timeout_ms),

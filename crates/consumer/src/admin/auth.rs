@@ -33,7 +33,7 @@ pub fn check(token: &str, headers: &HeaderMap) -> Result<(), ApiError> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_credentials)
         .unwrap_or("");
     let a = given.as_bytes();
     let b = token.as_bytes();
@@ -46,5 +46,51 @@ pub fn check(token: &str, headers: &HeaderMap) -> Result<(), ApiError> {
             Some("Authorization"),
             "missing or wrong bearer token",
         ))
+    }
+}
+
+/// The credentials of an `Authorization: Bearer <token>` value. The scheme is matched
+/// case-insensitively (RFC 7235 section 2.1: "bearer" and "BEARER" are the same scheme).
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim_start_matches(' '))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive_the_token_is_not() {
+        let token = "0123456789abcdef-token";
+        for ok in ["Bearer ", "bearer ", "BEARER ", "bEaReR  "] {
+            assert!(
+                check(token, &with(&format!("{ok}{token}"))).is_ok(),
+                "{ok:?}"
+            );
+        }
+        for bad in [
+            format!("Basic {token}"),
+            format!("Bearer {}", token.to_uppercase()),
+            format!("Bearer{token}"),
+            token.to_string(),
+        ] {
+            let err = check(token, &with(&bad)).unwrap_err();
+            assert_eq!(err.status, StatusCode::UNAUTHORIZED, "{bad:?}");
+        }
+        assert_eq!(
+            check("", &with(&format!("Bearer {token}")))
+                .unwrap_err()
+                .status,
+            StatusCode::FORBIDDEN
+        );
     }
 }

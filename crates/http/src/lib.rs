@@ -1,4 +1,5 @@
-//! Serving the API over HTTP/1.1 with bounds on slow clients.
+//! Serving an HTTP API (the producer's ingest API, the consumer's admin API) over HTTP/1.1
+//! with bounds on slow clients.
 //!
 //! `axum::serve` gives no hold on hyper's connection settings, and without a timer hyper
 //! waits for a request's headers forever: a client that connects and sends nothing, or one
@@ -6,7 +7,7 @@
 //! by hyper's HTTP/1 builder with a timer and `header_read_timeout`, so a connection is closed
 //! when a request's headers are not complete within the timeout of connecting or of the
 //! previous response (idle keep-alive connections included). Bodies have their own deadline,
-//! enforced by the handler (see [`crate::api`]), which answers 408.
+//! enforced by the handler (the producer's ingest handler answers 408).
 //!
 //! On shutdown the listener closes, idle connections close at once, requests in flight finish
 //! within [`SHUTDOWN_GRACE`], then the rest are dropped.
