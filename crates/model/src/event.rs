@@ -179,6 +179,17 @@ const REQUIRED_STRINGS: [&str; 7] = [
     "user_email",
 ];
 
+/// Why `.` and `..` are not org ids.
+pub const DOT_SEGMENT: &str = "must not be `.` or `..`: the admin API and the console name an \
+     org in a URL path (/v1/orgs/{org}), where browsers and URL libraries resolve those away";
+
+/// Whether `org` is a URL dot segment (`.`/`..`, also percent-encoded as `%2e`), which no URL
+/// path can carry as an org id.
+pub fn is_dot_segment(org: &str) -> bool {
+    let lower = org.to_ascii_lowercase().replace("%2e", ".");
+    lower == "." || lower == ".."
+}
+
 impl ExecutionEvent {
     /// Semantic checks that serde cannot express. Field names in errors are relative to the event.
     pub fn validate(&self) -> Result<(), ModelError> {
@@ -186,6 +197,9 @@ impl ExecutionEvent {
             if self.string_field(name).trim().is_empty() {
                 return Err(ModelError::field(name, "must not be empty"));
             }
+        }
+        if is_dot_segment(&self.org_id) {
+            return Err(ModelError::field("org_id", DOT_SEGMENT));
         }
         if self.org_id.len() > MAX_ORG_ID_BYTES {
             return Err(ModelError::field(
@@ -303,6 +317,23 @@ pub(crate) mod tests {
         let out = serde_json::to_value(&event).unwrap();
         assert_eq!(out["timestamp"], "2026-11-25T01:02:03.000Z");
         assert_eq!(event.timestamp.timestamp_millis(), 1_795_568_523_000);
+    }
+
+    #[test]
+    fn dot_segment_org_ids_are_refused() {
+        let mut e: ExecutionEvent = serde_json::from_value(sample_json()).unwrap();
+        for org in [".", "..", "%2e", "%2E%2e", ".%2E"] {
+            e.org_id = org.into();
+            let err = e.validate().unwrap_err().to_string();
+            assert!(
+                err.contains("org_id") && err.contains("`..`"),
+                "{org}: {err}"
+            );
+        }
+        for org in ["...", ".a", "a.", "org.example"] {
+            e.org_id = org.into();
+            e.validate().unwrap();
+        }
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub(crate) fn check_org(org: &str) -> Result<(), ApiError> {
             "must be 1-128 bytes without control characters",
         ));
     }
+    if els_model::event::is_dot_segment(org) {
+        return Err(ApiError::bad_request("org", els_model::event::DOT_SEGMENT));
+    }
     Ok(())
 }
 
