@@ -32,7 +32,8 @@ install() {
   command -v mvn >/dev/null 2>&1 || {
     echo "Maven (mvn) is needed to fetch Kafka: apt-get install maven" >&2; exit 1; }
   rm -rf "$lib"
-  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies >&2
+  # (-q still prints colour resets; they are stripped.)
+  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2
   touch "$lib/.complete-$(version)"
 }
 

@@ -249,23 +249,6 @@ async fn rate_limits_delay_or_dead_letter_and_spare_other_orgs() {
     assert!(free_secs < 10.0, "unlimited org took {free_secs} s");
 }
 
-/// Run elsctl against the consumer's admin API; returns its JSON output.
-fn elsctl(consumer: &ConsumerProc, args: &[&str]) -> Value {
-    let out = Command::new(bin("elsctl"))
-        .env("ELS_ADMIN_URL", &consumer.admin_url)
-        .env("ELS_ADMIN_TOKEN", ADMIN_TOKEN)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "elsctl {args:?} failed: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|_| json!({ "text": stdout }))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_survive_kill9_and_replay_with_original_ids() {
     let dir = test_dir("dlq");

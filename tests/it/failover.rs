@@ -15,39 +15,6 @@ const TOPIC: &str = "els.events";
 /// Group session timeout of the consumers here (low, so a lost instance is noticed soon).
 const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 
-/// The partitions an instance owns, from its `/readyz`.
-async fn owned(c: &ConsumerProc) -> Vec<i64> {
-    let Ok(r) = get(format!("{}/readyz", c.admin_url)).await else {
-        return Vec::new();
-    };
-    let body: Value = r.json().await.unwrap_or_default();
-    body["partitions"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_i64).collect())
-        .unwrap_or_default()
-}
-
-/// Wait until the instances own `partitions` partitions between them, each at least one.
-async fn wait_spread(consumers: &[&ConsumerProc], partitions: usize) {
-    wait_for(
-        "every instance owns partitions",
-        Duration::from_secs(90),
-        || async {
-            let mut total = 0;
-            for c in consumers {
-                let n = owned(c).await.len();
-                if n == 0 {
-                    return None;
-                }
-                total += n;
-            }
-            (total == partitions).then_some(())
-        },
-    )
-    .await
-    .unwrap();
-}
-
 async fn wait_delivered(sim: &Sim, n: u64) {
     wait_for(
         "deliveries before the fault",
@@ -81,7 +48,7 @@ async fn survivor_takes_over_an_instance_killed_for_good() {
     let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
     let a = start_consumer(&dir, "consumer-a", &broker, &sim);
     let mut b = start_consumer(&dir, "consumer-b", &broker, &sim);
-    wait_spread(&[&a, &b], 4).await;
+    wait_spread(&[&a, &b], 4).await.unwrap();
     let before = (owned(&a).await, owned(&b).await);
 
     let posting = tokio::spawn(post_paced(
@@ -139,7 +106,9 @@ async fn rolling_restart_of_three_instances_under_load_loses_nothing() {
         .iter()
         .map(|name| start_consumer(&dir, name, &broker, &sim))
         .collect();
-    wait_spread(&consumers.iter().collect::<Vec<_>>(), 6).await;
+    wait_spread(&consumers.iter().collect::<Vec<_>>(), 6)
+        .await
+        .unwrap();
 
     let posting = tokio::spawn(post_paced(
         producer.url.clone(),

@@ -3,7 +3,6 @@
 //! nothing, and one instance's admin API lists and replays every instance's dead letters.
 
 use std::collections::{BTreeSet, HashSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use els_producer::generate::demo_events;
@@ -18,39 +17,6 @@ const PARTITIONS: i32 = 4;
 /// each kind. The test checks the outcome on the instances, not this mapping.
 const HANGING: [&str; 4] = ["org-0004", "org-0002", "org-0005", "org-0001"];
 const DENIED: [&str; 4] = ["org-0006", "org-0009", "org-0007", "org-0003"];
-
-/// The partitions an instance owns, from its `/readyz`.
-async fn owned(c: &ConsumerProc) -> Vec<i64> {
-    let Ok(r) = get(format!("{}/readyz", c.admin_url)).await else {
-        return Vec::new();
-    };
-    let body: Value = r.json().await.unwrap_or_default();
-    body["partitions"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_i64).collect())
-        .unwrap_or_default()
-}
-
-/// Wait until the instances own every partition between them, each at least one.
-async fn wait_spread(consumers: &[&ConsumerProc]) {
-    wait_for(
-        "every instance owns partitions",
-        Duration::from_secs(90),
-        || async {
-            let mut total = 0;
-            for c in consumers {
-                let n = owned(c).await.len();
-                if n == 0 {
-                    return None;
-                }
-                total += n;
-            }
-            (total == PARTITIONS as usize).then_some(())
-        },
-    )
-    .await
-    .unwrap();
-}
 
 fn start(
     dir: &std::path::Path,
@@ -74,28 +40,9 @@ async fn rejected(c: &ConsumerProc) -> f64 {
     metric(&m, "els_events_dead_lettered_total{reason=\"rejected\"}")
 }
 
-/// `elsctl --output json ...` against `c`.
-fn elsctl(c: &ConsumerProc, args: &[&str]) -> Value {
-    let out = Command::new(bin("elsctl"))
-        .env("ELS_ADMIN_URL", &c.admin_url)
-        .env("ELS_ADMIN_TOKEN", ADMIN_TOKEN)
-        .arg("--output")
-        .arg("json")
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "elsctl {args:?} failed: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap()
-}
-
 /// (event ids, partitions) of the dead letters `c` lists.
 fn listed(c: &ConsumerProc) -> (HashSet<String>, BTreeSet<i64>) {
-    let list = elsctl(c, &["dlq", "list"]);
+    let list = elsctl(c, &["--output", "json", "dlq", "list"]);
     let items = list["items"].as_array().cloned().unwrap_or_default();
     let ids = items
         .iter()
@@ -140,7 +87,7 @@ async fn instance_lost_for_good_loses_nothing() {
     ];
     let a = start(&dir, "consumer-a", &broker, &settings, &env);
     let mut b = start(&dir, "consumer-b", &broker, &settings, &env);
-    wait_spread(&[&a, &b]).await;
+    wait_spread(&[&a, &b], PARTITIONS as usize).await.unwrap();
     let before = (owned(&a).await, owned(&b).await);
 
     let events = demo_events(12, 12_000, 81);
@@ -285,7 +232,7 @@ async fn dlq_list_and_replay_through_one_instance_cover_both() {
     let settings = json!({"default": settings_for(&sim.hec_url())});
     let a = start(&dir, "consumer-a", &broker, &settings, &[]);
     let b = start(&dir, "consumer-b", &broker, &settings, &[]);
-    wait_spread(&[&a, &b]).await;
+    wait_spread(&[&a, &b], PARTITIONS as usize).await.unwrap();
     let owned_by = (owned(&a).await, owned(&b).await);
 
     let ids = producer
@@ -320,7 +267,12 @@ async fn dlq_list_and_replay_through_one_instance_cover_both() {
     assert_eq!(partitions.len(), PARTITIONS as usize, "{partitions:?}");
 
     sim.set_faults(json!({})).await.unwrap();
-    let replay = elsctl(&a, &["dlq", "replay", "--yes", "--rate", "1000"]);
+    let replay = elsctl(
+        &a,
+        &[
+            "--output", "json", "dlq", "replay", "--yes", "--rate", "1000",
+        ],
+    );
     assert_eq!(replay["replayed"], json!(ids.len()), "{replay}");
     let (found, dups) = wait_arrived(&[&sim], &ids, Duration::from_secs(60)).await;
     let remaining = wait_for(

@@ -233,3 +233,54 @@ pub fn first_line(child: &mut Child) -> Option<String> {
     let out = child.stdout.take()?;
     BufReader::new(out).lines().next()?.ok()
 }
+
+/// The partitions a consumer instance owns, from its `/readyz` (empty when it does not answer).
+pub async fn owned(c: &ConsumerProc) -> Vec<i64> {
+    let Ok(r) = get(format!("{}/readyz", c.admin_url)).await else {
+        return Vec::new();
+    };
+    let body: Value = r.json().await.unwrap_or_default();
+    body["partitions"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default()
+}
+
+/// Wait (up to 90 s) until the instances own `partitions` partitions between them, each at
+/// least one.
+pub async fn wait_spread(consumers: &[&ConsumerProc], partitions: usize) -> Result<()> {
+    wait_for(
+        "every instance owns partitions",
+        Duration::from_secs(90),
+        || async {
+            let mut total = 0;
+            for c in consumers {
+                let n = owned(c).await.len();
+                if n == 0 {
+                    return None;
+                }
+                total += n;
+            }
+            (total == partitions).then_some(())
+        },
+    )
+    .await
+}
+
+/// Run `elsctl` against the consumer's admin API and assert it succeeded; its output as
+/// JSON (`--output json`), or `{"text": ...}` when it printed text.
+pub fn elsctl(consumer: &ConsumerProc, args: &[&str]) -> Value {
+    let out = Command::new(bin("elsctl"))
+        .env("ELS_ADMIN_URL", &consumer.admin_url)
+        .env("ELS_ADMIN_TOKEN", ADMIN_TOKEN)
+        .args(args)
+        .output()
+        .expect("running elsctl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "elsctl {args:?} failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|_| serde_json::json!({ "text": stdout }))
+}
