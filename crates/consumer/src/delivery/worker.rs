@@ -188,8 +188,7 @@ async fn deliver_hec(org: &str, jobs: Vec<Job>, runtime: &OrgRuntime, engine: &E
         let body = || request::hec_body(batch.iter().map(|j| &*j.event), runtime);
         engine.metrics().batch_size.observe(batch.len() as f64);
         match send_with_retry(org, runtime, body, batch.len(), engine).await {
-            Outcome::Delivered { .. } => delivered(engine, &batch),
-            Outcome::Rejected { last, .. } if last.status == Some(400) && batch.len() > 1 => {
+            Outcome::Rejected { ref last, .. } if last.status == Some(400) && batch.len() > 1 => {
                 tracing::info!(
                     org_id = org,
                     events = batch.len(),
@@ -200,27 +199,8 @@ async fn deliver_hec(org: &str, jobs: Vec<Job>, runtime: &OrgRuntime, engine: &E
                 stack.push(right);
                 stack.push(left);
             }
-            Outcome::Rejected { attempts, last } => {
-                Box::pin(dead_letter(
-                    engine,
-                    batch,
-                    Reason::Rejected,
-                    attempts,
-                    &last,
-                ))
-                .await
-            }
-            Outcome::Exhausted { attempts, last } => {
-                Box::pin(dead_letter(
-                    engine,
-                    batch,
-                    Reason::RetriesExhausted,
-                    attempts,
-                    &last,
-                ))
-                .await
-            }
             Outcome::Cancelled { .. } => return,
+            outcome => settle(engine, batch, outcome).await,
         }
     }
 }
@@ -228,30 +208,20 @@ async fn deliver_hec(org: &str, jobs: Vec<Job>, runtime: &OrgRuntime, engine: &E
 async fn deliver_single(org: &str, job: Job, runtime: &OrgRuntime, engine: &Engine) {
     let body = || request::event_body(&job.event, runtime);
     engine.metrics().batch_size.observe(1.0);
-    match send_with_retry(org, runtime, body, 1, engine).await {
-        Outcome::Delivered { .. } => delivered(engine, std::slice::from_ref(&job)),
-        Outcome::Rejected { attempts, last } => {
-            Box::pin(dead_letter(
-                engine,
-                vec![job],
-                Reason::Rejected,
-                attempts,
-                &last,
-            ))
-            .await
-        }
-        Outcome::Exhausted { attempts, last } => {
-            Box::pin(dead_letter(
-                engine,
-                vec![job],
-                Reason::RetriesExhausted,
-                attempts,
-                &last,
-            ))
-            .await
-        }
-        Outcome::Cancelled { .. } => {}
-    }
+    let outcome = send_with_retry(org, runtime, body, 1, engine).await;
+    settle(engine, vec![job], outcome).await;
+}
+
+/// Finish `jobs` as `outcome` says: delivered, or dead-lettered with the reason it names;
+/// cancelled (hard stop) leaves them unfinished, to be redelivered.
+async fn settle(engine: &Engine, jobs: Vec<Job>, outcome: Outcome) {
+    let (reason, attempts, last) = match outcome {
+        Outcome::Delivered { .. } => return delivered(engine, &jobs),
+        Outcome::Rejected { attempts, last } => (Reason::Rejected, attempts, last),
+        Outcome::Exhausted { attempts, last } => (Reason::RetriesExhausted, attempts, last),
+        Outcome::Cancelled { .. } => return,
+    };
+    Box::pin(dead_letter(engine, jobs, reason, attempts, &last)).await
 }
 
 /// Send the body `render` builds, with retries. The body is built once the request permit is
