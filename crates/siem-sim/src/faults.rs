@@ -43,6 +43,15 @@ pub struct Faults {
     /// `invalid-event-number`, as Splunk does for an event it cannot index. Not cleared by
     /// `fail_next`.
     pub reject_containing: Option<String>,
+    /// Ack-enabled tokens: this percentage (0..=100) of the ack ids handed out is never
+    /// acknowledged (the ack endpoint answers `false` for them forever), like events lost
+    /// inside Splunk ("About HTTP Event Collector Indexer Acknowledgment"). Spread evenly: of
+    /// every 100 consecutive ids, exactly this many never ack. Not cleared by `fail_next`.
+    pub never_ack_percent: u8,
+    /// Code 6 with `invalid-event-number` N stores (indexes and counts) envelopes 0..N as
+    /// Splunk does ("Format events for HTTP Event Collector"); off by default, when the whole
+    /// request is refused. Not cleared by `fail_next`.
+    pub index_before_invalid: bool,
 }
 
 /// What one ingest request suffers, decided by [`Faults::take`].
@@ -73,6 +82,12 @@ impl Faults {
                     reason: format!("{status} is not an HTTP status in 200..=599"),
                 });
             }
+        }
+        if self.never_ack_percent > 100 {
+            return Err(Error::InvalidConfig {
+                field: "faults.never_ack_percent",
+                reason: format!("{} is not a percentage", self.never_ack_percent),
+            });
         }
         if let Some(retry_after) = &self.retry_after {
             if retry_after.is_empty() || HeaderValue::from_str(retry_after).is_err() {
@@ -117,6 +132,8 @@ impl Faults {
             if self.fail_next == 0 {
                 *self = Faults {
                     unhealthy: self.unhealthy,
+                    never_ack_percent: self.never_ack_percent,
+                    index_before_invalid: self.index_before_invalid,
                     ..Faults::default()
                 };
             }

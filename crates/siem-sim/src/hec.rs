@@ -42,6 +42,33 @@ pub fn code_text(code: u16) -> &'static str {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Success,
+    /// Success for a token with indexer acknowledgement: the answer carries `ackId`
+    /// (docs.splunk.com "About HTTP Event Collector Indexer Acknowledgment").
+    SuccessAck {
+        ack_id: u64,
+    },
+    /// Code 7: an event names an index the token may not write to; the whole request is
+    /// refused ("Troubleshoot HTTP Event Collector", status codes table: 400, code 7).
+    IncorrectIndex {
+        index: usize,
+    },
+    /// Code 10: an ack-enabled token got no channel ("Troubleshoot HTTP Event Collector":
+    /// 400 "Data channel is missing"; "About HTTP Event Collector Indexer Acknowledgment").
+    ChannelMissing,
+    /// Code 11: the channel is not a GUID ("Troubleshoot HTTP Event Collector": 400).
+    ChannelInvalid,
+    /// Code 14: `/services/collector/ack` for a token without ack
+    /// ("Troubleshoot HTTP Event Collector": 400 "ACK is disabled").
+    AckDisabled,
+    /// The body exceeds the configured `max_content_length` (Splunk's `[http]` setting in
+    /// `limits.conf`, default 1,000,000 bytes). Splunk answers 413; the text below follows
+    /// what Splunk is reported to send ("Content-Length of N too large (maximum is M)"), but
+    /// the status codes table of "Troubleshoot HTTP Event Collector" documents no HEC `code`
+    /// for it, so we are unsure of one and send none.
+    ContentLengthTooLarge {
+        length: u64,
+        max: usize,
+    },
     TokenRequired,
     InvalidAuthorization,
     InvalidToken,
@@ -71,7 +98,12 @@ pub enum Reply {
 impl Reply {
     pub fn status(&self) -> StatusCode {
         match self {
-            Reply::Success | Reply::Healthy => StatusCode::OK,
+            Reply::Success | Reply::SuccessAck { .. } | Reply::Healthy => StatusCode::OK,
+            Reply::IncorrectIndex { .. }
+            | Reply::ChannelMissing
+            | Reply::ChannelInvalid
+            | Reply::AckDisabled => StatusCode::BAD_REQUEST,
+            Reply::ContentLengthTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Reply::TokenRequired | Reply::InvalidAuthorization => StatusCode::UNAUTHORIZED,
             Reply::InvalidToken => StatusCode::FORBIDDEN,
             Reply::NoData
@@ -88,7 +120,11 @@ impl Reply {
     /// The HEC code, or `None` for answers real Splunk gives without one.
     pub fn code(&self) -> Option<u16> {
         match self {
-            Reply::Success => Some(0),
+            Reply::Success | Reply::SuccessAck { .. } => Some(0),
+            Reply::IncorrectIndex { .. } => Some(7),
+            Reply::ChannelMissing => Some(10),
+            Reply::ChannelInvalid => Some(11),
+            Reply::AckDisabled => Some(14),
             Reply::TokenRequired => Some(2),
             Reply::InvalidAuthorization => Some(3),
             Reply::InvalidToken => Some(4),
@@ -99,11 +135,18 @@ impl Reply {
             Reply::Healthy => Some(17),
             Reply::Unhealthy => Some(18),
             Reply::Fault { code, .. } => Some(*code),
-            Reply::TooLarge | Reply::UnsupportedEncoding => None,
+            Reply::TooLarge | Reply::UnsupportedEncoding | Reply::ContentLengthTooLarge { .. } => {
+                None
+            }
         }
     }
 
     pub fn body(&self) -> Value {
+        if let Reply::ContentLengthTooLarge { length, max } = self {
+            return json!({
+                "text": format!("Content-Length of {length} too large (maximum is {max})")
+            });
+        }
         let text = match (self, self.code()) {
             (Reply::TooLarge, _) => "Content length too large",
             (Reply::UnsupportedEncoding, _) => "Unsupported content encoding",
@@ -116,11 +159,16 @@ impl Reply {
         }
         let index = match self {
             Reply::InvalidDataFormat { index } => *index,
-            Reply::EventRequired { index } | Reply::EventBlank { index } => Some(*index),
+            Reply::EventRequired { index }
+            | Reply::EventBlank { index }
+            | Reply::IncorrectIndex { index } => Some(*index),
             _ => None,
         };
         if let Some(index) = index {
             body["invalid-event-number"] = json!(index);
+        }
+        if let Reply::SuccessAck { ack_id } = self {
+            body["ackId"] = json!(ack_id);
         }
         body
     }
@@ -200,21 +248,43 @@ pub fn decode_body(
 /// Like Splunk, any bad envelope rejects the whole request, so the caller stores nothing
 /// unless this returns `Ok`.
 pub fn parse_envelopes(body: &[u8]) -> Result<Vec<Value>, Reply> {
+    match parse_envelope_prefix(body) {
+        (envelopes, None) => Ok(envelopes),
+        (_, Some(reply)) => Err(reply),
+    }
+}
+
+/// Like [`parse_envelopes`], but also hands back the good envelopes before the first bad one,
+/// for a receiver that indexes them as Splunk does for code 6 ("Format events for HTTP Event
+/// Collector": events before `invalid-event-number` are indexed).
+pub fn parse_envelope_prefix(body: &[u8]) -> (Vec<Value>, Option<Reply>) {
+    match parse_prefix(body) {
+        Ok(envelopes) => (envelopes, None),
+        Err(pair) => pair,
+    }
+}
+
+fn parse_prefix(body: &[u8]) -> Result<Vec<Value>, (Vec<Value>, Option<Reply>)> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Reply::NoData);
+        return Err((Vec::new(), Some(Reply::NoData)));
     }
     let mut envelopes = Vec::new();
     for (index, item) in serde_json::Deserializer::from_slice(body)
         .into_iter::<Value>()
         .enumerate()
     {
-        let envelope = item.map_err(|_| Reply::InvalidDataFormat { index: Some(index) })?;
+        let bad = Reply::InvalidDataFormat { index: Some(index) };
+        let Ok(envelope) = item else {
+            return Err((envelopes, Some(bad)));
+        };
         let Value::Object(fields) = &envelope else {
-            return Err(Reply::InvalidDataFormat { index: Some(index) });
+            return Err((envelopes, Some(bad)));
         };
         match fields.get("event") {
-            None => return Err(Reply::EventRequired { index }),
-            Some(event) if is_blank(event) => return Err(Reply::EventBlank { index }),
+            None => return Err((envelopes, Some(Reply::EventRequired { index }))),
+            Some(event) if is_blank(event) => {
+                return Err((envelopes, Some(Reply::EventBlank { index })))
+            }
             Some(_) => envelopes.push(envelope),
         }
     }
@@ -227,6 +297,18 @@ pub fn parse_document(body: &[u8]) -> Result<Value, Reply> {
         return Err(Reply::NoData);
     }
     serde_json::from_slice(body).map_err(|_| Reply::InvalidDataFormat { index: Some(0) })
+}
+
+/// Whether a data channel is a GUID (`8-4-4-4-12` hex digits), which is what Splunk requires
+/// ("About HTTP Event Collector Indexer Acknowledgment": the channel is a client-chosen GUID;
+/// anything else is code 11 "Invalid data channel").
+pub fn is_valid_channel(channel: &str) -> bool {
+    let groups: Vec<&str> = channel.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn is_blank(event: &Value) -> bool {
@@ -328,6 +410,38 @@ mod tests {
             Reply::Unhealthy.body(),
             json!({"text":"HEC is unhealthy, queues are full","code":18})
         );
+    }
+
+    #[test]
+    fn new_replies_and_channels() {
+        assert_eq!(
+            Reply::SuccessAck { ack_id: 3 }.body(),
+            json!({"text":"Success","code":0,"ackId":3})
+        );
+        assert_eq!(
+            Reply::IncorrectIndex { index: 2 }.body(),
+            json!({"text":"Incorrect index","code":7,"invalid-event-number":2})
+        );
+        assert_eq!(
+            Reply::ChannelMissing.body(),
+            json!({"text":"Data channel is missing","code":10})
+        );
+        assert_eq!(Reply::AckDisabled.status(), StatusCode::BAD_REQUEST);
+        let big = Reply::ContentLengthTooLarge {
+            length: 12,
+            max: 10,
+        };
+        assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            big.body()["text"],
+            "Content-Length of 12 too large (maximum is 10)"
+        );
+        assert!(is_valid_channel("0AAD6E30-9C21-4E6C-A2F8-A1F3A1E6F0E1"));
+        assert!(!is_valid_channel("not-a-uuid"));
+        assert!(!is_valid_channel("0aad6e30-9c21-4e6c-a2f8-a1f3a1e6f0eZ"));
+        let (good, bad) = parse_envelope_prefix(br#"{"event":"a"}{"event":"b"} nope"#);
+        assert_eq!(good.len(), 2);
+        assert_eq!(bad, Some(Reply::InvalidDataFormat { index: Some(2) }));
     }
 
     #[test]

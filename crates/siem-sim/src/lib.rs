@@ -3,6 +3,10 @@
 //! It is the SIEM of the docker-compose demo and of the end-to-end tests, so it behaves like
 //! real HEC where ELS depends on it: the same status and `code` for auth, data and busy
 //! errors, and a request with one bad envelope is refused whole (nothing stored).
+//! Off unless configured, it also plays the rest of Splunk HEC: tokens with indexer
+//! acknowledgement (data channels, `ackId`s, `/services/collector/ack`), allowed indexes per
+//! token (code 7), `max_content_length` (413), and code 6 indexing the events before the bad
+//! one (`Faults::index_before_invalid`).
 //!
 //! Tour of the modules:
 //! - [`hec`]: the wire protocol, pure and unit-tested: reply codes and bodies, the
@@ -23,7 +27,7 @@ pub mod hec;
 mod server;
 pub mod state;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -56,6 +60,16 @@ pub struct Config {
     pub max_stored: usize,
     /// Faults active from the start.
     pub faults: Faults,
+    /// Tokens with indexer acknowledgement enabled (accepted like `tokens`): they need a data
+    /// channel and answer `ackId`s ("About HTTP Event Collector Indexer Acknowledgment").
+    pub ack_tokens: Vec<String>,
+    /// How long after a request an ack id of an ack-enabled token reads `true`.
+    pub ack_delay_ms: u64,
+    /// Indexes a token may write to; a token not listed may write to any.
+    pub token_indexes: BTreeMap<String, Vec<String>>,
+    /// Splunk's `max_content_length` (default there 1,000,000 bytes): a larger request body
+    /// answers 413 with Splunk's text. `None`: only `max_body_bytes` applies.
+    pub max_content_length: Option<usize>,
 }
 
 impl Default for Config {
@@ -66,6 +80,10 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_stored: DEFAULT_MAX_STORED,
             faults: Faults::default(),
+            ack_tokens: Vec::new(),
+            ack_delay_ms: 0,
+            token_indexes: BTreeMap::new(),
+            max_content_length: None,
         }
     }
 }
@@ -89,6 +107,7 @@ impl Config {
         if let Some(bad) = self
             .tokens
             .iter()
+            .chain(&self.ack_tokens)
             .find(|t| t.is_empty() || t.contains(|c: char| c.is_whitespace() || c.is_control()))
         {
             return Err(Error::InvalidConfig {
@@ -102,6 +121,12 @@ impl Config {
         if self.max_body_bytes == 0 {
             return Err(Error::InvalidConfig {
                 field: "max_body_bytes",
+                reason: "must be greater than 0".to_owned(),
+            });
+        }
+        if self.max_content_length == Some(0) {
+            return Err(Error::InvalidConfig {
+                field: "max_content_length",
                 reason: "must be greater than 0".to_owned(),
             });
         }
@@ -148,7 +173,20 @@ async fn run(
 ) -> Result<(), Error> {
     let app = Arc::new(server::App {
         sim,
-        tokens: config.tokens.iter().cloned().collect::<HashSet<_>>(),
+        tokens: config
+            .tokens
+            .iter()
+            .chain(&config.ack_tokens)
+            .cloned()
+            .collect::<HashSet<_>>(),
+        ack_tokens: config.ack_tokens.iter().cloned().collect::<HashSet<_>>(),
+        ack_delay: std::time::Duration::from_millis(config.ack_delay_ms),
+        token_indexes: config
+            .token_indexes
+            .iter()
+            .map(|(t, i)| (t.clone(), i.iter().cloned().collect()))
+            .collect(),
+        max_content_length: config.max_content_length,
         max_body_bytes: config.max_body_bytes,
         shutdown: cancel.clone(),
     });

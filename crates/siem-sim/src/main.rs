@@ -45,6 +45,48 @@ struct Cli {
     /// Retry-After header value added to fault answers.
     #[arg(long, env = "SIEM_SIM_FAULT_RETRY_AFTER")]
     fault_retry_after: Option<String>,
+    /// Token with indexer acknowledgement enabled (accepted too); repeat for several (env:
+    /// comma-separated). Such a token needs a GUID data channel and answers ackIds.
+    #[arg(
+        long = "ack-token",
+        env = "SIEM_SIM_ACK_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    ack_tokens: Vec<String>,
+    /// Milliseconds after a request before its ack id reads true.
+    #[arg(long, env = "SIEM_SIM_ACK_DELAY_MS", default_value_t = 0)]
+    ack_delay_ms: u64,
+    /// Percentage (0-100) of ack ids that are never acknowledged.
+    #[arg(long, env = "SIEM_SIM_NEVER_ACK_PERCENT", default_value_t = 0)]
+    never_ack_percent: u8,
+    /// Indexes a token may write to, as TOKEN=main,security; repeat per token. Another
+    /// index answers 400 code 7.
+    #[arg(long = "token-indexes", value_parser = parse_token_indexes)]
+    token_indexes: Vec<(String, Vec<String>)>,
+    /// Splunk's max_content_length in bytes (Splunk's default is 1000000); a larger body
+    /// answers 413. Unset: only --max-body-bytes applies.
+    #[arg(long, env = "SIEM_SIM_MAX_CONTENT_LENGTH")]
+    max_content_length: Option<usize>,
+    /// On code 6, store the events before the bad one, as Splunk indexes them.
+    #[arg(long, env = "SIEM_SIM_INDEX_BEFORE_INVALID")]
+    index_before_invalid: bool,
+}
+
+fn parse_token_indexes(value: &str) -> Result<(String, Vec<String>), String> {
+    let (token, indexes) = value
+        .split_once('=')
+        .ok_or_else(|| "expected TOKEN=index1,index2".to_owned())?;
+    let indexes: Vec<String> = indexes
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if token.is_empty() || indexes.is_empty() {
+        return Err("expected TOKEN=index1,index2".to_owned());
+    }
+    Ok((token.to_owned(), indexes))
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,8 +125,14 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             status: cli.fault_status,
             delay_ms: cli.fault_delay_ms,
             retry_after: cli.fault_retry_after,
+            never_ack_percent: cli.never_ack_percent,
+            index_before_invalid: cli.index_before_invalid,
             ..Faults::default()
         },
+        ack_tokens: cli.ack_tokens,
+        ack_delay_ms: cli.ack_delay_ms,
+        token_indexes: cli.token_indexes.into_iter().collect(),
+        max_content_length: cli.max_content_length,
     };
     config.validate()?;
     let listener = TcpListener::bind(config.listen)
@@ -172,6 +220,35 @@ mod tests {
         assert_eq!(cli.listen.port(), 0);
         assert_eq!(cli.tokens, ["a", "b"]);
         assert_eq!(cli.fault_status, Some(503));
+        assert!(cli.ack_tokens.is_empty());
+        let cli = Cli::try_parse_from([
+            "siem-sim",
+            "--ack-token",
+            "t",
+            "--ack-delay-ms",
+            "5000",
+            "--token-indexes",
+            "t=main,security",
+            "--max-content-length",
+            "1000000",
+            "--never-ack-percent",
+            "10",
+            "--index-before-invalid",
+        ])
+        .unwrap();
+        assert_eq!(cli.ack_tokens, ["t"]);
+        assert_eq!(cli.ack_delay_ms, 5000);
+        assert_eq!(
+            cli.token_indexes,
+            [(
+                "t".to_owned(),
+                vec!["main".to_owned(), "security".to_owned()]
+            )]
+        );
+        assert_eq!(cli.max_content_length, Some(1_000_000));
+        assert_eq!(cli.never_ack_percent, 10);
+        assert!(cli.index_before_invalid);
+        assert!(Cli::try_parse_from(["siem-sim", "--token-indexes", "t="]).is_err());
         let stats = Cli::try_parse_from(["siem-sim", "stats", "--url", "http://h:1"]).unwrap();
         assert!(matches!(stats.command, Some(Command::Stats { url }) if url == "http://h:1"));
     }

@@ -1,7 +1,7 @@
 //! The axum routes: HEC ingest, the generic endpoint, health, and the `/sim/*` query and
 //! fault API. Protocol decisions live in [`crate::hec`], bookkeeping in [`crate::state`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,12 @@ use crate::state::{Sim, DEFAULT_EVENTS_LIMIT};
 pub(crate) struct App {
     pub(crate) sim: Sim,
     pub(crate) tokens: HashSet<String>,
+    /// Tokens with indexer acknowledgement enabled (also in `tokens`).
+    pub(crate) ack_tokens: HashSet<String>,
+    pub(crate) ack_delay: Duration,
+    /// Allowed indexes per token; tokens not here may name any index.
+    pub(crate) token_indexes: HashMap<String, HashSet<String>>,
+    pub(crate) max_content_length: Option<usize>,
     pub(crate) max_body_bytes: usize,
     /// Cancelled when shutdown starts, so delayed and hung requests end instead of holding
     /// graceful shutdown open.
@@ -48,6 +54,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/services/collector", post(hec_event))
         .route("/services/collector/event", post(hec_event))
         .route("/services/collector/event/1.0", post(hec_event))
+        .route("/services/collector/ack", post(ack))
+        .route("/services/collector/ack/1.0", post(ack))
         .route("/services/collector/health", get(health))
         .route("/services/collector/health/1.0", get(health))
         .route("/generic", post(generic))
@@ -74,7 +82,8 @@ async fn ingest(app: &App, kind: Kind, req: Request) -> Response {
     let injected = app.sim.begin_request();
     let trickle = injected.as_ref().is_some_and(|i| i.trickle);
     let (reply, retry_after, events) = match handle(app, kind, req, injected).await {
-        Ok(events) => (Reply::Success, None, events),
+        Ok((events, Some(ack_id))) => (Reply::SuccessAck { ack_id }, None, events),
+        Ok((events, None)) => (Reply::Success, None, events),
         Err((reply, retry_after)) => (reply, retry_after, 0),
     };
     let status = reply.status();
@@ -115,14 +124,15 @@ fn trickled(app: &App, status: StatusCode, body: Vec<u8>) -> Response {
 
 type Refusal = (Reply, Option<HeaderValue>);
 
-/// Everything between arrival and answer; `Ok(n)` means `n` events were stored (and the 200
-/// counted), `Err` is the answer to give, already counted.
+/// Everything between arrival and answer; `Ok((n, ack))` means `n` events were stored (and
+/// the 200 counted), with an ack id for ack-enabled tokens; `Err` is the answer to give,
+/// already counted.
 async fn handle(
     app: &App,
     kind: Kind,
     req: Request,
     injected: Option<Injected>,
-) -> Result<usize, Refusal> {
+) -> Result<(usize, Option<u64>), Refusal> {
     let refuse = |reply: Reply, retry_after: Option<HeaderValue>| {
         app.sim.count_status(reply.status().as_u16());
         (reply, retry_after)
@@ -142,9 +152,14 @@ async fn handle(
         }
     }
     let (parts, body) = req.into_parts();
-    let raw = read_body(&parts.headers, body, app.max_body_bytes)
-        .await
-        .map_err(|r| refuse(r, None))?;
+    let raw = read_body(
+        &parts.headers,
+        body,
+        app.max_body_bytes,
+        app.max_content_length,
+    )
+    .await
+    .map_err(|r| refuse(r, None))?;
     let schemes = match kind {
         Kind::Hec => Schemes::Splunk,
         Kind::Generic => Schemes::SplunkOrBearer,
@@ -154,29 +169,145 @@ async fn handle(
     if !app.tokens.contains(token) {
         return Err(refuse(Reply::InvalidToken, None));
     }
+    let channel = match kind {
+        Kind::Hec if app.ack_tokens.contains(token) => {
+            Some(require_channel(app, &parts).map_err(|r| refuse(r, None))?)
+        }
+        _ => None,
+    };
+    let faults = app.sim.faults();
     let encoding = parts
         .headers
         .get(CONTENT_ENCODING)
         .map(HeaderValue::as_bytes);
     let decoded =
         hec::decode_body(encoding, &raw, app.max_body_bytes).map_err(|r| refuse(r, None))?;
-    let bodies = match kind {
-        Kind::Hec => hec::parse_envelopes(&decoded),
-        Kind::Generic => hec::parse_document(&decoded).map(|doc| vec![doc]),
+    let (mut bodies, mut bad) = match kind {
+        Kind::Hec => hec::parse_envelope_prefix(&decoded),
+        Kind::Generic => match hec::parse_document(&decoded) {
+            Ok(doc) => (vec![doc], None),
+            Err(reply) => (Vec::new(), Some(reply)),
+        },
+    };
+    if let Some(marker) = faults
+        .reject_containing
+        .as_deref()
+        .filter(|m| !m.is_empty())
+    {
+        if let Some(index) = bodies.iter().position(|b| b.to_string().contains(marker)) {
+            bodies.truncate(index);
+            bad = Some(Reply::InvalidDataFormat { index: Some(index) });
+        }
     }
-    .map_err(|r| refuse(r, None))?;
-    if let Some(marker) = app.sim.faults().reject_containing.filter(|m| !m.is_empty()) {
-        if let Some(index) = bodies.iter().position(|b| b.to_string().contains(&marker)) {
-            return Err(refuse(
-                Reply::InvalidDataFormat { index: Some(index) },
-                None,
-            ));
+    if let Some(reply) = bad {
+        // "Format events for HTTP Event Collector": with code 6 the events before
+        // `invalid-event-number` have been indexed; only when configured, so the default
+        // keeps refusing the whole request.
+        if faults.index_before_invalid
+            && matches!(reply, Reply::InvalidDataFormat { index: Some(_) })
+            && !bodies.is_empty()
+        {
+            app.sim
+                .accept_partial(parts.uri.path(), &redacted_headers(&parts.headers), bodies);
+        }
+        return Err(refuse(reply, None));
+    }
+    if let Some(allowed) = app.token_indexes.get(token) {
+        // "Troubleshoot HTTP Event Collector": code 7 "Incorrect index" refuses the request.
+        let wrong = bodies.iter().position(|b| {
+            b.get("index")
+                .and_then(Value::as_str)
+                .is_some_and(|index| !allowed.contains(index))
+        });
+        if let Some(index) = wrong {
+            return Err(refuse(Reply::IncorrectIndex { index }, None));
         }
     }
     let count = bodies.len();
     app.sim
         .accept(parts.uri.path(), &redacted_headers(&parts.headers), bodies);
-    Ok(count)
+    let ack_id = channel.map(|channel| {
+        app.sim
+            .issue_ack(&channel, app.ack_delay, faults.never_ack_percent)
+    });
+    Ok((count, ack_id))
+}
+
+/// The data channel of a request for an ack-enabled token: the `X-Splunk-Request-Channel`
+/// header or the `channel` query parameter ("About HTTP Event Collector Indexer
+/// Acknowledgment"); missing is code 10, not a GUID code 11 ("Troubleshoot HTTP Event
+/// Collector"). Counts channel errors.
+fn require_channel(app: &App, parts: &axum::http::request::Parts) -> Result<String, Reply> {
+    let result = match channel_of(parts) {
+        None => Err(Reply::ChannelMissing),
+        Some(channel) if !hec::is_valid_channel(&channel) => Err(Reply::ChannelInvalid),
+        Some(channel) => Ok(channel),
+    };
+    if result.is_err() {
+        app.sim.count_channel_error();
+    }
+    result
+}
+
+fn channel_of(parts: &axum::http::request::Parts) -> Option<String> {
+    if let Some(value) = parts.headers.get(CHANNEL_HEADER) {
+        return Some(String::from_utf8_lossy(value.as_bytes()).trim().to_owned());
+    }
+    let query = parts.uri.query()?;
+    query_channel(query)
+}
+
+/// The `channel` parameter of a query string (percent-decoding is not needed for a GUID, so a
+/// percent-encoded value is kept as is and fails the GUID check, as an odd channel should).
+fn query_channel(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| *name == "channel")
+        .map(|(_, value)| value.to_owned())
+}
+
+const CHANNEL_HEADER: &str = "x-splunk-request-channel";
+
+#[derive(Debug, Deserialize)]
+struct AckQuery {
+    acks: Vec<u64>,
+}
+
+/// `POST /services/collector/ack` ("About HTTP Event Collector Indexer Acknowledgment"):
+/// body `{"acks":[0,1]}`, answer `{"acks":{"0":true,"1":false}}`; a token without ack answers
+/// 400 code 14 ("Troubleshoot HTTP Event Collector"). Not subject to injected faults.
+async fn ack(State(app): Shared, req: Request) -> Response {
+    let reply = |reply: Reply| (reply.status(), Json(reply.body())).into_response();
+    let (parts, body) = req.into_parts();
+    let header = parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
+    let token = match hec::parse_authorization(header, Schemes::Splunk) {
+        Ok(token) => token,
+        Err(r) => return reply(r),
+    };
+    if !app.tokens.contains(token) {
+        return reply(Reply::InvalidToken);
+    }
+    if !app.ack_tokens.contains(token) {
+        return reply(Reply::AckDisabled);
+    }
+    let channel = match require_channel(&app, &parts) {
+        Ok(channel) => channel,
+        Err(r) => return reply(r),
+    };
+    let raw = match read_body(&parts.headers, body, app.max_body_bytes, None).await {
+        Ok(raw) => raw,
+        Err(r) => return reply(r),
+    };
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return reply(Reply::NoData);
+    }
+    let Ok(query) = serde_json::from_slice::<AckQuery>(&raw) else {
+        return reply(Reply::InvalidDataFormat { index: None });
+    };
+    let acks = app.sim.query_acks(&channel, &query.acks);
+    debug!(channel, ids = query.acks.len(), "ack query");
+    Json(json!({ "acks": acks })).into_response()
 }
 
 /// Sleep, but stop early when the server shuts down (hyper may also drop the request
@@ -192,21 +323,38 @@ async fn pause(app: &App, duration: Duration) {
 }
 
 /// Read the body, refusing more than `max` bytes (by `Content-Length` up front, then as it
-/// streams in).
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8>, Reply> {
+/// streams in), and more than `max_content_length` with Splunk's 413 text.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+    max_content_length: Option<usize>,
+) -> Result<Vec<u8>, Reply> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    if let (Some(length), Some(limit)) = (declared, max_content_length) {
+        if length > limit as u64 {
+            return Err(Reply::ContentLengthTooLarge { length, max: limit });
+        }
+    }
     if declared.is_some_and(|len| len > max as u64) {
         return Err(Reply::TooLarge);
     }
+    let max = max.min(max_content_length.unwrap_or(usize::MAX));
     let mut out = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| Reply::InvalidDataFormat { index: None })?;
         if out.len() + chunk.len() > max {
-            return Err(Reply::TooLarge);
+            return Err(match max_content_length {
+                Some(limit) if out.len() + chunk.len() > limit => Reply::ContentLengthTooLarge {
+                    length: (out.len() + chunk.len()) as u64,
+                    max: limit,
+                },
+                _ => Reply::TooLarge,
+            });
         }
         out.extend_from_slice(&chunk);
     }

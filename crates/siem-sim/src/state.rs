@@ -4,8 +4,9 @@
 //! [`Sim`] is the shared handle the routes use and that in-process tests may read directly.
 //! Locks are `std::sync::Mutex`, held only for short copies and never across an `.await`.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,29 @@ pub struct Stats {
     pub first_received_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_received_at: Option<String>,
+    /// Ack ids handed out (ack-enabled tokens) not yet reported `true` by the ack endpoint.
+    #[serde(default)]
+    pub acks_pending: u64,
+    /// Ack ids reported `true` by the ack endpoint (each once; Splunk forgets them then).
+    #[serde(default)]
+    pub acks_acked: u64,
+    /// Requests refused for a missing or invalid data channel (codes 10 and 11).
+    #[serde(default)]
+    pub channel_errors: u64,
+}
+
+/// One data channel's ack ids ("About HTTP Event Collector Indexer Acknowledgment": ack ids
+/// are numbered per channel from 0).
+#[derive(Debug, Default)]
+struct Channel {
+    next_id: u64,
+    pending: HashMap<u64, Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    ready_at: Instant,
+    never: bool,
 }
 
 #[derive(Debug)]
@@ -71,6 +95,10 @@ struct Store {
     orgs: BTreeMap<String, u64>,
     first_at: Option<String>,
     last_at: Option<String>,
+    channels: HashMap<String, Channel>,
+    acks_issued: u64,
+    acks_acked: u64,
+    channel_errors: u64,
 }
 
 impl Store {
@@ -87,6 +115,10 @@ impl Store {
             orgs: BTreeMap::new(),
             first_at: None,
             last_at: None,
+            channels: HashMap::new(),
+            acks_issued: 0,
+            acks_acked: 0,
+            channel_errors: 0,
         }
     }
 
@@ -196,6 +228,13 @@ impl Sim {
             orgs: store.orgs.clone(),
             first_received_at: store.first_at.clone(),
             last_received_at: store.last_at.clone(),
+            acks_pending: store
+                .channels
+                .values()
+                .map(|c| c.pending.len() as u64)
+                .sum(),
+            acks_acked: store.acks_acked,
+            channel_errors: store.channel_errors,
         }
     }
 
@@ -253,6 +292,71 @@ impl Sim {
 
     pub(crate) fn count_status(&self, status: u16) {
         *lock(&self.store).by_status.entry(status).or_default() += 1;
+    }
+
+    pub(crate) fn count_channel_error(&self) {
+        lock(&self.store).channel_errors += 1;
+    }
+
+    /// Hand out the next ack id of `channel`; it reads `true` once `delay` has passed, unless
+    /// it falls in the `never_ack_percent` share (every 100 consecutive ids handed out hold
+    /// exactly that many never-acked ones).
+    pub(crate) fn issue_ack(&self, channel: &str, delay: Duration, never_ack_percent: u8) -> u64 {
+        let mut store = lock(&self.store);
+        let n = store.acks_issued;
+        store.acks_issued += 1;
+        let never = (n * 37) % 100 < u64::from(never_ack_percent);
+        let entry = store.channels.entry(channel.to_owned()).or_default();
+        let id = entry.next_id;
+        entry.next_id += 1;
+        entry.pending.insert(
+            id,
+            Pending {
+                ready_at: Instant::now() + delay,
+                never,
+            },
+        );
+        id
+    }
+
+    /// Answer an ack query: `true` for ids of `channel` that are indexed (then forgotten, as
+    /// Splunk does once it has reported them), `false` for the rest, unknown ids included.
+    pub(crate) fn query_acks(&self, channel: &str, ids: &[u64]) -> BTreeMap<String, bool> {
+        let now = Instant::now();
+        let mut store = lock(&self.store);
+        let mut acked = 0;
+        let mut out = BTreeMap::new();
+        for &id in ids {
+            let done = store.channels.get_mut(channel).is_some_and(|c| {
+                let ready = c
+                    .pending
+                    .get(&id)
+                    .is_some_and(|p| !p.never && p.ready_at <= now);
+                if ready {
+                    c.pending.remove(&id);
+                }
+                ready
+            });
+            acked += u64::from(done);
+            out.insert(id.to_string(), done);
+        }
+        store.acks_acked += acked;
+        out
+    }
+
+    /// Store the events before a code 6 envelope without counting an answer (the caller
+    /// counts the 400).
+    pub(crate) fn accept_partial(
+        &self,
+        path: &str,
+        headers: &BTreeMap<String, String>,
+        bodies: Vec<Value>,
+    ) {
+        let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut store = lock(&self.store);
+        for body in bodies {
+            store.push(path, headers, body, &at);
+        }
     }
 
     /// Store accepted events and count the 200 answer, under one lock so readers never see
