@@ -25,14 +25,17 @@ pub enum Reason {
     Rejected,
     /// Transient failures until the retry time ran out.
     RetriesExhausted,
+    /// A single event the SIEM still answered `413 Payload Too Large`: over its request limit.
+    TooLarge,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 4] = [
+    pub const ALL: [Reason; 5] = [
         Reason::Rejected,
         Reason::RetriesExhausted,
         Reason::RateLimited,
         Reason::InvalidEvent,
+        Reason::TooLarge,
     ];
 
     /// The wire spelling.
@@ -42,6 +45,7 @@ impl Reason {
             Reason::RetriesExhausted => "retries_exhausted",
             Reason::RateLimited => "rate_limited",
             Reason::InvalidEvent => "invalid_event",
+            Reason::TooLarge => "too_large",
         }
     }
 
@@ -59,6 +63,7 @@ impl Reason {
             Reason::RetriesExhausted => "Transient failures until the retry time ran out",
             Reason::RateLimited => "Over the org's limit with policy `dead_letter`",
             Reason::InvalidEvent => "The Kafka record was not a valid event",
+            Reason::TooLarge => "A single event over the SIEM's request size limit (413)",
         }
     }
 }

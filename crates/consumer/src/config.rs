@@ -57,7 +57,8 @@ pub struct Config {
     /// A connection to the admin API that has not sent a request's headers (or idles between
     /// requests) this long is closed, so slow or idle clients cannot hold connections.
     pub admin_header_read_timeout_ms: u64,
-    /// HEC batches close at this many bytes...
+    /// HEC batches close at this many bytes (default 1,000,000: Splunk's default
+    /// `max_content_length`, so a default batch is not answered `413`)...
     pub batch_max_bytes: usize,
     /// ...or this many events...
     pub batch_max_events: usize,
@@ -115,7 +116,7 @@ impl Default for Config {
             admin_listen: "127.0.0.1:9090".into(),
             admin_token: String::new(),
             admin_header_read_timeout_ms: 10_000,
-            batch_max_bytes: 1024 * 1024,
+            batch_max_bytes: 1_000_000,
             batch_max_events: 500,
             batch_linger_ms: 50,
             request_timeout_ms: 10_000,

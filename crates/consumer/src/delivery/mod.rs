@@ -15,6 +15,9 @@
 //! - `worker.rs`: one worker per active org: batching by count, bytes and linger, HEC batch
 //!   splitting, dead letters; [`worker::Engine`] is what a loop's workers share.
 //! - `limits.rs`: the org's `max_events` limit (governor): delay or dead-letter the excess.
+//! - `hec.rs`: what a permanent HEC answer means for its batch, as data (`decide`): one
+//!   decision for whole-request errors, code 6's named event, halving 400s and 413s; the HEC
+//!   data channel header.
 //! - `retry.rs`: the retry policy as data (`classify`) and the retry loop with backoff.
 //! - `request.rs`: request bodies: HEC envelopes or one templated event.
 //! - `siem.rs`: [`siem::SiemClient`], the HTTP client towards SIEMs: headers, gzip, capped
@@ -27,6 +30,7 @@
 
 pub mod consume;
 pub mod dispatch;
+pub mod hec;
 pub mod lag;
 pub mod limits;
 pub mod park;

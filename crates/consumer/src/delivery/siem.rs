@@ -14,6 +14,9 @@ use futures::future::BoxFuture;
 
 use els_model::settings::EndpointKind;
 
+use uuid::Uuid;
+
+use super::hec::CHANNEL_HEADER;
 use super::retry::{classify, Attempt, Verdict};
 use super::ssrf::{find_refusal, GuardedResolver, Refused, SsrfPolicy};
 use crate::metrics::Metrics;
@@ -50,7 +53,8 @@ impl std::fmt::Display for Failure {
 }
 
 /// The network side of a delivery: one request body to the org's endpoint, its answer not yet
-/// classified. [`SiemClient`] in production; a fake SIEM in the engine's unit tests. The
+/// classified. `channel` is the HEC data channel ([`super::hec::CHANNEL_HEADER`]), sent on HEC
+/// requests. [`SiemClient`] in production; a fake SIEM in the engine's unit tests. The
 /// future is boxed: one allocation per request (not per event), made once a request permit
 /// is held, so thousands of orgs waiting for a permit stay small.
 pub trait Deliver: Send + Sync {
@@ -58,6 +62,7 @@ pub trait Deliver: Send + Sync {
         &'a self,
         runtime: &'a OrgRuntime,
         body: Bytes,
+        channel: Uuid,
     ) -> BoxFuture<'a, Result<Exchange, Failure>>;
 }
 
@@ -66,27 +71,29 @@ impl Deliver for SiemClient {
         &'a self,
         runtime: &'a OrgRuntime,
         body: Bytes,
+        channel: Uuid,
     ) -> BoxFuture<'a, Result<Exchange, Failure>> {
-        Box::pin(SiemClient::exchange(self, runtime, body))
+        Box::pin(SiemClient::exchange_on(self, runtime, body, channel))
     }
 }
 
 /// Send one request body through `deliver` and classify the answer; records the request's
 /// duration and answer in `metrics`. A destination refused by the SSRF guard is a permanent
 /// failure, a network error a transient one. `body` is `Bytes` so retries re-send it without
-/// copying.
+/// copying; `channel` is the org worker's HEC data channel.
 pub async fn send(
     deliver: &dyn Deliver,
     metrics: &Metrics,
     runtime: &OrgRuntime,
     body: Bytes,
+    channel: Uuid,
 ) -> Attempt {
     let endpoint = match runtime.settings.endpoint {
         EndpointKind::Hec => "hec",
         EndpointKind::Http => "http",
     };
     let started = Instant::now();
-    let (attempt, label) = match deliver.exchange(runtime, body).await {
+    let (attempt, label) = match deliver.exchange(runtime, body, channel).await {
         Ok(answer) => {
             let retry_after = answer
                 .headers
@@ -162,9 +169,21 @@ impl SiemClient {
         })
     }
 
-    /// Send one request body to the org's endpoint with the org's headers: the one request
-    /// path of deliveries and test events.
+    /// Send one request body to the org's endpoint on a fresh HEC data channel (test events:
+    /// one request, so the channel needs no stability); see [`SiemClient::exchange_on`].
     pub async fn exchange(&self, runtime: &OrgRuntime, body: Bytes) -> Result<Exchange, Failure> {
+        self.exchange_on(runtime, body, super::hec::new_channel())
+            .await
+    }
+
+    /// Send one request body to the org's endpoint with the org's headers, and on HEC the
+    /// data channel `channel`: the one request path of deliveries and test events.
+    pub async fn exchange_on(
+        &self,
+        runtime: &OrgRuntime,
+        body: Bytes,
+        channel: Uuid,
+    ) -> Result<Exchange, Failure> {
         let settings = &runtime.settings;
         self.ssrf
             .check_url(&runtime.url)
@@ -173,6 +192,9 @@ impl SiemClient {
             .client
             .post(runtime.url.clone())
             .headers(runtime.headers.clone());
+        if settings.endpoint == EndpointKind::Hec {
+            request = request.header(CHANNEL_HEADER, channel.to_string());
+        }
         let body = if self.gzip && settings.endpoint == EndpointKind::Hec {
             request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
             Bytes::from(gzip(&body))
@@ -199,7 +221,14 @@ impl SiemClient {
 
     /// Send one request body to the org's endpoint and classify the answer (see [`send`]).
     pub async fn send(&self, runtime: &OrgRuntime, body: Bytes) -> Attempt {
-        send(self, &self.metrics, runtime, body).await
+        send(
+            self,
+            &self.metrics,
+            runtime,
+            body,
+            super::hec::new_channel(),
+        )
+        .await
     }
 }
 
@@ -313,6 +342,44 @@ mod tests {
             .await;
         assert_eq!(attempt.verdict, Verdict::Success);
         assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn hec_requests_carry_the_channel_header() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+            let record = record.clone();
+            async move {
+                let channel = headers
+                    .get(CHANNEL_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                record.lock().unwrap().push(channel);
+                "{}"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = client(&["127.0.0.1"]);
+        let channel = Uuid::new_v4();
+        for _ in 0..2 {
+            let body = Bytes::from_static(b"{}");
+            client
+                .exchange_on(&runtime(&url), body, channel)
+                .await
+                .unwrap();
+        }
+        // A generic HTTP stream is not HEC: no channel.
+        let mut http = OrgSettings::hec(&url, "t");
+        http.allow_http = true;
+        http.endpoint = EndpointKind::Http;
+        let http = OrgRuntime::new(http).unwrap();
+        let body = Bytes::from_static(b"{}");
+        client.exchange_on(&http, body, channel).await.unwrap();
+        let want = Some(channel.to_string());
+        assert_eq!(*seen.lock().unwrap(), [want.clone(), want, None]);
     }
 
     #[tokio::test]

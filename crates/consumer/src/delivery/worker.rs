@@ -1,6 +1,8 @@
 //! One delivery worker per active org: batches the org's events, applies its limit
-//! ([`super::limits`]), sends with retries ([`super::retry`]), splits poisoned HEC batches,
-//! and dead-letters what cannot be delivered.
+//! ([`super::limits`]), sends with retries ([`super::retry`]) on the org's HEC data channel,
+//! acts on permanent HEC answers as [`super::hec::decide`] says (one decision for
+//! whole-request errors, code 6's named event, halving 400s and 413s), and dead-letters what
+//! cannot be delivered.
 //! Every job ends in exactly one [`Done`] (delivered, filtered or dead-lettered), except on a
 //! hard stop, where unfinished jobs simply keep their offsets uncommitted.
 
@@ -13,6 +15,9 @@ use els_model::topic::TopicEvent;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use uuid::Uuid;
+
+use super::hec::{self, Decision};
 use super::limits::Limiter;
 use super::request;
 use super::retry::{self, Attempt, Outcome};
@@ -98,6 +103,8 @@ impl Engine {
 /// Run one org's worker until its queue closes (shutdown or idle).
 pub async fn run(org: String, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine>) {
     let mut limiter = Limiter::default();
+    // The org's HEC data channel, kept for the worker's life (see `hec::new_channel`).
+    let channel = hec::new_channel();
     loop {
         let first = tokio::select! {
             job = rx.recv() => job,
@@ -111,7 +118,7 @@ pub async fn run(org: String, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine>) 
         let Some(first) = first else { return };
         let mut jobs = vec![first];
         collect_batch(&mut rx, &mut jobs, &engine.services.engine).await;
-        process(&org, jobs, &engine, &mut limiter).await;
+        process(&org, jobs, &engine, &mut limiter, channel).await;
     }
 }
 
@@ -133,7 +140,7 @@ async fn collect_batch(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, knobs:
     }
 }
 
-async fn process(org: &str, jobs: Vec<Job>, engine: &Engine, limiter: &mut Limiter) {
+async fn process(org: &str, jobs: Vec<Job>, engine: &Engine, limiter: &mut Limiter, channel: Uuid) {
     let runtime = engine.services.settings.get(org);
     // Settings may have changed since the consume loop selected these events.
     let (selected, filtered): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|job| {
@@ -167,48 +174,121 @@ async fn process(org: &str, jobs: Vec<Job>, engine: &Engine, limiter: &mut Limit
             continue;
         }
         match runtime.settings.endpoint {
-            EndpointKind::Hec => deliver_hec(org, admitted, &runtime, engine).await,
+            EndpointKind::Hec => deliver_hec(org, admitted, &runtime, engine, channel).await,
             EndpointKind::Http => {
                 for job in admitted {
-                    deliver_single(org, job, &runtime, engine).await;
+                    deliver_single(org, job, &runtime, engine, channel).await;
                 }
             }
         }
     }
 }
 
-/// Deliver HEC batches; a batch answered 400 is split in halves until the bad events are
-/// isolated, so only they are dead-lettered.
-async fn deliver_hec(org: &str, jobs: Vec<Job>, runtime: &OrgRuntime, engine: &Engine) {
+/// Deliver HEC batches. A permanent answer is acted on as [`hec::decide`] says: a
+/// whole-request error is one dead-letter decision for the batch; code 6 finishes the events
+/// before the named one, dead-letters it and re-sends the rest; other 400s and 413s are split
+/// in halves (a lone event answered 413 is `too_large`).
+async fn deliver_hec(
+    org: &str,
+    jobs: Vec<Job>,
+    runtime: &OrgRuntime,
+    engine: &Engine,
+    channel: Uuid,
+) {
     let mut stack = vec![jobs];
-    while let Some(batch) = stack.pop() {
+    while let Some(mut batch) = stack.pop() {
         if engine.hard_stop.is_cancelled() {
             return;
         }
         let body = || request::hec_body(batch.iter().map(|j| &*j.event), runtime);
         engine.metrics().batch_size.observe(batch.len() as f64);
-        match send_with_retry(org, runtime, body, batch.len(), engine).await {
-            Outcome::Rejected { ref last, .. } if last.status == Some(400) && batch.len() > 1 => {
+        let (attempts, last) =
+            match send_with_retry(org, runtime, body, batch.len(), engine, channel).await {
+                Outcome::Rejected { attempts, last } => (attempts, last),
+                Outcome::Cancelled { .. } => return,
+                outcome => {
+                    settle(engine, batch, outcome).await;
+                    continue;
+                }
+            };
+        let reply = hec::parse_reply(&last.detail);
+        let decision = hec::decide(last.status, reply.as_ref(), batch.len());
+        let code = reply.as_ref().map(|r| r.code);
+        match decision {
+            Decision::Split | Decision::SplitTooLarge => {
                 tracing::info!(
                     org_id = org,
                     events = batch.len(),
-                    "HEC rejected a batch; splitting to isolate bad events"
+                    status = ?last.status,
+                    code,
+                    "HEC refused a batch; splitting it"
                 );
-                let mut left = batch;
-                let right = left.split_off(left.len() / 2);
+                let right = batch.split_off(batch.len() / 2);
                 stack.push(right);
-                stack.push(left);
+                stack.push(batch);
             }
-            Outcome::Cancelled { .. } => return,
-            outcome => settle(engine, batch, outcome).await,
+            Decision::InvalidEvent(n) => {
+                // Splunk indexed the events before `n`; `n` is bad; the rest were not read.
+                let mut after = batch.split_off(n);
+                let bad = after.remove(0);
+                delivered(engine, &batch);
+                Box::pin(dead_letter(
+                    engine,
+                    vec![bad],
+                    Reason::Rejected,
+                    attempts,
+                    &last,
+                ))
+                .await;
+                if !after.is_empty() {
+                    stack.push(after);
+                }
+            }
+            Decision::WholeRequest => {
+                tracing::warn!(
+                    org_id = org,
+                    events = batch.len(),
+                    status = ?last.status,
+                    code,
+                    "HEC refused the whole request (configuration error); not splitting"
+                );
+                Box::pin(dead_letter(
+                    engine,
+                    batch,
+                    Reason::Rejected,
+                    attempts,
+                    &last,
+                ))
+                .await;
+            }
+            Decision::TooLarge => {
+                Box::pin(dead_letter(
+                    engine,
+                    batch,
+                    Reason::TooLarge,
+                    attempts,
+                    &last,
+                ))
+                .await;
+            }
+            Decision::DeadLetter => {
+                Box::pin(dead_letter(
+                    engine,
+                    batch,
+                    Reason::Rejected,
+                    attempts,
+                    &last,
+                ))
+                .await;
+            }
         }
     }
 }
 
-async fn deliver_single(org: &str, job: Job, runtime: &OrgRuntime, engine: &Engine) {
+async fn deliver_single(org: &str, job: Job, runtime: &OrgRuntime, engine: &Engine, channel: Uuid) {
     let body = || request::event_body(&job.event, runtime);
     engine.metrics().batch_size.observe(1.0);
-    let outcome = send_with_retry(org, runtime, body, 1, engine).await;
+    let outcome = send_with_retry(org, runtime, body, 1, engine, channel).await;
     settle(engine, vec![job], outcome).await;
 }
 
@@ -233,6 +313,7 @@ async fn send_with_retry(
     render: impl Fn() -> Vec<u8>,
     events: usize,
     engine: &Engine,
+    channel: Uuid,
 ) -> Outcome {
     let body: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
     retry::run(
@@ -243,7 +324,7 @@ async fn send_with_retry(
             let _permit = engine.requests.acquire().await;
             let body = body.get_or_init(|| bytes::Bytes::from(render())).clone();
             // The request future is boxed by `Deliver`, once the permit is held.
-            siem::send(&*engine.services.deliver, engine.metrics(), runtime, body).await
+            siem::send(&*engine.services.deliver, engine.metrics(), runtime, body, channel).await
         },
         |attempt, wait| {
             engine.metrics().retries.inc_by(events as u64);

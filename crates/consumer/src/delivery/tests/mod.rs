@@ -6,10 +6,13 @@
 //! - `batching.rs`: batches close at max events, at max bytes, after the linger.
 //! - `limits.rs`: the org limit's `delay` and `dead_letter` policies.
 //! - `split.rs`: a HEC 400 is split down to the poison event.
+//! - `hec_errors.rs`: whole-request HEC errors get one decision, code 6 re-sends only the
+//!   events after the named one, 413 splits down to `too_large`; the data channel.
 //! - `park_order.rs`: parked events go back in offset order, before the org's new events.
 //! - `retry.rs`: the retry schedule through the worker; permanent answers and exhaustion.
 
 mod batching;
+mod hec_errors;
 mod limits;
 mod park_order;
 mod retry;
@@ -44,12 +47,14 @@ pub struct Request {
     pub at_ms: u64,
     /// The events in the body, by the number [`event`] made them with.
     pub events: Vec<u32>,
+    /// The HEC data channel the request was sent on.
+    pub channel: uuid::Uuid,
 }
 
-type Answer = Box<dyn Fn(usize, &[u32]) -> u16 + Send + Sync>;
+type Answer = Box<dyn Fn(usize, &[u32]) -> (u16, String) + Send + Sync>;
 
-/// A SIEM answering each request with the status `answer` gives for (request index, events
-/// in the body), after `latency`.
+/// A SIEM answering each request with the status (and body) `answer` gives for (request
+/// index, events in the body), after `latency`.
 pub struct FakeSiem {
     start: tokio::time::Instant,
     answer: Answer,
@@ -59,6 +64,14 @@ pub struct FakeSiem {
 
 impl FakeSiem {
     pub fn new(answer: impl Fn(usize, &[u32]) -> u16 + Send + Sync + 'static) -> Self {
+        Self::replying(move |i, events| (answer(i, events), String::new()))
+    }
+
+    /// Answers the status and body `answer` gives (HEC replies such as
+    /// `{"text":"Incorrect index","code":7}`).
+    pub fn replying(
+        answer: impl Fn(usize, &[u32]) -> (u16, String) + Send + Sync + 'static,
+    ) -> Self {
         Self {
             start: tokio::time::Instant::now(),
             answer: Box::new(answer),
@@ -98,21 +111,26 @@ impl Deliver for FakeSiem {
         &'a self,
         _runtime: &'a OrgRuntime,
         body: Bytes,
+        channel: uuid::Uuid,
     ) -> BoxFuture<'a, Result<Exchange, Failure>> {
         Box::pin(async move {
             let events = event_numbers(&body);
-            let status = {
+            let (status, reply) = {
                 let mut requests = self.requests.lock().unwrap();
                 let at_ms = self.start.elapsed().as_millis() as u64;
-                let status = (self.answer)(requests.len(), &events);
-                requests.push(Request { at_ms, events });
-                status
+                let answer = (self.answer)(requests.len(), &events);
+                requests.push(Request {
+                    at_ms,
+                    events,
+                    channel,
+                });
+                answer
             };
             tokio::time::sleep(self.latency).await;
             Ok(Exchange {
                 status,
                 headers: reqwest::header::HeaderMap::new(),
-                body: String::new(),
+                body: reply,
             })
         })
     }
@@ -221,7 +239,8 @@ impl Harness {
 
     /// Start [`ORG`]'s worker with `jobs` already in its queue; the queue's sender.
     pub fn worker(&self, jobs: impl IntoIterator<Item = Job>) -> mpsc::Sender<Job> {
-        let (tx, rx) = mpsc::channel(64);
+        let jobs: Vec<Job> = jobs.into_iter().collect();
+        let (tx, rx) = mpsc::channel(jobs.len().max(64));
         for job in jobs {
             tx.try_send(job).unwrap();
         }
