@@ -11,6 +11,7 @@ mod deploy_files;
 mod failover;
 mod faults;
 mod hardening;
+mod hec;
 mod hardening_consumer;
 mod observability;
 mod pipeline;
