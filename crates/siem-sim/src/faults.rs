@@ -48,10 +48,6 @@ pub struct Faults {
     /// inside Splunk ("About HTTP Event Collector Indexer Acknowledgment"). Spread evenly: of
     /// every 100 consecutive ids, exactly this many never ack. Not cleared by `fail_next`.
     pub never_ack_percent: u8,
-    /// Code 6 with `invalid-event-number` N stores (indexes and counts) envelopes 0..N as
-    /// Splunk does ("Format events for HTTP Event Collector"); off by default, when the whole
-    /// request is refused. Not cleared by `fail_next`.
-    pub index_before_invalid: bool,
 }
 
 /// What one ingest request suffers, decided by [`Faults::take`].
@@ -133,7 +129,6 @@ impl Faults {
                 *self = Faults {
                     unhealthy: self.unhealthy,
                     never_ack_percent: self.never_ack_percent,
-                    index_before_invalid: self.index_before_invalid,
                     ..Faults::default()
                 };
             }

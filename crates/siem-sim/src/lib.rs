@@ -2,11 +2,12 @@
 //!
 //! It is the SIEM of the docker-compose demo and of the end-to-end tests, so it behaves like
 //! real HEC where ELS depends on it: the same status and `code` for auth, data and busy
-//! errors, and a request with one bad envelope is refused whole (nothing stored).
+//! errors; a request with one bad envelope is refused (with code 6, the envelopes before the
+//! bad one are indexed, as Splunk does).
 //! Off unless configured, it also plays the rest of Splunk HEC: tokens with indexer
 //! acknowledgement (data channels, `ackId`s, `/services/collector/ack`), allowed indexes per
-//! token (code 7), `max_content_length` (413), and code 6 indexing the events before the bad
-//! one (`Faults::index_before_invalid`).
+//! token (code 7) and `max_content_length` (413). A code 6 answer with `invalid-event-number`
+//! N has indexed (stored and counted) the events before N, as Splunk has.
 //!
 //! Tour of the modules:
 //! - [`hec`]: the wire protocol, pure and unit-tested: reply codes and bodies, the

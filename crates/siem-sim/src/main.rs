@@ -68,9 +68,6 @@ struct Cli {
     /// answers 413. Unset: only --max-body-bytes applies.
     #[arg(long, env = "SIEM_SIM_MAX_CONTENT_LENGTH")]
     max_content_length: Option<usize>,
-    /// On code 6, store the events before the bad one, as Splunk indexes them.
-    #[arg(long, env = "SIEM_SIM_INDEX_BEFORE_INVALID")]
-    index_before_invalid: bool,
 }
 
 fn parse_token_indexes(value: &str) -> Result<(String, Vec<String>), String> {
@@ -126,7 +123,6 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             delay_ms: cli.fault_delay_ms,
             retry_after: cli.fault_retry_after,
             never_ack_percent: cli.never_ack_percent,
-            index_before_invalid: cli.index_before_invalid,
             ..Faults::default()
         },
         ack_tokens: cli.ack_tokens,
@@ -233,7 +229,6 @@ mod tests {
             "1000000",
             "--never-ack-percent",
             "10",
-            "--index-before-invalid",
         ])
         .unwrap();
         assert_eq!(cli.ack_tokens, ["t"]);
@@ -247,7 +242,6 @@ mod tests {
         );
         assert_eq!(cli.max_content_length, Some(1_000_000));
         assert_eq!(cli.never_ack_percent, 10);
-        assert!(cli.index_before_invalid);
         assert!(Cli::try_parse_from(["siem-sim", "--token-indexes", "t="]).is_err());
         let stats = Cli::try_parse_from(["siem-sim", "stats", "--url", "http://h:1"]).unwrap();
         assert!(matches!(stats.command, Some(Command::Stats { url }) if url == "http://h:1"));

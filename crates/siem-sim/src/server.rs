@@ -201,10 +201,8 @@ async fn handle(
     }
     if let Some(reply) = bad {
         // "Format events for HTTP Event Collector": with code 6 the events before
-        // `invalid-event-number` have been indexed; only when configured, so the default
-        // keeps refusing the whole request.
-        if faults.index_before_invalid
-            && matches!(reply, Reply::InvalidDataFormat { index: Some(_) })
+        // `invalid-event-number` have been indexed (ELS finishes them as delivered).
+        if matches!(reply, Reply::InvalidDataFormat { index: Some(_) })
             && !bodies.is_empty()
         {
             app.sim

@@ -251,10 +251,9 @@ async fn max_content_length_answers_413_with_splunk_text() {
 }
 
 #[tokio::test]
-async fn code_6_indexes_the_events_before_the_bad_one_when_configured() {
+async fn code_6_indexes_the_events_before_the_bad_one() {
     let sim = start(Config {
         faults: Faults {
-            index_before_invalid: true,
             reject_containing: Some("poison".to_owned()),
             ..Faults::default()
         },
