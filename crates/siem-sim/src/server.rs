@@ -202,9 +202,7 @@ async fn handle(
     if let Some(reply) = bad {
         // "Format events for HTTP Event Collector": with code 6 the events before
         // `invalid-event-number` have been indexed (ELS finishes them as delivered).
-        if matches!(reply, Reply::InvalidDataFormat { index: Some(_) })
-            && !bodies.is_empty()
-        {
+        if matches!(reply, Reply::InvalidDataFormat { index: Some(_) }) && !bodies.is_empty() {
             app.sim
                 .accept_partial(parts.uri.path(), &redacted_headers(&parts.headers), bodies);
         }
