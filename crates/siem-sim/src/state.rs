@@ -352,11 +352,7 @@ impl Sim {
         headers: &BTreeMap<String, String>,
         bodies: Vec<Value>,
     ) {
-        let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let mut store = lock(&self.store);
-        for body in bodies {
-            store.push(path, headers, body, &at);
-        }
+        drop(self.store_all(path, headers, bodies));
     }
 
     /// Store accepted events and count the 200 answer, under one lock so readers never see
@@ -367,12 +363,23 @@ impl Sim {
         headers: &BTreeMap<String, String>,
         bodies: Vec<Value>,
     ) {
+        let mut store = self.store_all(path, headers, bodies);
+        *store.by_status.entry(200).or_default() += 1;
+    }
+
+    /// Store `bodies` with one arrival time; returns the store still locked.
+    fn store_all(
+        &self,
+        path: &str,
+        headers: &BTreeMap<String, String>,
+        bodies: Vec<Value>,
+    ) -> MutexGuard<'_, Store> {
         let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
         let mut store = lock(&self.store);
         for body in bodies {
             store.push(path, headers, body, &at);
         }
-        *store.by_status.entry(200).or_default() += 1;
+        store
     }
 }
 

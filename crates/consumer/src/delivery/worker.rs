@@ -214,6 +214,9 @@ async fn deliver_hec(
         let reply = hec::parse_reply(&last.detail);
         let decision = hec::decide(last.status, reply.as_ref(), batch.len());
         let code = reply.as_ref().map(|r| r.code);
+        let dead = |jobs: Vec<Job>, reason: Reason| {
+            Box::pin(dead_letter(engine, jobs, reason, attempts, &last))
+        };
         match decision {
             Decision::Split | Decision::SplitTooLarge => {
                 tracing::info!(
@@ -232,14 +235,7 @@ async fn deliver_hec(
                 let mut after = batch.split_off(n);
                 let bad = after.remove(0);
                 delivered(engine, &batch);
-                Box::pin(dead_letter(
-                    engine,
-                    vec![bad],
-                    Reason::Rejected,
-                    attempts,
-                    &last,
-                ))
-                .await;
+                dead(vec![bad], Reason::Rejected).await;
                 if !after.is_empty() {
                     stack.push(after);
                 }
@@ -252,35 +248,10 @@ async fn deliver_hec(
                     code,
                     "HEC refused the whole request (configuration error); not splitting"
                 );
-                Box::pin(dead_letter(
-                    engine,
-                    batch,
-                    Reason::Rejected,
-                    attempts,
-                    &last,
-                ))
-                .await;
+                dead(batch, Reason::Rejected).await;
             }
-            Decision::TooLarge => {
-                Box::pin(dead_letter(
-                    engine,
-                    batch,
-                    Reason::TooLarge,
-                    attempts,
-                    &last,
-                ))
-                .await;
-            }
-            Decision::DeadLetter => {
-                Box::pin(dead_letter(
-                    engine,
-                    batch,
-                    Reason::Rejected,
-                    attempts,
-                    &last,
-                ))
-                .await;
-            }
+            Decision::TooLarge => dead(batch, Reason::TooLarge).await,
+            Decision::DeadLetter => dead(batch, Reason::Rejected).await,
         }
     }
 }
