@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::error::{KitError, Result};
 use crate::metrics::parse_metrics;
-use crate::proc::{free_port, wait_port, Proc};
+use crate::proc::{free_port, Proc};
 
 /// How long a (re)started consumer may take to open its admin port.
 const ADMIN_PORT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -92,11 +92,7 @@ impl ConsumerProc {
 
     fn wait_admin_port(&mut self) -> Result<()> {
         let addr = self.admin_url.trim_start_matches("http://");
-        if let Err(e) = wait_port(addr, ADMIN_PORT_TIMEOUT) {
-            self.proc.check_alive()?;
-            return Err(e);
-        }
-        Ok(())
+        self.proc.wait_accepting(addr, ADMIN_PORT_TIMEOUT)
     }
 
     /// Start (again, after a kill or an exit) with the same environment, data directory and

@@ -52,7 +52,22 @@ impl Kafka {
         Self::start(dir, n)
     }
 
+    /// Start `n` nodes on fresh ports; when a node exits before it listens (its port was
+    /// taken after all), try again once on other ports.
     fn start(dir: &Path, n: usize) -> Result<Self> {
+        match Self::start_once(dir, n) {
+            Ok(kafka) => Ok(kafka),
+            Err(first) => {
+                eprintln!("kafka did not start ({first}); trying again on other ports");
+                for id in 1..=n {
+                    let _ = std::fs::remove_dir_all(dir.join(format!("kafka-{id}")));
+                }
+                Self::start_once(dir, n)
+            }
+        }
+    }
+
+    fn start_once(dir: &Path, n: usize) -> Result<Self> {
         let nodes: Vec<Node> = (1..=n as i32)
             .map(|id| Node {
                 id,
@@ -81,11 +96,20 @@ impl Kafka {
             kafka.spawn_node(id)?;
         }
         for id in kafka.node_ids() {
-            let node = kafka.node(id)?;
-            wait_port(&format!("127.0.0.1:{}", node.port), START_TIMEOUT)?;
+            kafka.wait_node(id)?;
         }
         kafka.wait_brokers(n, START_TIMEOUT)?;
         Ok(kafka)
+    }
+
+    /// Wait until node `id` listens, failing at once (with its log) if it exits.
+    fn wait_node(&self, id: i32) -> Result<()> {
+        let node = self.node(id)?;
+        let addr = format!("127.0.0.1:{}", node.port);
+        match &node.proc {
+            Some(proc) => proc.wait_accepting(&addr, START_TIMEOUT),
+            None => wait_port(&addr, START_TIMEOUT),
+        }
     }
 
     fn spawn_node(&mut self, id: i32) -> Result<()> {
@@ -151,8 +175,7 @@ impl Kafka {
     pub fn restart_node(&mut self, id: i32) -> Result<()> {
         self.kill9_node(id)?;
         self.spawn_node(id)?;
-        let port = self.node(id)?.port;
-        wait_port(&format!("127.0.0.1:{port}"), START_TIMEOUT)
+        self.wait_node(id)
     }
 
     /// `kill -9` every node.

@@ -8,26 +8,63 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::{KitError, Result};
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago, picked below the kernel's ephemeral range so that no
+/// outgoing connection (of this or any test) can take it between the pick and the server's
+/// bind (an ephemeral pick once lost that race on CI: the broker exited "Address already in
+/// use" while the test waited). Ports are handed out once per process, in turn.
 pub fn free_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (lo, hi) = unprivileged_non_ephemeral();
+    let span = u32::from(hi - lo);
+    let seed = std::process::id() % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = lo + ((seed + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or(0)
 }
 
+/// `[lo, hi)`: from 10000 up to the start of `/proc/sys/net/ipv4/ip_local_port_range`.
+fn unprivileged_non_ephemeral() -> (u16, u16) {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if ephemeral_start > 12_000 {
+        (10_000, ephemeral_start)
+    } else {
+        (
+            ephemeral_start.saturating_sub(2_000).max(1024),
+            ephemeral_start,
+        )
+    }
+}
+
 /// Wait until a TCP connect to `addr` succeeds.
 pub fn wait_port(addr: &str, timeout: Duration) -> Result<()> {
+    wait_port_while(addr, timeout, || Ok(()))
+}
+
+/// [`wait_port`], failing at once when `alive` does (e.g. the server exited).
+fn wait_port_while(addr: &str, timeout: Duration, alive: impl Fn() -> Result<()>) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < timeout {
         if std::net::TcpStream::connect(addr).is_ok() {
             return Ok(());
         }
+        alive()?;
         std::thread::sleep(Duration::from_millis(20));
     }
     Err(KitError::timeout(format!("{addr} to accept"), timeout))
@@ -138,6 +175,11 @@ impl Proc {
             self.name,
             self.log_tail(20)
         )))
+    }
+
+    /// Wait until `addr` accepts, failing at once (with the log's tail) if the process exits.
+    pub fn wait_accepting(&self, addr: &str, timeout: Duration) -> Result<()> {
+        wait_port_while(addr, timeout, || self.check_alive())
     }
 
     /// `kill -9`: no chance to flush, commit or say goodbye.

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{KitError, Result};
-use crate::proc::{free_port, wait_port, Proc};
+use crate::proc::{free_port, Proc};
 
 /// The HEC token siem-sim accepts by default.
 pub const HEC_TOKEN: &str = "els-demo-token";
@@ -51,10 +51,7 @@ impl SimProc {
         cmd.arg("--listen").arg(&addr).args(args);
         cmd.envs(env.iter().copied());
         let proc = Proc::spawn(name, cmd, dir.join(format!("{name}.log")))?;
-        if let Err(e) = wait_port(&addr, Duration::from_secs(20)) {
-            proc.check_alive()?;
-            return Err(e);
-        }
+        proc.wait_accepting(&addr, Duration::from_secs(20))?;
         Ok(Self {
             url: format!("http://{addr}"),
             proc,
