@@ -258,9 +258,12 @@ impl Follower {
         let mut targets: HashMap<i32, i64> = HashMap::new();
         for &p in &partitions {
             tpl.add_partition_offset(&self.topic, p, Offset::Beginning)?;
-            let (low, high) =
-                self.consumer
-                    .fetch_watermarks(&self.topic, p, Duration::from_secs(10))?;
+            let (low, high) = crate::state::changelog::watermarks(
+                &self.consumer,
+                &self.topic,
+                p,
+                Duration::from_secs(30),
+            )?;
             if high > low {
                 targets.insert(p, high);
             }

@@ -326,6 +326,29 @@ pub async fn ensure_topic(config: &Config) -> Result<i32, ConsumerError> {
     }
 }
 
+/// A partition's (low, high) watermarks, asked again (every 200 ms, up to `patience`) while
+/// the broker answers with an error: right after a topic is created (or its leader moved)
+/// brokers answer "not leader for partition" for a moment. Blocking.
+pub fn watermarks<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    patience: Duration,
+) -> rdkafka::error::KafkaResult<(i64, i64)> {
+    use rdkafka::consumer::Consumer;
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
+            Ok(marks) => return Ok(marks),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!(topic, partition, error = %e, "watermarks not available yet; asking again");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Partitions of `topic`, `None` when it does not exist. Blocking (start-up only).
 fn partition_count(
     admin: &AdminClient<DefaultClientContext>,

@@ -274,6 +274,11 @@ impl DeadLetters {
     /// Remove one record (after a replay was acknowledged, or a purge) and flush. With the
     /// changelog on, its tombstone is acknowledged first (it empties every instance's view).
     pub async fn remove(&self, id: u64) -> Result<bool, ConsumerError> {
+        // Asked before the tombstone: once it is acknowledged, this instance's changelog
+        // follower may remove the record first, and "not there" would then be wrong.
+        if !self.tree.contains_key(id.to_be_bytes())? {
+            return Ok(false);
+        }
         if let Some(changelog) = &self.changelog {
             let (partition, offset) = dead_letter_origin(id);
             let tombstone = changelog.send(Key::Dead { partition, offset }, None);
@@ -287,19 +292,26 @@ impl DeadLetters {
                 }
             }
         }
-        let existed = self.tree.remove(id.to_be_bytes())?.is_some();
-        if existed {
+        if self.tree.remove(id.to_be_bytes())?.is_some() {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
         self.forget_unreadable(id);
         self.tree.flush_async().await?;
-        Ok(existed)
+        Ok(true)
     }
 
     /// [`DeadLetters::remove`] for many records (a purge): every tombstone is sent first, then the
     /// acknowledged ones are removed. Returns how many were removed and the last error.
     pub async fn remove_many(&self, ids: &[u64]) -> (usize, Option<ConsumerError>) {
         let mut last_error = None;
+        // Those present before the tombstones (the follower may remove them first, see
+        // [`DeadLetters::remove`]).
+        let ids: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|id| matches!(self.tree.contains_key(id.to_be_bytes()), Ok(true)))
+            .collect();
+        let ids = &ids[..];
         let acked: Vec<u64> = match &self.changelog {
             None => ids.to_vec(),
             Some(changelog) => {
@@ -331,12 +343,13 @@ impl DeadLetters {
         let mut removed = 0;
         for id in acked {
             match self.tree.remove(id.to_be_bytes()) {
-                Ok(Some(_)) => {
-                    self.count.fetch_sub(1, Ordering::Relaxed);
+                Ok(gone) => {
+                    if gone.is_some() {
+                        self.count.fetch_sub(1, Ordering::Relaxed);
+                    }
                     self.forget_unreadable(id);
                     removed += 1;
                 }
-                Ok(None) => {}
                 Err(e) => last_error = Some(e.into()),
             }
         }

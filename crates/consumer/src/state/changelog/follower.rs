@@ -56,7 +56,7 @@ pub fn spawn(
     let mut targets = HashMap::new();
     for &p in &partitions {
         tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
-        let (low, high) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(10))?;
+        let (low, high) = super::watermarks(&consumer, &topic, p, Duration::from_secs(30))?;
         if high > low {
             targets.insert(p, high);
         }

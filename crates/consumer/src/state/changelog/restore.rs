@@ -53,7 +53,7 @@ pub fn read_parked(
     let mut targets: HashMap<i32, i64> = HashMap::new();
     let mut tpl = TopicPartitionList::new();
     for &p in partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5))?;
+        let (low, high) = super::watermarks(&consumer, topic, p, Duration::from_secs(10))?;
         if high > low {
             targets.insert(p, high);
             tpl.add_partition_offset(topic, p, Offset::Beginning)?;
