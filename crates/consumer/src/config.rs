@@ -72,6 +72,16 @@ pub struct Config {
     pub retry_max_interval_ms: u64,
     /// After this long failing, events go to the dead-letter store.
     pub retry_max_elapsed_ms: u64,
+    /// HEC indexer acknowledgement (tokens with ack on): poll `/services/collector/ack`
+    /// this often for the ids of a channel...
+    pub hec_ack_poll_interval_ms: u64,
+    /// ...and re-send a batch whose ack has not come after this long (Splunk may hold the
+    /// last batches about two minutes).
+    pub hec_ack_timeout_ms: u64,
+    /// Events awaiting their ack, per org (that org's reading then waits; its events park)...
+    pub hec_ack_max_pending_per_org: usize,
+    /// ...and across all orgs (reading from Kafka then pauses).
+    pub hec_ack_max_pending: usize,
     /// Events queued in memory per org; beyond it the org's events are parked on disk.
     pub org_queue_capacity: usize,
     /// Consumed events not yet finished, across all orgs; beyond it reading pauses.
@@ -124,6 +134,10 @@ impl Default for Config {
             retry_initial_ms: 250,
             retry_max_interval_ms: 30_000,
             retry_max_elapsed_ms: 300_000,
+            hec_ack_poll_interval_ms: 10_000,
+            hec_ack_timeout_ms: 300_000,
+            hec_ack_max_pending_per_org: 100_000,
+            hec_ack_max_pending: 500_000,
             org_queue_capacity: 1000,
             max_in_flight: 50_000,
             shutdown_grace_ms: 10_000,
@@ -199,6 +213,11 @@ impl Config {
             ("max_in_flight", self.max_in_flight),
             ("max_concurrent_requests", self.max_concurrent_requests),
             ("worker_threads", self.worker_threads),
+            (
+                "hec_ack_max_pending_per_org",
+                self.hec_ack_max_pending_per_org,
+            ),
+            ("hec_ack_max_pending", self.hec_ack_max_pending),
         ] {
             if value == 0 {
                 return bad(field, "must be at least 1");
@@ -221,6 +240,15 @@ impl Config {
         }
         if self.session_timeout_ms < 1000 {
             return bad("session_timeout_ms", "must be at least 1000");
+        }
+        if self.hec_ack_poll_interval_ms < 100 {
+            return bad("hec_ack_poll_interval_ms", "must be at least 100");
+        }
+        if self.hec_ack_timeout_ms < self.hec_ack_poll_interval_ms {
+            return bad(
+                "hec_ack_timeout_ms",
+                "must be at least hec_ack_poll_interval_ms",
+            );
         }
         if self.request_timeout_ms == 0 || self.retry_initial_ms == 0 {
             return bad("request_timeout_ms/retry_initial_ms", "must be positive");

@@ -31,6 +31,18 @@ pub struct Metrics {
     pub lag: IntGaugeVec,
     pub replayed: IntCounter,
     pub store_errors: IntCounter,
+    /// HEC indexer acknowledgement: ack ids and events waiting for their ack.
+    pub acks_pending: IntGauge,
+    pub ack_pending_events: IntGauge,
+    /// Request sent to ack confirmed.
+    pub ack_latency: Histogram,
+    /// Batches re-sent because their ack did not come within the timeout.
+    pub ack_timeouts: IntCounter,
+    /// Ack polls by answer (`ok`, `error`, `disabled`).
+    pub ack_polls: IntCounterVec,
+    /// Events counted as delivered on a `200` alone although acks were expected (the ack
+    /// endpoint answered code 14, or `hec.ack` is true and the answer had no `ackId`).
+    pub ack_unconfirmed: IntCounter,
     /// State changelog writes (`kind` = park|dead|tombstone, `outcome` = ok|error).
     changelog_writes: IntCounterVec,
     /// Records read back from the state changelog (`kind` = park|dead).
@@ -217,6 +229,41 @@ impl Metrics {
                 "els_store_errors_total",
                 "Failed writes to the dead-letter/park store (offsets are held back)",
             ),
+            acks_pending: gauge(
+                "els_hec_acks_pending",
+                "HEC ack ids sent and not yet confirmed by /services/collector/ack",
+            ),
+            ack_pending_events: gauge(
+                "els_hec_ack_pending_events",
+                "Events whose HEC request was accepted and whose indexer ack is awaited",
+            ),
+            ack_latency: register(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "els_hec_ack_latency_seconds",
+                        "HEC request accepted to its indexer ack confirmed",
+                    )
+                    .buckets(vec![
+                        0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+                    ]),
+                )
+                .expect("valid metric"),
+            ),
+            ack_timeouts: counter(
+                "els_hec_ack_timeouts_total",
+                "HEC batches re-sent because their indexer ack did not come within the timeout",
+            ),
+            ack_polls: counter_vec(
+                "els_hec_ack_polls_total",
+                "Polls of /services/collector/ack by answer (ok, error, disabled = code 14)",
+                &["result"],
+            ),
+            ack_unconfirmed: counter(
+                "els_hec_ack_unconfirmed_total",
+                "Events counted delivered on a 200 alone although acks were expected (ack \
+                 endpoint code 14, or hec.ack true and no ackId)",
+            ),
             changelog_writes: counter_vec(
                 "els_changelog_writes_total",
                 "Writes to the state changelog topic, by record kind and outcome (an error holds \
@@ -293,6 +340,9 @@ impl Metrics {
         }
         for kind in [ChangelogKind::Park, ChangelogKind::Dead] {
             self.changelog_restored(kind, 0);
+        }
+        for result in ["ok", "error", "disabled"] {
+            self.ack_polls.with_label_values(&[result]);
         }
     }
 

@@ -47,6 +47,18 @@ pub struct EngineKnobs {
     pub idle: Duration,
     /// Most requests to SIEMs at once, across all orgs.
     pub max_concurrent_requests: usize,
+    /// HEC indexer acknowledgement.
+    pub ack: AckKnobs,
+}
+
+/// How HEC indexer acks are awaited ([`crate::delivery::ack`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AckKnobs {
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+    /// Events awaiting acks per org, and in all.
+    pub max_pending_per_org: usize,
+    pub max_pending: usize,
 }
 
 impl EngineKnobs {
@@ -58,6 +70,12 @@ impl EngineKnobs {
             linger: Duration::from_millis(config.batch_linger_ms),
             idle: Duration::from_millis(config.org_idle_ms.max(1000)),
             max_concurrent_requests: config.max_concurrent_requests,
+            ack: AckKnobs {
+                poll_interval: Duration::from_millis(config.hec_ack_poll_interval_ms),
+                timeout: Duration::from_millis(config.hec_ack_timeout_ms),
+                max_pending_per_org: config.hec_ack_max_pending_per_org,
+                max_pending: config.hec_ack_max_pending,
+            },
         }
     }
 }

@@ -18,6 +18,57 @@ pub struct HecOptions {
     pub sourcetype: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<String>,
+    /// Indexer acknowledgement: `true`, `false` or `"auto"` (the default).
+    #[serde(default, skip_serializing_if = "AckMode::is_auto")]
+    pub ack: AckMode,
+}
+
+/// Whether a `200` from HEC means "indexed" or only "appears valid": with indexer
+/// acknowledgement on, the answer carries an `ackId` and the events are indexed when
+/// `/services/collector/ack` confirms it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AckMode {
+    /// Wait for acks whenever an answer carries an `ackId` (the token has ack on).
+    #[default]
+    Auto,
+    /// The token has ack on: wait for acks; a `200` without `ackId` is counted and logged.
+    On,
+    /// Never poll: a `200` is delivered, even when it carries an `ackId`.
+    Off,
+}
+
+impl AckMode {
+    pub fn is_auto(&self) -> bool {
+        *self == AckMode::Auto
+    }
+
+    /// Whether an answer carrying `ack_id` must wait for its ack.
+    pub fn waits_for(&self, ack_id: Option<u64>) -> bool {
+        ack_id.is_some() && *self != AckMode::Off
+    }
+}
+
+impl Serialize for AckMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AckMode::Auto => s.serialize_str("auto"),
+            AckMode::On => s.serialize_bool(true),
+            AckMode::Off => s.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AckMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(true) => Ok(AckMode::On),
+            serde_json::Value::Bool(false) => Ok(AckMode::Off),
+            serde_json::Value::String(s) if s == "auto" => Ok(AckMode::Auto),
+            other => Err(serde::de::Error::custom(format!(
+                "hec.ack must be true, false or \"auto\", not {other}"
+            ))),
+        }
+    }
 }
 
 fn default_source() -> String {
@@ -34,6 +85,7 @@ impl Default for HecOptions {
             source: default_source(),
             sourcetype: default_sourcetype(),
             index: None,
+            ack: AckMode::Auto,
         }
     }
 }
@@ -101,6 +153,25 @@ pub struct HecReply {
         skip_serializing_if = "Option::is_none"
     )]
     pub invalid_event_number: Option<usize>,
+    /// With indexer acknowledgement: the id to ask `/services/collector/ack` about.
+    #[serde(default, rename = "ackId", skip_serializing_if = "Option::is_none")]
+    pub ack_id: Option<u64>,
+}
+
+/// The answer of `POST /services/collector/ack`: `{"acks":{"0":true,"1":false}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckStatus {
+    pub acks: std::collections::BTreeMap<String, bool>,
+}
+
+impl AckStatus {
+    /// The ids answered `true`.
+    pub fn acked(&self) -> impl Iterator<Item = u64> + '_ {
+        self.acks
+            .iter()
+            .filter(|(_, done)| **done)
+            .filter_map(|(id, _)| id.parse().ok())
+    }
 }
 
 /// What a HEC code means for the sender.
@@ -131,6 +202,42 @@ pub fn classify_code(code: i64) -> HecCodeClass {
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    #[test]
+    fn ack_mode_reads_true_false_and_auto() {
+        let read = |v: Value| serde_json::from_value::<HecOptions>(serde_json::json!({"ack": v}));
+        assert_eq!(read(Value::Bool(true)).unwrap().ack, AckMode::On);
+        assert_eq!(read(Value::Bool(false)).unwrap().ack, AckMode::Off);
+        assert_eq!(read("auto".into()).unwrap().ack, AckMode::Auto);
+        let err = read("yes".into()).unwrap_err().to_string();
+        assert!(
+            err.contains("hec.ack must be true, false or \"auto\""),
+            "{err}"
+        );
+        let default: HecOptions = serde_json::from_str("{}").unwrap();
+        assert_eq!(default.ack, AckMode::Auto);
+        // Auto is not written, so settings records stay as they were.
+        assert!(!serde_json::to_string(&default).unwrap().contains("ack"));
+        let on = HecOptions {
+            ack: AckMode::On,
+            ..HecOptions::default()
+        };
+        assert!(serde_json::to_string(&on)
+            .unwrap()
+            .contains(r#""ack":true"#));
+        assert!(AckMode::Auto.waits_for(Some(1)) && !AckMode::Auto.waits_for(None));
+        assert!(!AckMode::Off.waits_for(Some(1)));
+    }
+
+    #[test]
+    fn replies_and_ack_status_parse() {
+        let reply: HecReply =
+            serde_json::from_str(r#"{"text":"Success","code":0,"ackId":7}"#).unwrap();
+        assert_eq!(reply.ack_id, Some(7));
+        let status: AckStatus =
+            serde_json::from_str(r#"{"acks":{"0":true,"1":false,"12":true}}"#).unwrap();
+        assert_eq!(status.acked().collect::<Vec<_>>(), vec![0, 12]);
+    }
 
     #[test]
     fn envelope_is_one_json_line() {

@@ -4,7 +4,8 @@
 //! we stored).
 //!
 //! The loop uses a `biased` select so completions are handled before new messages, and stops
-//! reading while `max_in_flight` events are unfinished.
+//! reading while `max_in_flight` events are unfinished (events awaiting HEC indexer acks
+//! have their own cap, `hec_ack_max_pending`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -124,7 +125,7 @@ pub async fn run(
         if !lp.apply_rebalance().await {
             break;
         }
-        let can_read = lp.watermarks.in_flight() < config.max_in_flight;
+        let can_read = lp.room_to_read(&config);
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
@@ -135,7 +136,7 @@ pub async fn run(
                 // Messages librdkafka already fetched are taken in a burst, without a trip
                 // through the select for each (completions wait for the burst's end).
                 for _ in 0..BURST {
-                    if lp.watermarks.in_flight() >= config.max_in_flight {
+                    if !lp.room_to_read(&config) {
                         break;
                     }
                     match consumer.recv().now_or_never() {
@@ -198,6 +199,14 @@ pub async fn run(
 const BURST: usize = 64;
 
 impl Loop {
+    /// Whether another message may be read: fewer than `max_in_flight` unfinished events
+    /// besides those awaiting HEC acks, and fewer than `hec_ack_max_pending` of those.
+    fn room_to_read(&self, config: &Config) -> bool {
+        let awaiting_acks = self.engine.acks.events();
+        self.watermarks.in_flight().saturating_sub(awaiting_acks) < config.max_in_flight
+            && awaiting_acks < config.hec_ack_max_pending
+    }
+
     /// Apply rebalances seen since the last call. Rebalance callbacks run inside the poll that
     /// returned `msg`, so this runs before any message is tracked: a message from a partition
     /// assigned again in the same poll starts a fresh watermark instead of joining (and later

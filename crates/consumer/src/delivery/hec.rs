@@ -22,6 +22,21 @@ pub fn new_channel() -> Uuid {
     Uuid::new_v4()
 }
 
+/// The indexer acknowledgement endpoint next to the HEC URL `url`: its path up to
+/// `/services/collector` plus `/ack` (Splunk serves `/services/collector/ack` beside
+/// `/services/collector/event`, also behind a path prefix); `None` for a URL without that
+/// path.
+pub fn ack_url(url: &reqwest::Url) -> Option<reqwest::Url> {
+    const COLLECTOR: &str = "/services/collector";
+    let path = url.path();
+    let at = path.find(COLLECTOR)?;
+    let mut ack = url.clone();
+    ack.set_path(&format!("{}{COLLECTOR}/ack", &path[..at]));
+    ack.set_query(None);
+    ack.set_fragment(None);
+    Some(ack)
+}
+
 /// What to do with a batch the SIEM refused for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -87,6 +102,33 @@ mod tests {
             text: "t".into(),
             code,
             invalid_event_number: n,
+            ack_id: None,
+        }
+    }
+
+    #[test]
+    fn the_ack_endpoint_sits_beside_the_event_endpoint() {
+        let ack = |u: &str| ack_url(&u.parse().unwrap()).map(|u| u.to_string());
+        for (url, want) in [
+            (
+                "https://splunk:8088/services/collector/event",
+                Some("https://splunk:8088/services/collector/ack"),
+            ),
+            (
+                "https://splunk:8088/services/collector/event/1.0?channel=x",
+                Some("https://splunk:8088/services/collector/ack"),
+            ),
+            (
+                "https://splunk:8088/services/collector",
+                Some("https://splunk:8088/services/collector/ack"),
+            ),
+            (
+                "https://proxy/splunk/services/collector/raw",
+                Some("https://proxy/splunk/services/collector/ack"),
+            ),
+            ("https://siem.example/ingest", None),
+        ] {
+            assert_eq!(ack(url).as_deref(), want, "{url}");
         }
     }
 

@@ -14,6 +14,8 @@
 //!   offset order as its queue drains.
 //! - `worker.rs`: one worker per active org: batching by count, bytes and linger, HEC batch
 //!   splitting, dead letters; [`worker::Engine`] is what a loop's workers share.
+//! - `ack.rs`: HEC indexer acknowledgement: batches accepted with an `ackId` wait (unfinished)
+//!   until `/services/collector/ack` confirms them, and are re-sent after the timeout.
 //! - `limits.rs`: the org's `max_events` limit (governor): delay or dead-letter the excess.
 //! - `hec.rs`: what a permanent HEC answer means for its batch, as data (`decide`): one
 //!   decision for whole-request errors, code 6's named event, halving 400s and 413s; the HEC
@@ -28,6 +30,7 @@
 //! - `tests/`: the engine's unit tests, without processes: workers, limits, HEC splitting and
 //!   park order against a fake SIEM ([`siem::Deliver`]) with paused time.
 
+pub mod ack;
 pub mod consume;
 pub mod dispatch;
 pub mod hec;

@@ -113,23 +113,17 @@ pub struct Attempt {
 pub enum Outcome {
     Delivered {
         attempts: u32,
+        /// The answer's body (capped), e.g. a HEC reply with an `ackId`.
+        reply: String,
     },
     /// A [`Verdict::Permanent`] answer: the SIEM (or the SSRF guard) rejected the request
     /// for good; its events become dead letters of reason `rejected`. ("Rejected" means only
     /// this in the crate.)
-    Rejected {
-        attempts: u32,
-        last: Attempt,
-    },
+    Rejected { attempts: u32, last: Attempt },
     /// Transient failures past `max_elapsed`.
-    Exhausted {
-        attempts: u32,
-        last: Attempt,
-    },
+    Exhausted { attempts: u32, last: Attempt },
     /// Shutdown came first; the events stay unfinished and are re-read after restart.
-    Cancelled {
-        attempts: u32,
-    },
+    Cancelled { attempts: u32 },
 }
 
 /// Run `send` until success, a permanent answer, `max_elapsed` or cancellation. A
@@ -151,7 +145,12 @@ where
         attempts += 1;
         let attempt = send().await;
         let wait = match attempt.verdict {
-            Verdict::Success => return Outcome::Delivered { attempts },
+            Verdict::Success => {
+                return Outcome::Delivered {
+                    attempts,
+                    reply: attempt.detail,
+                }
+            }
             Verdict::Permanent => {
                 return Outcome::Rejected {
                     attempts,
@@ -283,7 +282,7 @@ mod tests {
             (200, None),
         ]))
         .await;
-        assert_eq!(outcome, Outcome::Delivered { attempts: 4 });
+        assert!(matches!(outcome, Outcome::Delivered { attempts: 4, .. }));
         let ms: Vec<u128> = times.iter().map(|d| d.as_millis()).collect();
         assert_eq!(ms, vec![0, 100, 300, 700]);
     }
@@ -291,7 +290,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retry_after_is_never_undercut() {
         let (outcome, times) = timed(scripted(vec![(429, Some("3")), (200, None)])).await;
-        assert_eq!(outcome, Outcome::Delivered { attempts: 2 });
+        assert!(matches!(outcome, Outcome::Delivered { attempts: 2, .. }));
         assert!(times[1] >= Duration::from_secs(3));
     }
 
@@ -311,7 +310,7 @@ mod tests {
             })
         })
         .await;
-        assert_eq!(outcome, Outcome::Delivered { attempts: 2 });
+        assert!(matches!(outcome, Outcome::Delivered { attempts: 2, .. }));
         assert!(times[1] >= Duration::from_secs(4), "{times:?}");
     }
 

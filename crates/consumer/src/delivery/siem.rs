@@ -64,6 +64,15 @@ pub trait Deliver: Send + Sync {
         body: Bytes,
         channel: Uuid,
     ) -> BoxFuture<'a, Result<Exchange, Failure>>;
+
+    /// Ask the org's HEC ack endpoint ([`super::hec::ack_url`]) about the ack ids in `body`
+    /// (`{"acks":[..]}`) of `channel`.
+    fn query_acks<'a>(
+        &'a self,
+        runtime: &'a OrgRuntime,
+        body: Bytes,
+        channel: Uuid,
+    ) -> BoxFuture<'a, Result<Exchange, Failure>>;
 }
 
 impl Deliver for SiemClient {
@@ -74,6 +83,20 @@ impl Deliver for SiemClient {
         channel: Uuid,
     ) -> BoxFuture<'a, Result<Exchange, Failure>> {
         Box::pin(SiemClient::exchange_on(self, runtime, body, channel))
+    }
+
+    fn query_acks<'a>(
+        &'a self,
+        runtime: &'a OrgRuntime,
+        body: Bytes,
+        channel: Uuid,
+    ) -> BoxFuture<'a, Result<Exchange, Failure>> {
+        Box::pin(async move {
+            let url = super::hec::ack_url(&runtime.url).ok_or_else(|| {
+                Failure::Network("the HEC URL has no /services/collector path to poll acks".into())
+            })?;
+            self.post(url, runtime, body, Some(channel), false).await
+        })
     }
 }
 
@@ -184,18 +207,32 @@ impl SiemClient {
         body: Bytes,
         channel: Uuid,
     ) -> Result<Exchange, Failure> {
-        let settings = &runtime.settings;
-        self.ssrf
-            .check_url(&runtime.url)
-            .map_err(Failure::Refused)?;
-        let mut request = self
-            .client
-            .post(runtime.url.clone())
-            .headers(runtime.headers.clone());
-        if settings.endpoint == EndpointKind::Hec {
+        let hec = runtime.settings.endpoint == EndpointKind::Hec;
+        self.post(
+            runtime.url.clone(),
+            runtime,
+            body,
+            hec.then_some(channel),
+            self.gzip && hec,
+        )
+        .await
+    }
+
+    /// POST `body` to `url` with the org's headers (and the HEC data channel, gzip).
+    async fn post(
+        &self,
+        url: reqwest::Url,
+        runtime: &OrgRuntime,
+        body: Bytes,
+        channel: Option<Uuid>,
+        gzip_body: bool,
+    ) -> Result<Exchange, Failure> {
+        self.ssrf.check_url(&url).map_err(Failure::Refused)?;
+        let mut request = self.client.post(url).headers(runtime.headers.clone());
+        if let Some(channel) = channel {
             request = request.header(CHANNEL_HEADER, channel.to_string());
         }
-        let body = if self.gzip && settings.endpoint == EndpointKind::Hec {
+        let body = if gzip_body {
             request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
             Bytes::from(gzip(&body))
         } else {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use els_model::hec::AckMode;
 use els_model::settings::EndpointKind;
 use els_model::topic::TopicEvent;
 use tokio::sync::mpsc;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use uuid::Uuid;
 
+use super::ack::{AckBudget, Acks, PollAnswer};
 use super::hec::{self, Decision};
 use super::limits::Limiter;
 use super::request;
@@ -82,6 +84,8 @@ pub struct Engine {
     pub done: mpsc::UnboundedSender<Vec<Done>>,
     /// Fired when the shutdown grace period is over: stop retrying, leave work unfinished.
     pub hard_stop: CancellationToken,
+    /// Events awaiting HEC indexer acks, across all workers.
+    pub acks: AckBudget,
 }
 
 impl Engine {
@@ -89,6 +93,7 @@ impl Engine {
     pub fn new(services: Arc<Services>, done: mpsc::UnboundedSender<Vec<Done>>) -> Self {
         Self {
             requests: tokio::sync::Semaphore::new(services.engine.max_concurrent_requests),
+            acks: AckBudget::new(services.metrics.clone()),
             services,
             done,
             hard_stop: CancellationToken::new(),
@@ -100,25 +105,143 @@ impl Engine {
     }
 }
 
-/// Run one org's worker until its queue closes (shutdown or idle).
+/// What a worker does next.
+enum Step {
+    Job(Job),
+    /// The queue closed (idle, or shutdown) and everything in it was taken.
+    Closed,
+    Idle,
+    PollAcks,
+}
+
+/// Run one org's worker until its queue closes (shutdown or idle) and no batch awaits an ack.
 pub async fn run(org: String, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine>) {
     let mut limiter = Limiter::default();
     // The org's HEC data channel, kept for the worker's life (see `hec::new_channel`).
     let channel = hec::new_channel();
+    let mut acks = Acks::default();
+    let knobs = &engine.services.engine;
+    let mut open = true;
     loop {
-        let first = tokio::select! {
-            job = rx.recv() => job,
-            _ = tokio::time::sleep(engine.services.engine.idle) => {
-                // Idle: close the queue so the dispatcher starts a fresh worker next time,
-                // then finish whatever raced in.
-                rx.close();
-                rx.recv().await
-            }
+        let room = acks.events() < knobs.ack.max_pending_per_org
+            && engine.acks.events() < knobs.ack.max_pending;
+        let poll_at = acks.next_poll();
+        let step = tokio::select! {
+            biased;
+            _ = engine.hard_stop.cancelled(), if !acks.is_empty() => return,
+            _ = sleep_until(poll_at), if poll_at.is_some() => Step::PollAcks,
+            job = rx.recv(), if open && room => job.map_or(Step::Closed, Step::Job),
+            _ = tokio::time::sleep(knobs.idle), if open && acks.is_empty() => Step::Idle,
+            else => Step::Closed,
         };
-        let Some(first) = first else { return };
-        let mut jobs = vec![first];
-        collect_batch(&mut rx, &mut jobs, &engine.services.engine).await;
-        process(&org, jobs, &engine, &mut limiter, channel).await;
+        match step {
+            Step::Job(first) => {
+                let mut jobs = vec![first];
+                collect_batch(&mut rx, &mut jobs, knobs).await;
+                process(&org, jobs, &engine, &mut limiter, channel, &mut acks).await;
+            }
+            // Idle: close the queue so the dispatcher starts a fresh worker next time, then
+            // finish whatever raced in (the queue then reads as closed).
+            Step::Idle => rx.close(),
+            Step::Closed => {
+                open = false;
+                if acks.is_empty() {
+                    return;
+                }
+                // Shutting down with batches awaiting acks: ask now rather than at the
+                // interval, so the grace period can see them finished.
+                acks.schedule(knobs.ack.poll_interval.min(SHUTDOWN_POLL));
+            }
+            Step::PollAcks => {
+                poll_acks(&org, &mut acks, &engine, channel).await;
+                let next = if open {
+                    knobs.ack.poll_interval
+                } else {
+                    knobs.ack.poll_interval.min(SHUTDOWN_POLL)
+                };
+                acks.schedule(next);
+            }
+        }
+    }
+}
+
+/// How often a worker whose queue closed polls for its last acks.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(500);
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One ack poll for every pending id of the worker's channel: acked batches are delivered,
+/// a code 14 (ack disabled) delivers them all and turns ack off for the worker, batches past
+/// the timeout are sent again.
+async fn poll_acks(org: &str, acks: &mut Acks, engine: &Engine, channel: Uuid) {
+    let metrics = engine.metrics();
+    let Some(runtime) = engine.services.settings.get(org) else {
+        // The org's settings were removed after Splunk accepted these batches: there is no
+        // token left to ask with, and the 200s stand.
+        for batch in acks.take_all(&engine.acks) {
+            delivered(engine, &batch.jobs);
+        }
+        return;
+    };
+    let body = serde_json::json!({ "acks": acks.ids() }).to_string();
+    let answer = {
+        let _permit = engine.requests.acquire().await;
+        engine
+            .services
+            .deliver
+            .query_acks(&runtime, bytes::Bytes::from(body), channel)
+            .await
+    };
+    let answer = match answer {
+        Ok(exchange) => PollAnswer::read(exchange.status, &exchange.body),
+        Err(_) => PollAnswer::Failed,
+    };
+    match answer {
+        PollAnswer::Acked(ids) => {
+            metrics.ack_polls.with_label_values(&["ok"]).inc();
+            for batch in acks.take_acked(&ids, &engine.acks) {
+                metrics
+                    .ack_latency
+                    .observe(batch.accepted.elapsed().as_secs_f64());
+                delivered(engine, &batch.jobs);
+            }
+        }
+        PollAnswer::Disabled => {
+            metrics.ack_polls.with_label_values(&["disabled"]).inc();
+            acks.disabled = true;
+            let batches = acks.take_all(&engine.acks);
+            let events: usize = batches.iter().map(|b| b.jobs.len()).sum();
+            tracing::warn!(
+                org_id = org,
+                events,
+                "the HEC ack endpoint says indexer acknowledgement is disabled for this token \
+                 (code 14); counting its 200s as delivered"
+            );
+            metrics.ack_unconfirmed.inc_by(events as u64);
+            for batch in batches {
+                delivered(engine, &batch.jobs);
+            }
+        }
+        PollAnswer::Failed => {
+            metrics.ack_polls.with_label_values(&["error"]).inc();
+        }
+    }
+    for batch in acks.take_expired(engine.services.engine.ack.timeout, &engine.acks) {
+        metrics.ack_timeouts.inc();
+        tracing::warn!(
+            org_id = org,
+            events = batch.jobs.len(),
+            "no HEC indexer ack within the timeout; sending the batch again"
+        );
+        Box::pin(deliver_hec(
+            org, batch.jobs, &runtime, engine, channel, acks,
+        ))
+        .await;
     }
 }
 
@@ -140,7 +263,14 @@ async fn collect_batch(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, knobs:
     }
 }
 
-async fn process(org: &str, jobs: Vec<Job>, engine: &Engine, limiter: &mut Limiter, channel: Uuid) {
+async fn process(
+    org: &str,
+    jobs: Vec<Job>,
+    engine: &Engine,
+    limiter: &mut Limiter,
+    channel: Uuid,
+    acks: &mut Acks,
+) {
     let runtime = engine.services.settings.get(org);
     // Settings may have changed since the consume loop selected these events.
     let (selected, filtered): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|job| {
@@ -174,7 +304,7 @@ async fn process(org: &str, jobs: Vec<Job>, engine: &Engine, limiter: &mut Limit
             continue;
         }
         match runtime.settings.endpoint {
-            EndpointKind::Hec => deliver_hec(org, admitted, &runtime, engine, channel).await,
+            EndpointKind::Hec => deliver_hec(org, admitted, &runtime, engine, channel, acks).await,
             EndpointKind::Http => {
                 for job in admitted {
                     deliver_single(org, job, &runtime, engine, channel).await;
@@ -187,13 +317,15 @@ async fn process(org: &str, jobs: Vec<Job>, engine: &Engine, limiter: &mut Limit
 /// Deliver HEC batches. A permanent answer is acted on as [`hec::decide`] says: a
 /// whole-request error is one dead-letter decision for the batch; code 6 finishes the events
 /// before the named one, dead-letters it and re-sends the rest; other 400s and 413s are split
-/// in halves (a lone event answered 413 is `too_large`).
+/// in halves (a lone event answered 413 is `too_large`). A `200` carrying an `ackId` (and
+/// `hec.ack` not false) leaves the batch in `acks` until its ack comes.
 async fn deliver_hec(
     org: &str,
     jobs: Vec<Job>,
     runtime: &OrgRuntime,
     engine: &Engine,
     channel: Uuid,
+    acks: &mut Acks,
 ) {
     let mut stack = vec![jobs];
     while let Some(mut batch) = stack.pop() {
@@ -206,6 +338,10 @@ async fn deliver_hec(
             match send_with_retry(org, runtime, body, batch.len(), engine, channel).await {
                 Outcome::Rejected { attempts, last } => (attempts, last),
                 Outcome::Cancelled { .. } => return,
+                Outcome::Delivered { reply, .. } => {
+                    accepted(org, batch, &reply, runtime, engine, acks);
+                    continue;
+                }
                 outcome => {
                     settle(engine, batch, outcome).await;
                     continue;
@@ -254,6 +390,42 @@ async fn deliver_hec(
             Decision::DeadLetter => dead(batch, Reason::Rejected).await,
         }
     }
+}
+
+/// A `200` for `batch`: delivered, or (with an `ackId` to wait for) pending in `acks`.
+fn accepted(
+    org: &str,
+    batch: Vec<Job>,
+    reply: &str,
+    runtime: &OrgRuntime,
+    engine: &Engine,
+    acks: &mut Acks,
+) {
+    let mode = runtime.settings.hec.ack;
+    let ack_id = hec::parse_reply(reply).and_then(|r| r.ack_id);
+    if !acks.disabled && mode.waits_for(ack_id) {
+        if let Some(id) = ack_id {
+            acks.add(
+                id,
+                batch,
+                engine.services.engine.ack.poll_interval,
+                &engine.acks,
+            );
+            return;
+        }
+    }
+    if mode == AckMode::On && ack_id.is_none() {
+        engine.metrics().ack_unconfirmed.inc_by(batch.len() as u64);
+        if !acks.warned_no_ack_id {
+            acks.warned_no_ack_id = true;
+            tracing::warn!(
+                org_id = org,
+                "hec.ack is true but HEC answered without an ackId (is indexer \
+                 acknowledgement on for this token?); counting its 200s as delivered"
+            );
+        }
+    }
+    delivered(engine, &batch);
 }
 
 async fn deliver_single(org: &str, job: Job, runtime: &OrgRuntime, engine: &Engine, channel: Uuid) {

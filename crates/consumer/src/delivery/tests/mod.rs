@@ -9,8 +9,11 @@
 //! - `hec_errors.rs`: whole-request HEC errors get one decision, code 6 re-sends only the
 //!   events after the named one, 413 splits down to `too_large`; the data channel.
 //! - `park_order.rs`: parked events go back in offset order, before the org's new events.
+//! - `acks.rs`: HEC indexer acks: finished only when acked, one poll per interval for all
+//!   ids, re-sent after the timeout, code 14 and `hec.ack: false` count the 200s, caps.
 //! - `retry.rs`: the retry schedule through the worker; permanent answers and exhaustion.
 
+mod acks;
 mod batching;
 mod hec_errors;
 mod limits;
@@ -52,6 +55,15 @@ pub struct Request {
 }
 
 type Answer = Box<dyn Fn(usize, &[u32]) -> (u16, String) + Send + Sync>;
+type AckAnswer = Box<dyn Fn(&[u64]) -> (u16, String) + Send + Sync>;
+
+/// One ack poll the fake SIEM received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckPoll {
+    pub at_ms: u64,
+    pub ids: Vec<u64>,
+    pub channel: uuid::Uuid,
+}
 
 /// A SIEM answering each request with the status (and body) `answer` gives for (request
 /// index, events in the body), after `latency`.
@@ -60,6 +72,8 @@ pub struct FakeSiem {
     answer: Answer,
     latency: Duration,
     requests: Mutex<Vec<Request>>,
+    acks: AckAnswer,
+    polls: Mutex<Vec<AckPoll>>,
 }
 
 impl FakeSiem {
@@ -77,6 +91,8 @@ impl FakeSiem {
             answer: Box::new(answer),
             latency: Duration::ZERO,
             requests: Mutex::new(Vec::new()),
+            acks: Box::new(|_| (400, r#"{"text":"ACK is disabled","code":14}"#.to_string())),
+            polls: Mutex::new(Vec::new()),
         }
     }
 
@@ -89,6 +105,21 @@ impl FakeSiem {
     pub fn scripted(statuses: &[u16]) -> Self {
         let statuses = statuses.to_vec();
         Self::new(move |i, _| statuses.get(i).copied().unwrap_or(200))
+    }
+
+    /// Answers ack polls as `answer` says for the ids asked about (by default code 14, as
+    /// for a token without ack).
+    pub fn with_acks(
+        mut self,
+        answer: impl Fn(&[u64]) -> (u16, String) + Send + Sync + 'static,
+    ) -> Self {
+        self.acks = Box::new(answer);
+        self
+    }
+
+    /// The ack polls so far.
+    pub fn polls(&self) -> Vec<AckPoll> {
+        self.polls.lock().unwrap().clone()
     }
 
     pub fn with_latency(mut self, latency: Duration) -> Self {
@@ -134,6 +165,51 @@ impl Deliver for FakeSiem {
             })
         })
     }
+
+    fn query_acks<'a>(
+        &'a self,
+        _runtime: &'a OrgRuntime,
+        body: Bytes,
+        channel: uuid::Uuid,
+    ) -> BoxFuture<'a, Result<Exchange, Failure>> {
+        Box::pin(async move {
+            let query: serde_json::Value = serde_json::from_slice(&body).expect("a JSON body");
+            let ids: Vec<u64> = query["acks"]
+                .as_array()
+                .expect("an acks array")
+                .iter()
+                .map(|id| id.as_u64().expect("numeric ack ids"))
+                .collect();
+            let (status, reply) = (self.acks)(&ids);
+            self.polls.lock().unwrap().push(AckPoll {
+                at_ms: self.start.elapsed().as_millis() as u64,
+                ids,
+                channel,
+            });
+            Ok(Exchange {
+                status,
+                headers: reqwest::header::HeaderMap::new(),
+                body: reply,
+            })
+        })
+    }
+}
+
+/// A HEC success answer with ack id `id`.
+pub fn success_ack(id: usize) -> (u16, String) {
+    (
+        200,
+        format!(r#"{{"text":"Success","code":0,"ackId":{id}}}"#),
+    )
+}
+
+/// An ack poll answer: each asked id `true` if `acked(id)`.
+pub fn ack_answer(ids: &[u64], acked: impl Fn(u64) -> bool) -> (u16, String) {
+    let acks: serde_json::Map<String, serde_json::Value> = ids
+        .iter()
+        .map(|id| (id.to_string(), serde_json::Value::Bool(acked(*id))))
+        .collect();
+    (200, serde_json::json!({ "acks": acks }).to_string())
 }
 
 /// Test event number `n` of [`ORG`] (its number is in its execution id).
@@ -202,6 +278,12 @@ pub fn knobs() -> EngineKnobs {
         linger: Duration::ZERO,
         idle: Duration::from_secs(3600),
         max_concurrent_requests: 8,
+        ack: crate::services::AckKnobs {
+            poll_interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(300),
+            max_pending_per_org: 100_000,
+            max_pending: 500_000,
+        },
     }
 }
 
