@@ -1,6 +1,8 @@
-//! ELS against a siem-sim that answers as a real Splunk HEC does (issue 15, first part):
-//! an indexer-acknowledgement token that refuses requests without a channel, a token that may
-//! not write to the org's index, and a `max_content_length` smaller than ELS's batches. Each
+//! ELS against a siem-sim that answers as a real Splunk HEC does (issue 15):
+//! an indexer-acknowledgement token that refuses requests without a channel and whose `200`s
+//! count only once acked (a kill before the acks re-sends; ids never acked are re-sent after
+//! the timeout), a token without ack (never polled), a token that may not write to the org's
+//! index, and a `max_content_length` smaller than ELS's batches. Each
 //! scenario compares the ids the ingest API acknowledged with those that arrived or were
 //! dead-lettered, and prints the counts.
 
@@ -154,5 +156,182 @@ async fn wrong_index_is_one_decision_per_batch_and_413_splits_until_delivered() 
          ({found} found, {dups} duplicates) in smaller requests, SIEM answers {by_status}",
         wrong_ids.len(),
         ids.len()
+    );
+}
+
+/// Sum of the committed offsets of the consumer group (each partition's next offset to read).
+fn committed_total(broker: &Kafka, partitions: i32) -> i64 {
+    broker
+        .committed("els-consumer", TOPIC, partitions)
+        .map(|c| c.values().map(|o| (*o).max(0)).sum())
+        .unwrap_or(0)
+}
+
+/// Wait until the group has committed every record of the topic: every event finished.
+async fn wait_all_committed(broker: &Kafka, partitions: i32, timeout: Duration) -> i64 {
+    let end = broker.high_watermarks(TOPIC, partitions).unwrap();
+    wait_for("every offset committed", timeout, || async {
+        (committed_total(broker, partitions) >= end).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: committed {} of {end}",
+            committed_total(broker, partitions)
+        )
+    });
+    end
+}
+
+fn metric(m: &std::collections::BTreeMap<String, f64>, name: &str) -> f64 {
+    m.get(name).copied().unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_token_all_acked_and_a_kill_before_the_acks_re_sends_what_was_unacked() {
+    let dir = test_dir("hec-ack");
+    let broker = Kafka::single(&dir).unwrap();
+    broker.create_topic(TOPIC, 2).await.unwrap();
+    // Splunk with indexer acknowledgement: each batch is indexed 5 s after its 200.
+    let sim = Sim::start(
+        &dir,
+        "siem-sim",
+        &["--ack-token", HEC_TOKEN, "--ack-delay-ms", "5000"],
+    )
+    .unwrap();
+    let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
+    let settings = json!({"default": settings_for(&sim.hec_url())});
+    let mut consumer = ConsumerProc::start(
+        &dir,
+        "consumer",
+        &broker,
+        &settings,
+        &[("ELS_HEC_ACK_POLL_INTERVAL_MS", "1000")],
+    )
+    .unwrap();
+    consumer.wait_ready(Duration::from_secs(60)).await.unwrap();
+    let ids = producer
+        .post_all(&demo_events(10, 10_000, 94), 500)
+        .await
+        .unwrap();
+    let (found, _) = wait_arrived(&[&sim], &ids, Duration::from_secs(120)).await;
+    assert_eq!(found, ids.len());
+    // Everything reached Splunk; the last acks are seconds away: kill -9 now.
+    let before = consumer.metrics().await.unwrap();
+    let pending = metric(&before, "els_hec_ack_pending_events");
+    let delivered_before = metric(&before, "els_events_delivered_total");
+    consumer.proc.kill9();
+    let committed_at_kill = committed_total(&broker, 2);
+    assert!(pending > 0.0, "nothing awaited an ack at the kill");
+    assert!(
+        committed_at_kill < ids.len() as i64,
+        "offsets of unacked events were committed ({committed_at_kill})"
+    );
+    let stats_at_kill = sim.stats().await.unwrap();
+
+    consumer.restart().unwrap();
+    consumer.wait_ready(Duration::from_secs(60)).await.unwrap();
+    let end = wait_all_committed(&broker, 2, Duration::from_secs(120)).await;
+    let (found, dups) = wait_arrived(&[&sim], &ids, Duration::from_secs(10)).await;
+    let after = consumer.metrics().await.unwrap();
+    let stats = sim.stats().await.unwrap();
+    assert_eq!(found, ids.len(), "lost events");
+    assert!(dups > 0, "nothing was re-sent after the restart");
+    assert_eq!(dead_letter_total(&consumer).await, 0.0);
+    assert_eq!(metric(&after, "els_hec_ack_pending_events"), 0.0);
+    assert!(metric(&after, "els_hec_ack_latency_seconds_count") > 0.0);
+    println!(
+        "ack on, 5 s ack delay: {} acknowledged, all {found} received; at the kill -9 {pending} events awaited \
+         acks ({delivered_before} acked and delivered, {committed_at_kill} of {end} offsets committed, sim acks \
+         acked {}); after the restart every offset committed, {} events re-sent and acked (duplicates {dups}), \
+         sim acks acked {} in all, 0 dead letters, ack latency mean {:.2} s",
+        ids.len(),
+        stats_at_kill["acks_acked"],
+        metric(&after, "els_events_delivered_total"),
+        stats["acks_acked"],
+        metric(&after, "els_hec_ack_latency_seconds_sum")
+            / metric(&after, "els_hec_ack_latency_seconds_count"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_acked_batches_are_re_sent_after_the_timeout_and_a_token_without_ack_is_never_polled()
+{
+    let dir = test_dir("hec-never-ack");
+    let broker = Kafka::single(&dir).unwrap();
+    broker.create_topic(TOPIC, 2).await.unwrap();
+    // org-0001 and org-0002 stream to a Splunk that never acks 10 % of its ack ids; the
+    // others to one whose token has no indexer acknowledgement.
+    let acking = Sim::start(
+        &dir,
+        "siem-sim-ack",
+        &["--ack-token", HEC_TOKEN, "--never-ack-percent", "10"],
+    )
+    .unwrap();
+    let plain = Sim::start(&dir, "siem-sim-plain", &[]).unwrap();
+    let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
+    let settings = json!({
+        "default": settings_for(&plain.hec_url()),
+        "orgs": {
+            "org-0001": settings_for(&acking.hec_url()),
+            "org-0002": settings_for(&acking.hec_url()),
+        },
+    });
+    let consumer = ConsumerProc::start(
+        &dir,
+        "consumer",
+        &broker,
+        &settings,
+        &[
+            ("ELS_HEC_ACK_POLL_INTERVAL_MS", "500"),
+            ("ELS_HEC_ACK_TIMEOUT_MS", "4000"),
+            ("ELS_BATCH_MAX_EVENTS", "50"),
+        ],
+    )
+    .unwrap();
+    consumer.wait_ready(Duration::from_secs(60)).await.unwrap();
+    let events = demo_events(4, 4_000, 95);
+    let ids = producer.post_all(&events, 500).await.unwrap();
+    let acked_orgs = |e: &Value| e["org_id"] == "org-0001" || e["org_id"] == "org-0002";
+    let (to_ack, to_plain): (Vec<&Value>, Vec<&Value>) = events.iter().partition(|e| acked_orgs(e));
+    let id_of = |e: &&Value| e["event_id"].as_str().unwrap_or_default().to_string();
+    let ack_ids: Vec<String> = to_ack.iter().map(id_of).collect();
+    let plain_ids: Vec<String> = to_plain.iter().map(id_of).collect();
+    assert_eq!(ack_ids.len() + plain_ids.len(), ids.len());
+    wait_all_committed(&broker, 2, Duration::from_secs(120)).await;
+    let (found_ack, dups_ack) = wait_arrived(&[&acking], &ack_ids, Duration::from_secs(10)).await;
+    let (found_plain, dups_plain) =
+        wait_arrived(&[&plain], &plain_ids, Duration::from_secs(10)).await;
+    let m = consumer.metrics().await.unwrap();
+    let ack_stats = acking.stats().await.unwrap();
+    let plain_stats = plain.stats().await.unwrap();
+    assert_eq!(found_ack, ack_ids.len(), "lost events of ack orgs");
+    assert_eq!(found_plain, plain_ids.len(), "lost events of plain orgs");
+    let timeouts = metric(&m, "els_hec_ack_timeouts_total");
+    assert!(timeouts > 0.0, "no batch timed out");
+    assert!(dups_ack > 0, "nothing re-sent");
+    assert_eq!(dead_letter_total(&consumer).await, 0.0);
+    assert_eq!(metric(&m, "els_hec_ack_pending_events"), 0.0);
+    // The token without ack: a channel on every request, not one ack poll, no re-send.
+    assert_eq!(plain_stats["ack_queries"], 0, "{plain_stats}");
+    assert_eq!(dups_plain, 0);
+    let without_channel = plain
+        .records()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r["headers"]["x-splunk-request-channel"].as_str().is_none())
+        .count();
+    assert_eq!(without_channel, 0);
+    println!(
+        "never-ack 10 %: {} events of ack orgs all received, {timeouts} batches timed out and were re-sent, \
+         duplicates {dups_ack} (same event_ids), {} ack polls, sim acks acked {} / still pending {}; \
+         token without ack: {} events received, 0 ack polls at that SIEM, duplicates {dups_plain}, \
+         every request with a channel; 0 dead letters",
+        ack_ids.len(),
+        metric(&m, "els_hec_ack_polls_total{result=\"ok\"}"),
+        ack_stats["acks_acked"],
+        ack_stats["acks_pending"],
+        plain_ids.len(),
     );
 }

@@ -274,6 +274,7 @@ struct AckQuery {
 /// body `{"acks":[0,1]}`, answer `{"acks":{"0":true,"1":false}}`; a token without ack answers
 /// 400 code 14 ("Troubleshoot HTTP Event Collector"). Not subject to injected faults.
 async fn ack(State(app): Shared, req: Request) -> Response {
+    app.sim.count_ack_query();
     let reply = |reply: Reply| (reply.status(), Json(reply.body())).into_response();
     let (parts, body) = req.into_parts();
     let header = parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);

@@ -65,6 +65,9 @@ pub struct Stats {
     /// Requests refused for a missing or invalid data channel (codes 10 and 11).
     #[serde(default)]
     pub channel_errors: u64,
+    /// Requests to the ack endpoint (`/services/collector/ack`), whatever the answer.
+    #[serde(default)]
+    pub ack_queries: u64,
 }
 
 /// One data channel's ack ids ("About HTTP Event Collector Indexer Acknowledgment": ack ids
@@ -99,6 +102,7 @@ struct Store {
     acks_issued: u64,
     acks_acked: u64,
     channel_errors: u64,
+    ack_queries: u64,
 }
 
 impl Store {
@@ -119,6 +123,7 @@ impl Store {
             acks_issued: 0,
             acks_acked: 0,
             channel_errors: 0,
+            ack_queries: 0,
         }
     }
 
@@ -235,6 +240,7 @@ impl Sim {
                 .sum(),
             acks_acked: store.acks_acked,
             channel_errors: store.channel_errors,
+            ack_queries: store.ack_queries,
         }
     }
 
@@ -292,6 +298,10 @@ impl Sim {
 
     pub(crate) fn count_status(&self, status: u16) {
         *lock(&self.store).by_status.entry(status).or_default() += 1;
+    }
+
+    pub(crate) fn count_ack_query(&self) {
+        lock(&self.store).ack_queries += 1;
     }
 
     pub(crate) fn count_channel_error(&self) {
