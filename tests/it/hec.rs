@@ -323,6 +323,21 @@ async fn never_acked_batches_are_re_sent_after_the_timeout_and_a_token_without_a
         .filter(|r| r["headers"]["x-splunk-request-channel"].as_str().is_none())
         .count();
     assert_eq!(without_channel, 0);
+    // `elsctl test-event` says which token needs acks.
+    let ack_org = elsctl(&consumer, &["test-event", "--org", "org-0001"]);
+    let plain_org = elsctl(&consumer, &["test-event", "--org", "org-0003"]);
+    assert!(
+        ack_org["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("indexer acknowledgement: on (ackId")),
+        "{ack_org}"
+    );
+    assert!(
+        plain_org["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("indexer acknowledgement: off")),
+        "{plain_org}"
+    );
     println!(
         "never-ack 10 %: {} events of ack orgs all received, {timeouts} batches timed out and were re-sent, \
          duplicates {dups_ack} (same event_ids), {} ack polls, sim acks acked {} / still pending {}; \

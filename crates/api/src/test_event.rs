@@ -24,6 +24,10 @@ pub struct TestEventResult {
     /// Splunk HEC's `{"text","code"}` from the body, for HEC endpoints.
     pub hec_code: Option<i64>,
     pub hec_text: Option<String>,
+    /// The `ackId` of a HEC `200`: the token has indexer acknowledgement on, so ELS counts
+    /// its events delivered only once `/services/collector/ack` confirms them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hec_ack_id: Option<u64>,
 }
 
 impl TestEventResult {

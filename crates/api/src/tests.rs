@@ -259,6 +259,21 @@ fn test_event_answers() {
             error: None,
             hec_code: Some(0),
             hec_text: Some("Success".into()),
+            hec_ack_id: None,
+        },
+    );
+    round_trip(
+        json!({"status": 200, "headers": {}, "body": r#"{"text":"Success","code":0,"ackId":4}"#,
+               "latency_ms": 5, "error": null, "hec_code": 0, "hec_text": "Success",
+               "hec_ack_id": 4}),
+        TestEventResult {
+            status: Some(200),
+            body: r#"{"text":"Success","code":0,"ackId":4}"#.into(),
+            latency_ms: 5,
+            hec_code: Some(0),
+            hec_text: Some("Success".into()),
+            hec_ack_id: Some(4),
+            ..TestEventResult::default()
         },
     );
     round_trip(

@@ -64,6 +64,10 @@ pub fn render(result: &TestEventResult) -> String {
         None => text.push_str("status: no response\n"),
     }
     text.push_str(&format!("latency: {} ms\n", result.latency_ms));
+    if let Some(line) = indexer_ack(result) {
+        text.push_str(&line);
+        text.push('\n');
+    }
     if let Some(error) = result.error.as_deref().filter(|e| !e.is_empty()) {
         text.push_str(&format!("error: {}\n", output::one_line(error)));
     }
@@ -96,6 +100,20 @@ pub fn render(result: &TestEventResult) -> String {
         text.push('\n');
     }
     text
+}
+
+/// Whether the HEC token needs indexer acks, for a HEC `200`.
+fn indexer_ack(result: &TestEventResult) -> Option<String> {
+    if !result.is_success() || result.hec_code.is_none() {
+        return None;
+    }
+    Some(match result.hec_ack_id {
+        Some(id) => format!(
+            "indexer acknowledgement: on (ackId {id}) — the token needs acks: ELS counts events \
+             delivered once /services/collector/ack confirms them (hec.ack auto or true)"
+        ),
+        None => "indexer acknowledgement: off for this token — a 200 means delivered".to_string(),
+    })
 }
 
 /// What a failed test most likely means, in one line; `None` for a 2xx.
@@ -165,8 +183,17 @@ mod tests {
         assert!(r.is_success());
         assert_eq!(
             render(&r),
-            "status: 200 (HEC code 0: Success)\nlatency: 42 ms\nheaders:\n  content-type: application/json\nbody: {\"text\":\"Success\",\"code\":0}\n"
+            "status: 200 (HEC code 0: Success)\nlatency: 42 ms\nindexer acknowledgement: off for this token — a 200 means delivered\nheaders:\n  content-type: application/json\nbody: {\"text\":\"Success\",\"code\":0}\n"
         );
+    }
+
+    #[test]
+    fn an_ack_id_says_the_token_needs_acks() {
+        let mut r = result(Some(200), Some((0, "Success")));
+        r.hec_ack_id = Some(7);
+        assert!(render(&r).contains("indexer acknowledgement: on (ackId 7) — the token needs acks"));
+        let http = result(Some(200), None);
+        assert!(!render(&http).contains("indexer acknowledgement"));
     }
 
     #[test]

@@ -648,7 +648,7 @@ async fn test_event_success_and_rejected_credentials() {
     assert_eq!(run.outcome(), Outcome::Success);
     assert_eq!(
         run.out,
-        "status: 200 (HEC code 0: Success)\nlatency: 37 ms\nheaders:\n  content-type: application/json; charset=UTF-8\n  x-request-id: r-1\nbody: {\"text\":\"Success\",\"code\":0}\n"
+        "status: 200 (HEC code 0: Success)\nlatency: 37 ms\nindexer acknowledgement: off for this token — a 200 means delivered\nheaders:\n  content-type: application/json; charset=UTF-8\n  x-request-id: r-1\nbody: {\"text\":\"Success\",\"code\":0}\n"
     );
     assert_eq!(api.seen()[0].method, "POST");
     assert_eq!(api.seen()[0].auth, bearer());

@@ -106,6 +106,12 @@ pub async fn send(siem: &SiemClient, org: &str, runtime: &OrgRuntime) -> TestEve
                 EndpointKind::Hec => hec_reply(&exchange.body),
                 EndpointKind::Http => (None, None),
             };
+            let hec_ack_id = match runtime.settings.endpoint {
+                EndpointKind::Hec => {
+                    crate::delivery::hec::parse_reply(&exchange.body).and_then(|r| r.ack_id)
+                }
+                EndpointKind::Http => None,
+            };
             TestEventResult {
                 status: Some(exchange.status),
                 headers,
@@ -114,6 +120,7 @@ pub async fn send(siem: &SiemClient, org: &str, runtime: &OrgRuntime) -> TestEve
                 error: None,
                 hec_code,
                 hec_text,
+                hec_ack_id,
             }
         }
         Err(failure) => TestEventResult {
@@ -127,6 +134,7 @@ pub async fn send(siem: &SiemClient, org: &str, runtime: &OrgRuntime) -> TestEve
             }),
             hec_code: None,
             hec_text: None,
+            hec_ack_id: None,
         },
     }
 }
