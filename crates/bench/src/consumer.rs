@@ -11,18 +11,24 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::error::Result;
-use crate::sim::HEC_TOKEN;
+use crate::sim::{HEC_ACK_TOKEN, HEC_TOKEN};
 use crate::workload::Endpoint;
 pub use els_testkit::{histogram_mean, metric_total, parse_metrics, ConsumerProc};
 
-/// Settings that send every org (`default`) to `url`.
+/// Settings that send every org (`default`) to `url` (with the ack-enabled token for
+/// [`Endpoint::HecAck`]).
 pub fn settings(url: &str, endpoint: Endpoint) -> serde_json::Value {
+    let (kind, token) = match endpoint {
+        Endpoint::Hec => ("hec", HEC_TOKEN),
+        Endpoint::HecAck => ("hec", HEC_ACK_TOKEN),
+        Endpoint::Generic => ("http", HEC_TOKEN),
+    };
     json!({
         "default": {
             "url": url,
             "allow_http": true,
-            "endpoint": match endpoint { Endpoint::Hec => "hec", Endpoint::Generic => "http" },
-            "auth_headers": [{"name": "Authorization", "value": format!("Splunk {HEC_TOKEN}")}]
+            "endpoint": kind,
+            "auth_headers": [{"name": "Authorization", "value": format!("Splunk {token}")}]
         }
     })
 }
@@ -53,6 +59,12 @@ pub fn start(
         ("ELS_INSTANCE_ID".into(), format!("els-bench-{name}")),
         ("ELS_SETTINGS_TOPIC".into(), String::new()),
     ];
+    if endpoint == Endpoint::HecAck {
+        env.push((
+            "ELS_HEC_ACK_POLL_INTERVAL_MS".into(),
+            crate::workload::ACK_POLL_MS.to_string(),
+        ));
+    }
     env.extend_from_slice(extra_env);
     Ok(ConsumerProc::start(
         &bin,
@@ -75,5 +87,12 @@ mod tests {
         assert_eq!(s["default"]["url"], "http://127.0.0.1:1/generic");
         let auth = &s["default"]["auth_headers"][0]["value"];
         assert_eq!(auth, &json!(format!("Splunk {HEC_TOKEN}")));
+        let ack = settings(
+            "http://127.0.0.1:1/services/collector/event",
+            Endpoint::HecAck,
+        );
+        assert_eq!(ack["default"]["endpoint"], "hec");
+        let auth = &ack["default"]["auth_headers"][0]["value"];
+        assert_eq!(auth, &json!(format!("Splunk {HEC_ACK_TOKEN}")));
     }
 }

@@ -197,7 +197,11 @@ impl Bench {
         let mut main_topic = None;
         let cases = workload::matrix(self.opts.events)
             .into_iter()
-            .filter(|c| self.opts.only.is_empty() || self.opts.only.contains(&c.name))
+            .filter(|c| {
+                // `main` brings its indexer-ack twin `main-ack` along.
+                let named = |o: &String| c.name == *o || c.name.strip_suffix("-ack") == Some(o);
+                self.opts.only.is_empty() || self.opts.only.iter().any(named)
+            })
             .collect::<Vec<_>>();
         for case in cases {
             let (result, topic) = self.case(&case).await?;
@@ -364,10 +368,25 @@ impl Bench {
         let bound = Duration::from_secs(60) + Duration::from_millis(n);
         let mut peak_parked = 0f64;
         let mut polls = 0u32;
+        // With indexer acks the drain ends when every event is acked (delivered), not when
+        // it arrived: the consumer counts an event delivered once its ack is confirmed.
+        let acked = case.endpoint == Endpoint::HecAck;
+        let mut acked_at = None;
         let stats = loop {
             let stats = self.sim.counts().await?;
-            if stats.distinct_event_ids >= n {
+            if stats.distinct_event_ids >= n && !acked {
                 break stats;
+            }
+            if stats.distinct_event_ids >= n {
+                let delivered = consumer
+                    .metrics()
+                    .await
+                    .map(|m| metric_total(&m, "els_events_delivered_total"))
+                    .unwrap_or(0.0);
+                if delivered >= n as f64 {
+                    acked_at = Some(chrono::Utc::now());
+                    break stats;
+                }
             }
             consumer.proc.check_alive()?;
             if t0.elapsed() > bound {
@@ -401,7 +420,7 @@ impl Bench {
         let ours = (c1.cpu_seconds - c0.cpu_seconds) + (b1 - b0) + (s1 - s0) + (own1 - own0);
         Ok(Drain {
             events: n,
-            seconds: (last - first).num_milliseconds().max(1) as f64 / 1000.0,
+            seconds: (acked_at.unwrap_or(last) - first).num_milliseconds().max(1) as f64 / 1000.0,
             consumer_cpu: c1.cpu_seconds - c0.cpu_seconds,
             consumer_cpu_total: c1.cpu_seconds,
             broker_cpu: b1 - b0,

@@ -23,6 +23,9 @@ use crate::error::{BenchError, Result};
 use crate::workload::Endpoint;
 
 pub use els_testkit::sim::HEC_TOKEN;
+
+/// A second token of the benchmark's siem-sim, with indexer acknowledgement on.
+pub const HEC_ACK_TOKEN: &str = "els-bench-ack-token-0001";
 /// The consumer's default batch limits (`ELS_BATCH_MAX_EVENTS`, `ELS_BATCH_MAX_BYTES`).
 pub const BATCH_MAX_EVENTS: usize = 500;
 pub const BATCH_MAX_BYTES: usize = 1024 * 1024;
@@ -95,7 +98,7 @@ impl Sim {
             &built_bin_or_path("siem-sim"),
             dir,
             "siem-sim",
-            &["--max-stored", &max_stored],
+            &["--max-stored", &max_stored, "--ack-token", HEC_ACK_TOKEN],
             &[("RUST_LOG", "warn")],
         )?))
     }

@@ -36,6 +36,10 @@ impl Size {
 pub enum Endpoint {
     /// Splunk HEC, batched envelopes.
     Hec,
+    /// Splunk HEC with a token that has indexer acknowledgement on: a batch is finished
+    /// when `/services/collector/ack` confirms it (the consumer polls every
+    /// [`ACK_POLL_MS`]); the drain ends when every event is acked.
+    HecAck,
     /// The generic HTTP endpoint: one event per request.
     Generic,
 }
@@ -44,6 +48,7 @@ impl Endpoint {
     pub fn label(self) -> &'static str {
         match self {
             Endpoint::Hec => "HEC",
+            Endpoint::HecAck => "HEC, indexer acks (poll 1 s)",
             Endpoint::Generic => "generic",
         }
     }
@@ -51,7 +56,7 @@ impl Endpoint {
     /// siem-sim's path for this endpoint.
     pub fn path(self) -> &'static str {
         match self {
-            Endpoint::Hec => "/services/collector/event",
+            Endpoint::Hec | Endpoint::HecAck => "/services/collector/event",
             Endpoint::Generic => "/generic",
         }
     }
@@ -94,6 +99,7 @@ pub fn matrix(events: usize) -> Vec<Case> {
     };
     vec![
         case("main", 100, Size::Small, Endpoint::Hec, events),
+        case("main-ack", 100, Size::Small, Endpoint::HecAck, events),
         case("org1", 1, Size::Small, Endpoint::Hec, side),
         case("org10k", 10_000, Size::Small, Endpoint::Hec, side),
         case(
@@ -112,6 +118,10 @@ pub fn matrix(events: usize) -> Vec<Case> {
         ),
     ]
 }
+
+/// The consumer's ack poll interval in the [`Endpoint::HecAck`] case (the default, 10 s,
+/// would be most of a drain of a few seconds).
+pub const ACK_POLL_MS: u64 = 1000;
 
 /// Payload target of [`Size::Large`].
 pub const LARGE_BYTES: usize = 2048;
