@@ -174,6 +174,7 @@ async function run(page) {
   await page.getByLabel('source', { exact: true }).fill('els-console');
   await page.getByLabel('sourcetype', { exact: true }).fill('els:execution');
   await page.getByLabel('index (optional)').fill('main');
+  await page.getByLabel('indexer acknowledgement').selectOption('false');
   await page.getByRole('button', { name: 'Save' }).click();
   await until(page, 'the save', () => /^Saved the settings/.test(document.getElementById('status').textContent));
   assert.equal(await page.locator('#edit').isVisible(), true);
@@ -202,7 +203,7 @@ async function run(page) {
       flowMode: document.querySelector('input[name="flow-mode"]:checked').value,
       flows: [...document.querySelectorAll('#flow-list li')].map((li) => li.dataset.flow),
       limit: [$('limit-on').checked, $('limit-rate').value, $('limit-per').value, $('limit-burst').value, $('limit-policy').value],
-      hec: [$('hec-source').value, $('hec-sourcetype').value, $('hec-index').value],
+      hec: [$('hec-source').value, $('hec-sourcetype').value, $('hec-index').value, $('hec-ack').value],
       viewOnly: $('settings-fields').disabled,
       picker: [...$('org-select').options].map((o) => o.value),
     };
@@ -223,7 +224,7 @@ async function run(page) {
     flowMode: 'exclude',
     flows: ['flow-noisy'],
     limit: [true, '600', 'minute', '100', 'delay'],
-    hec: ['els-console', 'els:execution', 'main'],
+    hec: ['els-console', 'els:execution', 'main', 'false'],
     viewOnly: true,
     picker: form.picker,
   });

@@ -219,7 +219,7 @@ async fn console_edits_settings_tests_and_replays_in_headless_chromium() {
     );
     assert_eq!(
         saved["hec"],
-        json!({"source": "els-console", "sourcetype": "els:execution", "index": "main"})
+        json!({"source": "els-console", "sourcetype": "els:execution", "index": "main", "ack": false})
     );
     assert!(!saved.to_string().contains(SIEM_TOKEN));
     let left = api_get(&consumer.admin_url, &path).await;

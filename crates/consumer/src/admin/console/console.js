@@ -390,6 +390,7 @@
     $('hec-source').value = hec.source || '';
     $('hec-sourcetype').value = hec.sourcetype || '';
     $('hec-index').value = hec.index || '';
+    $('hec-ack').value = hec.ack === true ? 'true' : hec.ack === false ? 'false' : 'auto';
   }
 
   function syncEventChecks() {
@@ -476,6 +477,8 @@
     if (source) hec.source = source;
     if (sourcetype) hec.sourcetype = sourcetype;
     if (index) hec.index = index;
+    const ack = $('hec-ack').value;
+    if (ack !== 'auto') hec.ack = ack === 'true';
     s.hec = hec;
     return { settings: s, targets };
   }
@@ -502,6 +505,7 @@
     'hec.source': 'hec-source',
     'hec.sourcetype': 'hec-sourcetype',
     'hec.index': 'hec-index',
+    'hec.ack': 'hec-ack',
     auth_headers: 'add-auth',
     custom_headers: 'add-custom-header',
     custom_fields: 'add-custom-field',
