@@ -16,6 +16,10 @@
 //! | `PUT /v1/orgs/{org}/settings` | body [`OrgSettings`] | [`OrgSettings`], redacted |
 //! | `DELETE /v1/orgs/{org}/settings` | | [`SettingsDeleted`] |
 //! | `POST /v1/orgs/{org}/test` | body empty or [`TestEventRequest`] | [`TestEventResult`] |
+//! | `GET /v1/orgs/{org}/status` | | [`StreamStatus`] |
+//! | `GET /v1/status` | query [`StatusQuery`] | [`StatusList`] |
+//! | `POST /v1/orgs/{org}/pause`, `/resume` | body empty or `{}` | [`StreamStatus`] |
+//! | `GET /v1/orgs/{org}/stream-events` | query `limit` | [`NoticeList`] |
 //! | `GET /console/api/dead-letters` | query [`OrgQuery`] | [`DeadLetterSummary`] |
 //! | any route, any error | | [`ErrorBody`] |
 //!
@@ -30,6 +34,7 @@ pub mod dead_letters;
 pub mod error;
 pub mod health;
 pub mod settings;
+pub mod status;
 pub mod test_event;
 
 #[cfg(test)]
@@ -42,4 +47,7 @@ pub use dead_letters::{
 pub use error::{ErrorBody, FieldError};
 pub use health::{Liveness, Readiness};
 pub use settings::{OrgList, OrgSettings, SettingsDeleted, REDACTED};
+pub use status::{
+    NoticeList, StatusList, StatusQuery, StatusReason, StreamNotice, StreamState, StreamStatus,
+};
 pub use test_event::{TestEventRequest, TestEventResult};
