@@ -1,7 +1,8 @@
 // Drives the ELS settings console (GET /console on the consumer's admin server) in Debian's
 // headless Chromium through playwright-core, as an admin would: sign in, fill every field,
 // save, reload, send test events (good token, wrong token), see field errors, replay dead
-// letters. Started by tests/it/console.rs, which sets up broker, siem-sim, consumer and the
+// letters; then the stream-health overview (states, sorting, filters), a paused org's status
+// panel (reason, since), fixing its token, Pause and Resume. Started by tests/it/console.rs, which sets up broker, siem-sim, consumer and the
 // dead letters first and passes everything in the environment:
 //
 //   CONSOLE_URL          http://127.0.0.1:PORT/console
@@ -11,9 +12,13 @@
 //   SIEM_TOKEN           a HEC token siem-sim accepts
 //   WRONG_TOKEN          one it refuses
 //   EXPECT_DEAD_LETTERS  how many dead letters ORG has at the start
+//   PAUSED_ORG           an org whose settings carry a wrong HEC token: its stream is paused
+//                        (403, HEC code 4) and holds EXPECT_HELD events
+//   PAUSED_SINCE         when it was paused, as GET /v1/orgs/{org}/status says
 //   CHROMIUM             optional, default /usr/bin/chromium
-//   CONSOLE_SCREENSHOTS_DIR optional: write console-settings.png, console-test-event.png and
-//                        console-dead-letters.png there
+//   CONSOLE_SCREENSHOTS_DIR optional: write console-settings.png, console-test-event.png,
+//                        console-dead-letters.png, console-stream-health.png and
+//                        console-stream-status.png there
 //   FAILURE_SCREENSHOT   optional: where to save the page when a step fails
 //
 // Every wait is bounded; a watchdog ends the run. Exit 0 when every step passed.
@@ -53,6 +58,9 @@ const SIEM_URL = need('SIEM_URL');
 const SIEM_TOKEN = need('SIEM_TOKEN');
 const WRONG_TOKEN = need('WRONG_TOKEN');
 const EXPECT_DEAD = Number(need('EXPECT_DEAD_LETTERS'));
+const PAUSED_ORG = need('PAUSED_ORG');
+const PAUSED_SINCE = need('PAUSED_SINCE');
+const EXPECT_HELD = Number(need('EXPECT_HELD'));
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.CONSOLE_SCREENSHOTS_DIR || '';
 const TEMPLATE = '{"source": "els-console", "data": "${event}"}';
@@ -306,7 +314,7 @@ async function run(page) {
   ok('a bad custom header name is shown beside that row; Cancel restores the saved values');
 
   // 11. Dead letters: counts by reason, replay with progress, the count drops to 0.
-  await page.getByRole('button', { name: 'Refresh' }).click();
+  await page.getByRole('button', { name: 'Refresh', exact: true }).click();
   await until(page, 'the dead-letter count', (n) => document.getElementById('dlq-count').textContent === String(n), EXPECT_DEAD);
   const reasons = await page.locator('#dlq-reason-rows tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
   assert.deepEqual(reasons, [['retries_exhausted', String(EXPECT_DEAD)]]);
@@ -329,11 +337,121 @@ async function run(page) {
   assert.equal(await page.locator('#dlq-replay').isDisabled(), true);
   ok(`replayed from the page: count ${distinct.join(' -> ')}; "${await text(page.locator('#dlq-result'))}"`);
 
-  // 12. Sign out forgets the token.
+  await streamHealth(page);
+
+  // 17. Sign out forgets the token.
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.locator('#login').waitFor({ state: 'visible' });
   assert.equal(await page.evaluate(() => sessionStorage.getItem('els.console.token')), null);
   ok('signed out: the token is gone from sessionStorage');
+}
+
+/** The overview's rows as [org, state], in the order shown. */
+const overviewRows = (page) => page.locator('#overview-rows tr')
+  .evaluateAll((trs) => trs.map((tr) => [tr.dataset.org, tr.dataset.state]));
+
+/** `2026-12-01 10:00:00 UTC`, as the page shows an RFC 3339 time. */
+const shown = (rfc3339) => `${new Date(rfc3339).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+
+async function streamHealth(page) {
+  // 12. The overview lists every org's stream with its state.
+  await page.getByRole('link', { name: 'Stream health' }).click();
+  await page.locator('#overview').waitFor({ state: 'visible' });
+  await until(page, `${PAUSED_ORG} in the overview`, (org) => [...document.querySelectorAll('#overview-rows tr')]
+    .some((tr) => tr.dataset.org === org), PAUSED_ORG);
+  assert.ok(page.url().endsWith('#streams'), page.url());
+  assert.equal(await page.locator('#settings').isHidden(), true, 'the org page is hidden');
+  assert.equal(await page.getByRole('link', { name: 'Stream health' }).getAttribute('aria-current'), 'page');
+  let rows = await overviewRows(page);
+  const states = Object.fromEntries(rows);
+  assert.equal(states[PAUSED_ORG], 'paused', JSON.stringify(rows));
+  assert.ok(ORG in states, `${ORG} is listed: ${JSON.stringify(rows)}`);
+  assert.ok('org-seeded' in states, `an org with settings but no events is listed: ${JSON.stringify(rows)}`);
+  const orgs = rows.map((r) => r[0]);
+  assert.deepEqual(orgs, [...orgs].sort(), 'sorted by org at first');
+  const pausedRow = page.locator('#overview-rows tr', { has: page.getByRole('link', { name: PAUSED_ORG, exact: true }) });
+  assert.match(await text(pausedRow.locator('[data-test="reason"]')), /HTTP 403.*HEC code 4.*Invalid token/);
+  assert.match(await text(page.locator('#overview-summary')), new RegExp(`^${rows.length} streams: .*1 paused`));
+  ok(`overview: ${rows.map(([o, st]) => `${o} ${st}`).join(', ')}`);
+
+  // Sorting: by state puts the paused stream first; by held events, descending, too.
+  await page.getByRole('button', { name: 'State', exact: true }).click();
+  rows = await overviewRows(page);
+  assert.equal(rows[0][0], PAUSED_ORG, JSON.stringify(rows));
+  assert.equal(await page.locator('th[data-sort="state"]').getAttribute('aria-sort'), 'ascending');
+  await page.getByRole('button', { name: 'Held events', exact: true }).click();
+  await page.getByRole('button', { name: 'Held events', exact: true }).click();
+  assert.equal(await page.locator('th[data-sort="held"]').getAttribute('aria-sort'), 'descending');
+  assert.equal((await overviewRows(page))[0][0], PAUSED_ORG);
+  assert.equal(await page.locator('th[data-sort="state"]').getAttribute('aria-sort'), null);
+  await page.getByRole('button', { name: 'Org', exact: true }).click();
+  assert.deepEqual((await overviewRows(page)).map((r) => r[0]), orgs);
+  ok('sorting by state and by held events (descending) puts the paused org first; by org restores the order');
+
+  // 13. Filters: by state, by org text, and both cleared.
+  await page.getByLabel('State', { exact: true }).selectOption('paused');
+  rows = await overviewRows(page);
+  assert.deepEqual(rows, [[PAUSED_ORG, 'paused']]);
+  assert.match(await text(page.locator('#overview-summary')), new RegExp(`Showing 1 of ${orgs.length}\.$`));
+  await page.getByLabel('State', { exact: true }).selectOption('');
+  await page.getByLabel('Org id contains').fill('SEEDED');
+  assert.deepEqual((await overviewRows(page)).map((r) => r[0]), ['org-seeded']);
+  await page.getByLabel('State', { exact: true }).selectOption('paused');
+  assert.equal(await page.locator('#overview-empty').isVisible(), true, 'no match is said');
+  await page.getByRole('button', { name: 'Clear filters' }).click();
+  assert.equal((await overviewRows(page)).length, orgs.length);
+  await shot(page, 'console-stream-health.png', page.locator('#overview'));
+  ok('filters: state "paused" shows only the paused org, org text "SEEDED" only org-seeded, both together none; cleared');
+
+  // 14. The paused org's page: state, reason with status and HEC code, since, held events.
+  await page.getByRole('link', { name: PAUSED_ORG, exact: true }).click();
+  await until(page, 'the paused org\'s status', () => document.getElementById('stream-state').dataset.state === 'paused');
+  assert.equal(await text(page.locator('#org-name')), PAUSED_ORG);
+  assert.ok(page.url().endsWith(`#org=${PAUSED_ORG}`), page.url());
+  assert.equal(await text(page.locator('#stream-reason [data-part="status"]')), 'HTTP 403');
+  assert.equal(await text(page.locator('#stream-reason [data-part="hec"]')), 'HEC code 4');
+  assert.equal(await text(page.locator('#stream-reason [data-part="text"]')), 'Invalid token');
+  const since = page.locator('#stream-since time');
+  assert.equal(await since.getAttribute('datetime'), PAUSED_SINCE);
+  assert.ok((await text(since)).startsWith(shown(PAUSED_SINCE)), await text(since));
+  assert.match(await text(page.locator('#stream-held')), new RegExp(`^${EXPECT_HELD} \\(\\d+ bytes\\)$`));
+  assert.match(await text(page.locator('#stream-failed')), /^[1-9]\d*$/);
+  assert.equal(await page.getByRole('button', { name: 'Resume' }).isVisible(), true);
+  assert.equal(await page.locator('#stream-pause').isHidden(), true, 'no Pause for a paused stream');
+  const notices = await page.locator('#stream-notice-rows tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  assert.ok(notices.some((n) => n[2] === 'paused' && /HTTP 403, HEC code 4: Invalid token/.test(n[3])), JSON.stringify(notices));
+  await shot(page, 'console-stream-status.png', page.locator('#stream'));
+  ok(`${PAUSED_ORG}: ${await text(page.locator('#stream-state'))} since ${await text(since)}, reason "${await text(page.locator('#stream-reason'))}", ${await text(page.locator('#stream-held'))} held; Resume offered`);
+
+  // 15. Fix the token in the settings form: saving resumes the stream, the held events go out.
+  await page.getByRole('button', { name: 'Edit' }).click();
+  await page.getByLabel('Authorization header 1 value', { exact: true }).fill(`Splunk ${SIEM_TOKEN}`);
+  await page.getByRole('button', { name: 'Save' }).click();
+  await until(page, 'the save', () => /^Saved the settings/.test(document.getElementById('status').textContent));
+  await until(page, 'the stream to resume after the fix', () => document.getElementById('stream-state').dataset.state === 'active', undefined, 20_000);
+  await until(page, 'the held events to go out', () => /^0 \(/.test(document.getElementById('stream-held').textContent), undefined, 20_000);
+  assert.equal(await page.locator('#stream-resume').isHidden(), true);
+  assert.equal(await page.getByRole('button', { name: 'Pause' }).isVisible(), true);
+  ok('token fixed in the form: the stream went back to active by itself and its held events went out; Pause offered');
+
+  // 16. Pause and Resume with the buttons.
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await until(page, 'paused by user', () => document.getElementById('stream-state').dataset.state === 'paused_by_user');
+  assert.equal(await text(page.locator('#stream-state')), 'paused by user');
+  assert.equal(await page.locator('#stream-pause').isHidden(), true);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'stream-resume', 'focus moves to Resume');
+  assert.match(await text(page.locator('#stream-result')), /^Paused /);
+  await page.keyboard.press('Enter');
+  await until(page, 'active again', () => document.getElementById('stream-state').dataset.state === 'active');
+  assert.match(await text(page.locator('#stream-result')), new RegExp(`^Resumed ${PAUSED_ORG}: the stream is active\\.$`));
+  assert.equal(await page.locator('#stream-resume').isHidden(), true);
+  ok('Pause: "paused by user", Resume (keyboard): active again');
+
+  await page.getByRole('link', { name: 'Stream health' }).click();
+  await until(page, `${PAUSED_ORG} active in the overview`, (org) => [...document.querySelectorAll('#overview-rows tr')]
+    .some((tr) => tr.dataset.org === org && tr.dataset.state === 'active'), PAUSED_ORG);
+  assert.doesNotMatch(await text(pausedRow.locator('[data-test="reason"]')), /403|Invalid token/, 'the refusal is no longer the reason');
+  ok(`the overview shows ${PAUSED_ORG} active`);
 }
 
 async function main() {

@@ -1,8 +1,10 @@
-//! The settings console in a real browser (issue 8): `tests/browser/console.mjs` drives
-//! Debian's headless Chromium (playwright-core) against `GET /console` of a running consumer.
-//! This test sets the stage (broker, siem-sim, consumer with the settings topic, dead letters
-//! for the org), runs the script with a bounded time, and checks what the page did through the
-//! API and at siem-sim: the settings it saved, the replayed events delivered with them.
+//! The settings console in a real browser (issues 8 and 16): `tests/browser/console.mjs`
+//! drives Debian's headless Chromium (playwright-core) against `GET /console` of a running
+//! consumer. This test sets the stage (broker, siem-sim, consumer with the settings topic, dead
+//! letters for one org, and a second org whose wrong HEC token paused its stream with events
+//! held), runs the script with a bounded time, and checks what the page did through the API and
+//! at siem-sim: the settings it saved, the replayed events delivered with them, and the paused
+//! org back to active with its held events delivered once the page fixed its token.
 //!
 //! It needs node, `/usr/bin/chromium` (or `CHROMIUM`) and `tests/browser/node_modules`;
 //! `deploy/scripts/install-deps.sh` installs all three. A missing one fails the test.
@@ -24,6 +26,10 @@ const ORG: &str = "org-console";
 const SIEM_TOKEN: &str = "console-siem-token-5d2e";
 const WRONG_TOKEN: &str = "console-wrong-token-0000";
 const DEAD_LETTERS: usize = 30;
+/// An org whose settings carry WRONG_TOKEN: siem-sim answers 403 (HEC code 4), so ELS pauses
+/// its stream and holds its events.
+const PAUSED_ORG: &str = "org-refused";
+const HELD_EVENTS: usize = 5;
 /// The whole browser run, start to finish (the script has its own watchdog just below it).
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -69,6 +75,14 @@ fn failed_event(org: &str) -> Value {
         "user_id": "user-7", "user_email": "ops@console.example.com",
         "error": {"error_code": "TIMEOUT", "error_message": "step timed out"}
     })
+}
+
+/// The event id of a siem-sim record, with or without the page's body template.
+fn record_event_id(record: &Value) -> Option<&str> {
+    let event = &record["body"]["event"];
+    event["data"]["event_id"]
+        .as_str()
+        .or_else(|| event["event_id"].as_str())
 }
 
 async fn api_get(admin_url: &str, path: &str) -> Value {
@@ -118,6 +132,8 @@ async fn console_edits_settings_tests_and_replays_in_headless_chromium() {
         &[
             ("ELS_RETRY_MAX_ELAPSED_MS", "2000"),
             ("ELS_RETRY_INITIAL_MS", "100"),
+            // No probe while the page looks at the paused org: its state stays `paused`.
+            ("ELS_PROBE_INTERVAL_MS", "600000"),
         ],
     )
     .unwrap();
@@ -139,6 +155,72 @@ async fn console_edits_settings_tests_and_replays_in_headless_chromium() {
     sim.set_faults(json!({})).await.unwrap();
     println!("console: {DEAD_LETTERS} dead letters for {ORG}; siem-sim healthy again");
 
+    // A real failure: PAUSED_ORG's settings carry a token siem-sim does not know. The first
+    // refusal (403, HEC code 4) pauses the stream; its events are held, not dead-lettered.
+    let mut wrong = settings_for(&sim.hec_url());
+    wrong["auth_headers"] =
+        json!([{"name": "Authorization", "value": format!("Splunk {WRONG_TOKEN}")}]);
+    let put = http()
+        .put(format!(
+            "{}/v1/orgs/{PAUSED_ORG}/settings",
+            consumer.admin_url
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        put.status(),
+        200,
+        "{}",
+        put.text().await.unwrap_or_default()
+    );
+    // Every consumer applies settings from the topic; wait until this one has them.
+    let settings_path = format!("/v1/orgs/{PAUSED_ORG}/settings");
+    wait_for(
+        "the paused org's settings",
+        Duration::from_secs(30),
+        || async {
+            (api_get(&consumer.admin_url, &settings_path).await["url"] == sim.hec_url())
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    let held: Vec<Value> = (0..HELD_EVENTS).map(|_| failed_event(PAUSED_ORG)).collect();
+    let held_ids = producer.post_all(&held, HELD_EVENTS).await.unwrap();
+    let status_path = format!("/v1/orgs/{PAUSED_ORG}/status");
+    let paused = wait_for(
+        "the org's stream to pause with its events held",
+        Duration::from_secs(60),
+        || async {
+            let s = api_get(&consumer.admin_url, &status_path).await;
+            (s["state"] == "paused" && s["held_events"] == HELD_EVENTS).then_some(s)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        paused["reason"]["status"], 403,
+        "the refusal is the reason: {paused}"
+    );
+    assert_eq!(paused["reason"]["hec_code"], 4, "{paused}");
+    let paused_since = paused["since"].as_str().unwrap_or_default().to_string();
+    let refused_dead = api_get(
+        &consumer.admin_url,
+        &format!("/v1/dead-letters?org={PAUSED_ORG}"),
+    )
+    .await;
+    assert_eq!(
+        refused_dead["matched"], 0,
+        "held, not dead-lettered: {refused_dead}"
+    );
+    println!(
+        "console: {PAUSED_ORG} paused since {paused_since} ({}), {HELD_EVENTS} events held",
+        paused["reason"]
+    );
+
     // The admin's turn, in the browser.
     let failure_shot = dir.join("console-failure.png");
     let mut cmd = tokio::process::Command::new("node");
@@ -150,6 +232,9 @@ async fn console_edits_settings_tests_and_replays_in_headless_chromium() {
         .env("SIEM_TOKEN", SIEM_TOKEN)
         .env("WRONG_TOKEN", WRONG_TOKEN)
         .env("EXPECT_DEAD_LETTERS", DEAD_LETTERS.to_string())
+        .env("PAUSED_ORG", PAUSED_ORG)
+        .env("PAUSED_SINCE", &paused_since)
+        .env("EXPECT_HELD", HELD_EVENTS.to_string())
         .env("CHROMIUM", &chromium)
         .env(
             "CONSOLE_TEST_TIMEOUT_MS",
@@ -235,17 +320,10 @@ async fn console_edits_settings_tests_and_replays_in_headless_chromium() {
             let records = sim.records().await.ok()?;
             let mine: Vec<Value> = records
                 .into_iter()
-                .filter(|r| {
-                    r["body"]["event"]["data"]["event_id"]
-                        .as_str()
-                        .is_some_and(|id| wanted.contains(id))
-                })
+                .filter(|r| record_event_id(r).is_some_and(|id| wanted.contains(id)))
                 .collect();
             let complete = {
-                let got: HashSet<&str> = mine
-                    .iter()
-                    .filter_map(|r| r["body"]["event"]["data"]["event_id"].as_str())
-                    .collect();
+                let got: HashSet<&str> = mine.iter().filter_map(record_event_id).collect();
                 got.len() == wanted.len()
             };
             complete.then_some(mine)
@@ -264,5 +342,71 @@ async fn console_edits_settings_tests_and_replays_in_headless_chromium() {
         "console: the page's replay delivered all {} dead-lettered events with their original ids, \
          the page's template, custom header and custom field",
         wanted.len()
+    );
+
+    // The paused org: the page fixed its token, paused and resumed it; it is active, its held
+    // events reached siem-sim with the right token, and its notices tell the story.
+    let now = api_get(&consumer.admin_url, &status_path).await;
+    assert_eq!(now["state"], "active", "{now}");
+    assert_eq!(now["held_events"], 0, "{now}");
+    let wanted: HashSet<String> = held_ids.iter().cloned().collect();
+    let delivered = wait_for(
+        "the held events at siem-sim",
+        Duration::from_secs(60),
+        || async {
+            let records = sim.records().await.ok()?;
+            let mine: Vec<Value> = records
+                .into_iter()
+                .filter(|r| record_event_id(r).is_some_and(|id| wanted.contains(id)))
+                .collect();
+            let got: HashSet<&str> = mine.iter().filter_map(record_event_id).collect();
+            (got.len() == wanted.len()).then_some(mine)
+        },
+    )
+    .await
+    .unwrap();
+    // siem-sim stores only what a token it knows sent (and redacts the header): these went
+    // out with the token the page saved.
+    assert!(delivered
+        .iter()
+        .all(|r| r["headers"]["authorization"] == "<redacted>"));
+    let notices = api_get(
+        &consumer.admin_url,
+        &format!("/v1/orgs/{PAUSED_ORG}/stream-events"),
+    )
+    .await;
+    let changes: Vec<String> = notices["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{}->{}",
+                        n["from"].as_str().unwrap_or("?"),
+                        n["to"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for wanted in [
+        "->paused",
+        "paused->active",
+        "active->paused_by_user",
+        "paused_by_user->active",
+    ] {
+        assert!(
+            changes
+                .iter()
+                .any(|c| c == wanted || (wanted.starts_with("->") && c.ends_with(wanted))),
+            "{wanted} missing from {changes:?}"
+        );
+    }
+    println!(
+        "console: {PAUSED_ORG} active again; its {} held events delivered with the fixed token; \
+         state changes {}",
+        delivered.len(),
+        changes.join(", ")
     );
 }

@@ -27,15 +27,19 @@ pub enum Reason {
     RetriesExhausted,
     /// A single event the SIEM still answered `413 Payload Too Large`: over its request limit.
     TooLarge,
+    /// Arrived while the org's stream was paused and its held events had reached the org's
+    /// quota (events or bytes).
+    QuotaExceeded,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; 6] = [
         Reason::Rejected,
         Reason::RetriesExhausted,
         Reason::RateLimited,
         Reason::InvalidEvent,
         Reason::TooLarge,
+        Reason::QuotaExceeded,
     ];
 
     /// The wire spelling.
@@ -46,6 +50,7 @@ impl Reason {
             Reason::RateLimited => "rate_limited",
             Reason::InvalidEvent => "invalid_event",
             Reason::TooLarge => "too_large",
+            Reason::QuotaExceeded => "quota_exceeded",
         }
     }
 
@@ -64,6 +69,9 @@ impl Reason {
             Reason::RateLimited => "Over the org's limit with policy `dead_letter`",
             Reason::InvalidEvent => "The Kafka record was not a valid event",
             Reason::TooLarge => "A single event over the SIEM's request size limit (413)",
+            Reason::QuotaExceeded => {
+                "Arrived while the stream was paused and its held events were at the org's quota"
+            }
         }
     }
 }

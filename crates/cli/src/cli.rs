@@ -11,6 +11,7 @@ use crate::client::{self, Token};
 use crate::dlq::DlqCommand;
 use crate::output::Format;
 use crate::settings::SettingsCommand;
+use crate::status::StatusArgs;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -19,8 +20,8 @@ Exit codes:
   2  usage error: bad arguments or input; nothing was sent
   3  cannot connect to the admin API";
 
-/// Operate ELS: dead letters, org stream settings and test events, through the running
-/// consumer's admin API.
+/// Operate ELS: stream health (status, pause, resume), dead letters, org stream settings and
+/// test events, through the running consumer's admin API.
 #[derive(Debug, Parser)]
 #[command(name = "elsctl", version, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -76,6 +77,22 @@ pub enum Command {
     /// Exits 0 only if the SIEM answered 2xx.
     TestEvent {
         /// The org whose settings to test.
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        org: String,
+    },
+    /// Stream health: every org's stream state (active, failing, paused, probing,
+    /// paused_by_user, disabled), why, and what it holds; `--org` shows one in detail with
+    /// its recent state changes.
+    Status(StatusArgs),
+    /// Pause an org's stream on purpose: its events are held (parked) until resumed.
+    Pause {
+        /// The org whose stream to pause.
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        org: String,
+    },
+    /// Resume an org's stream (paused by a user or by ELS): held events go out first.
+    Resume {
+        /// The org whose stream to resume.
         #[arg(long, value_parser = NonEmptyStringValueParser::new())]
         org: String,
     },
@@ -186,6 +203,11 @@ mod tests {
             &["elsctl", "settings", "set", "org-1", "--file", "-"],
             &["elsctl", "settings", "delete", "org-1"],
             &["elsctl", "test-event", "--org", "org-1"],
+            &["elsctl", "status"],
+            &["elsctl", "status", "--state", "paused_by_user"],
+            &["elsctl", "status", "--org", "org-1", "--output", "json"],
+            &["elsctl", "pause", "--org", "org-1"],
+            &["elsctl", "resume", "--org", "org-1"],
         ] {
             assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
         }
@@ -194,6 +216,12 @@ mod tests {
             &["elsctl", "test-event"],
             &["elsctl", "dlq"],
             &["elsctl", "--output", "yaml", "dlq", "list"],
+            &["elsctl", "status", "--state", "stopped"],
+            &["elsctl", "status", "--org", ""],
+            &["elsctl", "status", "--org", "org-1", "--state", "paused"],
+            &["elsctl", "pause"],
+            &["elsctl", "resume", "--org", ""],
+            &["elsctl", "resume", "org-1"],
         ] {
             let err = Cli::try_parse_from(args).expect_err("usage");
             assert_eq!(err.exit_code(), 2, "{args:?}");

@@ -14,6 +14,8 @@
 //!   the dead-letter table.
 //! - [`settings`]: `settings list|get|set|delete`: org settings as opaque JSON.
 //! - [`test_event`]: `test-event`: the SIEM's answer to a sample event, explained.
+//! - [`status`]: `status`, `pause`, `resume`: stream health (state, reason, held events),
+//!   all pages of the list, one stream with its recent state changes.
 //! - [`output`]: `--output table|json`, table layout, and text from the network made safe for
 //!   a terminal.
 //! - [`error`]: the one error enum, the API's error shape, and the exit codes.
@@ -24,6 +26,7 @@ pub mod dlq;
 pub mod error;
 pub mod output;
 pub mod settings;
+pub mod status;
 pub mod test_event;
 
 use std::io::{Read, Write};
@@ -61,6 +64,10 @@ impl Outcome {
     }
 }
 
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
 /// Run one parsed command against the admin API.
 pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<Outcome, Error> {
     let client = AdminClient::new(&cli.config.admin_url, cli.config.token.as_ref())?;
@@ -69,6 +76,13 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<Outcome, Error> {
         Command::Dlq(command) => dlq::run(command, &client, format, io).await?,
         Command::Settings(command) => settings::run(command, &client, format, io).await?,
         Command::TestEvent { org } => test_event::run(&org, &client, format, io).await?,
+        Command::Status(args) => status::status(args, &client, format, now(), io).await?,
+        Command::Pause { org } => {
+            status::act(status::Action::Pause, &org, &client, format, now(), io).await?
+        }
+        Command::Resume { org } => {
+            status::act(status::Action::Resume, &org, &client, format, now(), io).await?
+        }
     };
     io.out.flush()?;
     Ok(outcome)

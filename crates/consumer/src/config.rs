@@ -70,8 +70,21 @@ pub struct Config {
     pub gzip: bool,
     pub retry_initial_ms: u64,
     pub retry_max_interval_ms: u64,
-    /// After this long failing, events go to the dead-letter store.
+    /// The retry window: after this long failing (paused included), events go to the
+    /// dead-letter store as `retries_exhausted`.
     pub retry_max_elapsed_ms: u64,
+    /// Failing (transient errors) this long pauses the stream: its events are held in the
+    /// park store and probed.
+    pub pause_after_ms: u64,
+    /// While a stream is paused, one probe per this interval.
+    pub probe_interval_ms: u64,
+    /// Per org: most events and bytes held while its stream is paused; past either, new
+    /// events are dead-lettered `quota_exceeded`.
+    pub hold_max_events_per_org: u64,
+    pub hold_max_bytes_per_org: u64,
+    /// Topic of stream lifecycle notices (state changes); empty = not written, and states
+    /// do not survive a restart.
+    pub stream_events_topic: String,
     /// HEC indexer acknowledgement (tokens with ack on): poll `/services/collector/ack`
     /// this often for the ids of a channel...
     pub hec_ack_poll_interval_ms: u64,
@@ -133,7 +146,12 @@ impl Default for Config {
             gzip: false,
             retry_initial_ms: 250,
             retry_max_interval_ms: 30_000,
-            retry_max_elapsed_ms: 300_000,
+            retry_max_elapsed_ms: 86_400_000,
+            pause_after_ms: 60_000,
+            probe_interval_ms: 30_000,
+            hold_max_events_per_org: 1_000_000,
+            hold_max_bytes_per_org: 1 << 30,
+            stream_events_topic: "els.stream-events".into(),
             hec_ack_poll_interval_ms: 10_000,
             hec_ack_timeout_ms: 300_000,
             hec_ack_max_pending_per_org: 100_000,
@@ -259,6 +277,16 @@ impl Config {
     /// The SSRF allow-list from `ssrf_allow`.
     pub fn ssrf_policy(&self) -> Result<SsrfPolicy, String> {
         SsrfPolicy::parse(&self.ssrf_allow)
+    }
+
+    pub fn health_knobs(&self) -> crate::streams::HealthKnobs {
+        crate::streams::HealthKnobs {
+            pause_after: Duration::from_millis(self.pause_after_ms),
+            probe_interval: Duration::from_millis(self.probe_interval_ms.max(100)),
+            retry_window: Duration::from_millis(self.retry_max_elapsed_ms),
+            hold_max_events: self.hold_max_events_per_org,
+            hold_max_bytes: self.hold_max_bytes_per_org,
+        }
     }
 
     pub fn retry_policy(&self) -> RetryPolicy {

@@ -1,6 +1,6 @@
 //! `els-consumer`: Kafka -> filter -> limit -> deliver to each org's SIEM -> dead letters.
 //!
-//! The crate has four rooms, each opening with a map of its files:
+//! The crate has five rooms, each opening with a map of its files:
 //!
 //! - [`delivery`]: the engine: the consume loop and its watermarks, rebalances and lag,
 //!   per-org dispatch, parking, workers (batching, HEC splitting), limits, retries, request
@@ -11,6 +11,8 @@
 //!   dead-letter and settings APIs, test events, the console page.
 //! - [`state`]: state that stands for finished offsets: the sled [`state::StateStore`] (dead
 //!   letters, parked events) and the changelog topic that lets it outlive the instance.
+//! - [`streams`]: stream health: each org's stream state (active, failing, paused, probing,
+//!   paused by user), what pauses and resumes it, and its lifecycle notices topic.
 //!
 //! At the top: [`services`] (the one app state, [`Services`], built in `main` and passed
 //! down), [`config`], [`error`], [`metrics`].
@@ -23,6 +25,7 @@ pub mod metrics;
 pub mod services;
 pub mod settings;
 pub mod state;
+pub mod streams;
 
 pub use config::Config;
 pub use error::ConsumerError;

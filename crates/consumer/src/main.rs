@@ -14,6 +14,7 @@ use els_consumer::settings::crypto::Keyring;
 use els_consumer::settings::{topic as settings_topic, SettingsFile, SettingsStore};
 use els_consumer::state::changelog::{adopt, follower, Changelog};
 use els_consumer::state::{Reason, StateStore};
+use els_consumer::streams::notices;
 use els_consumer::{Config, Services};
 use tokio_util::sync::CancellationToken;
 
@@ -100,6 +101,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .dead_letters
         .set(store.dead_letters().count() as i64);
     let services = Services::new(&config, settings, store, metrics)?;
+    if config.stream_events_topic.trim().is_empty() {
+        tracing::warn!("stream notices topic disabled: stream states do not survive a restart");
+    } else {
+        let (sink, notices) = notices::start(&config)
+            .await
+            .context("connecting the stream notices topic")?;
+        services.streams.restore(notices);
+        services.streams.attach_sink(sink);
+    }
     let admin = Arc::new(Admin::new(
         services.clone(),
         config.admin_token.clone(),

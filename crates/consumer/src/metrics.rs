@@ -31,6 +31,9 @@ pub struct Metrics {
     pub lag: IntGaugeVec,
     pub replayed: IntCounter,
     pub store_errors: IntCounter,
+    /// Streams by state (`active`, `failing`, `paused`, `probing`, `paused_by_user`,
+    /// `disabled`).
+    pub streams: IntGaugeVec,
     /// HEC indexer acknowledgement: ack ids and events waiting for their ack.
     pub acks_pending: IntGauge,
     pub ack_pending_events: IntGauge,
@@ -228,6 +231,18 @@ impl Metrics {
             store_errors: counter(
                 "els_store_errors_total",
                 "Failed writes to the dead-letter/park store (offsets are held back)",
+            ),
+            streams: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "els_streams",
+                        "Org streams this instance has seen, by state (active, failing, paused, \
+                         probing, paused_by_user, disabled)",
+                    ),
+                    &["state"],
+                )
+                .expect("valid metric"),
             ),
             acks_pending: gauge(
                 "els_hec_acks_pending",

@@ -12,6 +12,7 @@ use crate::error::ConsumerError;
 use crate::metrics::Metrics;
 use crate::settings::SettingsStore;
 use crate::state::{DeadLetters, StateStore, StoreHealth};
+use crate::streams::StreamStates;
 
 /// Every long-lived part of a running consumer.
 pub struct Services {
@@ -31,6 +32,8 @@ pub struct Services {
     pub ownership: Arc<Ownership>,
     /// How the delivery engine batches, retries and idles.
     pub engine: EngineKnobs,
+    /// Every org's stream state (stream health).
+    pub streams: Arc<StreamStates>,
 }
 
 /// The delivery engine's knobs, from the configuration.
@@ -103,6 +106,7 @@ impl Services {
             store_health: StoreHealth::default(),
             deliver: Arc::new(siem.clone()),
             siem,
+            streams: Arc::new(StreamStates::new(config.health_knobs(), metrics.clone())),
             metrics,
             ownership: Arc::new(Ownership::default()),
             engine: EngineKnobs::from_config(config),

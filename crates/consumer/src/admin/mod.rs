@@ -27,6 +27,7 @@ pub mod error;
 pub mod health;
 pub mod router;
 pub mod settings;
+pub mod status;
 pub mod test_event;
 #[cfg(test)]
 mod testing;
@@ -89,6 +90,10 @@ impl Admin {
 
     pub(crate) fn settings(&self) -> &SettingsStore {
         &self.services.settings
+    }
+
+    pub(crate) fn streams(&self) -> &crate::streams::StreamStates {
+        &self.services.streams
     }
 
     pub(crate) fn siem(&self) -> &SiemClient {

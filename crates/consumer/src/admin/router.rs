@@ -13,7 +13,7 @@ use axum::middleware;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
-use super::{auth, console, dead_letters, health, settings, test_event, Admin};
+use super::{auth, console, dead_letters, health, settings, status, test_event, Admin};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,17 @@ pub fn routes() -> Vec<Route> {
         .body_limit(settings_body),
         Route::new(M::POST, "/v1/orgs/{org}/test", Token, test_event::post)
             .body_limit(settings_body),
+        Route::new(M::GET, "/v1/status", Token, status::list),
+        Route::new(M::GET, "/v1/orgs/{org}/status", Token, status::show),
+        Route::new(M::POST, "/v1/orgs/{org}/pause", Token, status::pause).body_limit(settings_body),
+        Route::new(M::POST, "/v1/orgs/{org}/resume", Token, status::resume)
+            .body_limit(settings_body),
+        Route::new(
+            M::GET,
+            "/v1/orgs/{org}/stream-events",
+            Token,
+            status::notices,
+        ),
         Route::new(M::GET, "/console", Public, console::page),
         Route::new(M::GET, "/console/", Public, console::to_page),
         Route::new(M::GET, "/console/console.js", Public, console::script),

@@ -174,6 +174,12 @@ pub async fn post(
     };
     let result = send(admin.siem(), &org, &runtime).await;
     tracing::info!(org_id = %org, status = ?result.status, latency_ms = result.latency_ms, error = ?result.error, "test event sent");
+    if result.is_success() {
+        // The SIEM takes the org's events again: a paused stream resumes at once.
+        admin
+            .streams()
+            .resume_now(&org, "a test event was accepted");
+    }
     Ok(Json(result))
 }
 

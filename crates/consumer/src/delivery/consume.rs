@@ -91,9 +91,12 @@ pub async fn run(
         })?;
     // Workers report finished jobs here; the loop turns them into stored offsets.
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-    let engine = Arc::new(Engine::new(services.clone(), done_tx));
+    // Jobs of paused streams come back here to be held in the park store.
+    let (held_tx, mut held_rx) = mpsc::unbounded_channel();
+    let engine = Arc::new(Engine::new(services.clone(), done_tx, held_tx));
     // Before anything is assigned: with the changelog on, the tree starts empty.
-    let park = Park::open(&services.store)?;
+    let mut park = Park::open(&services.store)?;
+    park.count_into(services.streams.held.clone())?;
     consumer.subscribe(&[&config.topic])?;
     let consumer = Arc::new(consumer);
     let mut lp = Loop {
@@ -130,6 +133,7 @@ pub async fn run(
             biased;
             _ = cancel.cancelled() => break,
             Some(done) = done_rx.recv() => lp.on_done_all(done),
+            Some(jobs) = held_rx.recv() => lp.on_held(jobs),
             _ = tick.tick() => lp.housekeeping().await,
             msg = consumer.recv(), if can_read => {
                 lp.on_received(msg).await;
@@ -159,6 +163,7 @@ pub async fn run(
         tokio::select! {
             biased;
             Some(done) = done_rx.recv() => lp.on_done_all(done),
+            Some(jobs) = held_rx.recv() => lp.on_held(jobs),
             _ = &mut closing => break,
             _ = tokio::time::sleep_until(deadline), if !engine.hard_stop.is_cancelled() => {
                 tracing::warn!("grace period over; leaving unfinished events for redelivery");
@@ -168,6 +173,9 @@ pub async fn run(
     }
     while let Ok(done) = done_rx.try_recv() {
         lp.on_done_all(done);
+    }
+    while let Ok(jobs) = held_rx.try_recv() {
+        lp.on_held(jobs);
     }
     let drained = lp.park.drain(PARK_DRAIN).await;
     lp.on_flushed(drained);
@@ -326,13 +334,60 @@ impl Loop {
             event,
             origin: Origin::Kafka { partition, offset },
         };
-        let routed = route::route(&mut self.dispatcher, &mut self.park, job, self.park_after);
+        let streams = &self.services.streams;
+        if streams.holds(job.event.org_id()) {
+            let (events, bytes) = self.park.held(job.event.org_id());
+            let knobs = &streams.knobs;
+            if events >= knobs.hold_max_events || bytes >= knobs.hold_max_bytes {
+                return self.over_quota(job).await;
+            }
+        }
+        let holding = streams.holds(job.event.org_id());
+        let routed = route::route(
+            &mut self.dispatcher,
+            &mut self.park,
+            job,
+            self.park_after,
+            holding,
+        );
         if let Err(ParkFailed { job, error }) = routed.await {
             // Cannot park: the event stays unfinished (its offset is never stored) and will
             // be redelivered after a restart. Readiness reports the store failure.
             self.services.store_failed();
             let org = job.event.org_id();
             tracing::error!(error = %error, org_id = %org, partition, offset, "parking failed; offset held back");
+        }
+    }
+
+    /// An event of a paused stream whose held events are at the org's quota: dead-lettered
+    /// `quota_exceeded` (counted, replayable), never dropped.
+    async fn over_quota(&mut self, job: Job) {
+        let (partition, offset) = (job.origin.partition(), job.origin.offset());
+        let attempt = super::retry::Attempt {
+            verdict: super::retry::Verdict::Permanent,
+            status: None,
+            detail: "the stream is paused and its held events are at the org's quota".into(),
+        };
+        let finished =
+            worker::dead_letter(&self.engine, vec![job], Reason::QuotaExceeded, 0, &attempt);
+        finished.await;
+        tracing::debug!(partition, offset, "held events at quota; dead-lettered");
+    }
+
+    /// Jobs a paused stream's worker handed back: held in the park store (those consumed
+    /// from Kafka are parked; parked ones wait again, first in line).
+    fn on_held(&mut self, jobs: Vec<Job>) {
+        for job in jobs {
+            match job.origin {
+                Origin::Kafka { partition, offset } => {
+                    if let Err(e) = self.park.park(&job.event, partition, offset) {
+                        // Its offset stays unfinished: redelivered after a restart.
+                        self.services.store_failed();
+                        tracing::error!(error = %e, org_id = %job.event.org_id(), partition, offset, "holding an event failed; offset held back");
+                    }
+                }
+                Origin::Parked { key, .. } => self.park.give_back(job.event.org_id(), key),
+            }
         }
     }
 
@@ -415,7 +470,13 @@ impl Loop {
 
     async fn housekeeping(&mut self) {
         self.flush_park().await;
-        route::resume_parked(&mut self.dispatcher, &mut self.park).await;
+        route::resume_parked(
+            &mut self.dispatcher,
+            &mut self.park,
+            &self.services.streams,
+            &self.services.settings,
+        )
+        .await;
         self.dispatcher.reap();
         self.store_offsets();
         let m = &self.services.metrics;

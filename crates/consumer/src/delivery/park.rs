@@ -27,6 +27,7 @@ use crate::metrics::ChangelogKind;
 use crate::state::changelog::{self, restore::Restored, Changelog, Key};
 use crate::state::store::count_keys;
 use crate::state::StateStore;
+use crate::streams::Held;
 
 pub struct Park {
     tree: sled::Tree,
@@ -39,6 +40,8 @@ pub struct Park {
     /// Records in the tree (counted here: sled's `len()` walks the tree).
     stored: usize,
     changelog: Option<Arc<Changelog>>,
+    /// Events and bytes stored per org, for stream health (held events, the hold quota).
+    held: Arc<Held>,
 }
 
 /// A parked offset on its way to finished.
@@ -125,18 +128,27 @@ impl Park {
             tombstones: Vec::new(),
             stored: 0,
             changelog,
+            held: Arc::new(Held::default()),
         };
         park.recount_all()?;
         Ok(park)
     }
 
+    /// Keep `held` counting this store's events and bytes per org.
+    pub fn count_into(&mut self, held: Arc<Held>) -> Result<(), ConsumerError> {
+        self.held = held;
+        self.recount_all()
+    }
+
     /// Rebuild every count from the tree (cursors reset).
     fn recount_all(&mut self) -> Result<(), ConsumerError> {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        self.held.clear();
         for item in self.tree.iter() {
-            let (key, _) = item?;
+            let (key, value) = item?;
             let org = parse_key(&key).map(|(org, _)| org).unwrap_or_default();
             *counts.entry(org.to_string()).or_default() += 1;
+            self.held.add(org, 1, value.len() as i64);
         }
         self.stored = counts.values().sum();
         self.waiting = counts
@@ -214,6 +226,7 @@ impl Park {
         // Already there: the same offset consumed again (it was never finished).
         if self.tree.insert(&key, event.json().as_bytes())?.is_none() {
             self.stored += 1;
+            self.held.add(org, 1, event.len() as i64);
             let entry = self.waiting.entry(org.to_string()).or_default();
             entry.waiting += 1;
             if entry.cursor.as_ref().is_some_and(|c| key < *c) {
@@ -394,10 +407,29 @@ impl Park {
                 }
             }
         }
-        if self.tree.remove(key)?.is_some() {
+        if let Some(old) = self.tree.remove(key)? {
             self.stored = self.stored.saturating_sub(1);
+            let org = parse_key(key).map(|(org, _)| org).unwrap_or_default();
+            self.held.add(org, -1, -(old.len() as i64));
         }
         Ok(())
+    }
+
+    /// A worker gave back a parked event it had been handed (its stream paused): it waits
+    /// again, first in line.
+    pub fn give_back(&mut self, org: &str, key: Vec<u8>) {
+        if !matches!(self.tree.contains_key(&key), Ok(true)) {
+            return;
+        }
+        let entry = self.waiting.entry(org.to_string()).or_default();
+        if entry.behind.insert(key) {
+            entry.waiting += 1;
+        }
+    }
+
+    /// Events and bytes the org has in this store.
+    pub fn held(&self, org: &str) -> (u64, u64) {
+        self.held.of(org)
     }
 
     /// Partitions were revoked: drop their records from the local tree only (the new owner
@@ -418,8 +450,10 @@ impl Park {
             }
         }
         for key in &keys {
-            if self.tree.remove(key)?.is_some() {
+            if let Some(old) = self.tree.remove(key)? {
                 self.stored = self.stored.saturating_sub(1);
+                let org = parse_key(key).map(|(org, _)| org).unwrap_or_default();
+                self.held.add(org, -1, -(old.len() as i64));
             }
         }
         for org in orgs {
@@ -435,6 +469,7 @@ impl Park {
             let key = park_key(&r.org, r.partition, r.offset);
             if self.tree.insert(key, r.event.as_bytes())?.is_none() {
                 self.stored += 1;
+                self.held.add(&r.org, 1, r.event.len() as i64);
             }
             orgs.insert(r.org);
         }

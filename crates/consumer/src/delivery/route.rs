@@ -10,6 +10,8 @@ use super::dispatch::{Dispatcher, QueueFull};
 use super::park::Park;
 use super::worker::Job;
 use crate::error::ConsumerError;
+use crate::settings::SettingsStore;
+use crate::streams::{Release, StreamStates};
 
 /// Parking failed: the job (its offset stays unfinished, redelivered after a restart) and
 /// why. The job is boxed: this is the rare path.
@@ -19,14 +21,16 @@ pub struct ParkFailed {
 }
 
 /// Queue `job` (consumed from Kafka) on its org's worker, waiting up to `park_after` for
-/// room, or park it: at once when the org has parked events still to hand over.
+/// room, or park it: at once when the org has parked events still to hand over, or when its
+/// stream is `holding` (paused).
 pub async fn route(
     dispatcher: &mut Dispatcher,
     park: &mut Park,
     job: Job,
     park_after: Duration,
+    holding: bool,
 ) -> Result<(), ParkFailed> {
-    let job = if park.has_waiting(job.event.org_id()) {
+    let job = if holding || park.has_waiting(job.event.org_id()) {
         job
     } else {
         match dispatcher.dispatch_within(job, park_after).await {
@@ -42,13 +46,27 @@ pub async fn route(
         })
 }
 
-/// Hand parked events back to orgs whose queues have room, in offset order.
-pub async fn resume_parked(dispatcher: &mut Dispatcher, park: &mut Park) {
+/// Hand parked events back to orgs whose queues have room, in offset order; a paused
+/// stream gets nothing, or one event when its probe is due ([`StreamStates::release`]).
+pub async fn resume_parked(
+    dispatcher: &mut Dispatcher,
+    park: &mut Park,
+    streams: &StreamStates,
+    settings: &SettingsStore,
+) {
     for org in park.orgs_waiting() {
         let room = dispatcher.room(&org);
         if room == 0 {
             continue;
         }
+        let current = settings
+            .get(&org)
+            .map_or(0, |rt| std::sync::Arc::as_ptr(&rt) as usize);
+        let room = match streams.release(&org, current) {
+            Release::All => room,
+            Release::Probe => 1,
+            Release::Nothing => continue,
+        };
         match park.take(&org, room) {
             Ok(jobs) => {
                 for job in jobs {

@@ -29,6 +29,8 @@ use crate::services::{EngineKnobs, Services};
 use crate::settings::OrgRuntime;
 use crate::state::record::{truncate, MAX_ERROR_BYTES};
 use crate::state::{DeadLetterV1, Reason};
+use crate::streams;
+use els_api::status::{StatusReason, StreamState};
 
 /// A consumed event on its way to the org's SIEM.
 #[derive(Debug)]
@@ -82,6 +84,8 @@ pub struct Engine {
     pub requests: tokio::sync::Semaphore,
     /// Finished jobs, a batch per send (one wake-up of the consume loop per batch).
     pub done: mpsc::UnboundedSender<Vec<Done>>,
+    /// Jobs of a paused stream handed back to the consume loop, to be held in the park store.
+    pub held: mpsc::UnboundedSender<Vec<Job>>,
     /// Fired when the shutdown grace period is over: stop retrying, leave work unfinished.
     pub hard_stop: CancellationToken,
     /// Events awaiting HEC indexer acks, across all workers.
@@ -89,9 +93,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine reporting finished jobs to `done`.
-    pub fn new(services: Arc<Services>, done: mpsc::UnboundedSender<Vec<Done>>) -> Self {
+    /// An engine reporting finished jobs to `done` and handing held ones to `held`.
+    pub fn new(
+        services: Arc<Services>,
+        done: mpsc::UnboundedSender<Vec<Done>>,
+        held: mpsc::UnboundedSender<Vec<Job>>,
+    ) -> Self {
         Self {
+            held,
             requests: tokio::sync::Semaphore::new(services.engine.max_concurrent_requests),
             acks: AckBudget::new(services.metrics.clone()),
             services,
@@ -139,6 +148,14 @@ pub async fn run(org: String, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine>) 
                 let mut jobs = vec![first];
                 collect_batch(&mut rx, &mut jobs, knobs).await;
                 process(&org, jobs, &engine, &mut limiter, channel, &mut acks).await;
+                if engine.services.streams.holds(&org) {
+                    // Paused: what is still queued goes back to be held too.
+                    let mut queued = Vec::new();
+                    while let Ok(job) = rx.try_recv() {
+                        queued.push(job);
+                    }
+                    hold(&engine, queued);
+                }
             }
             // Idle: close the queue so the dispatcher starts a fresh worker next time, then
             // finish whatever raced in (the queue then reads as closed).
@@ -289,10 +306,22 @@ async fn process(
     if selected.is_empty() {
         return;
     }
+    let streams = &engine.services.streams;
+    let state = streams.state(org);
+    if state.holds() && state != StreamState::Probing {
+        // Paused (or paused by its user): held, not sent.
+        return hold(engine, selected);
+    }
+    if let Some((paused_at, reason)) = streams.take_resumed(org) {
+        lifecycle_event(org, &runtime, engine, channel, paused_at, reason).await;
+    }
     // Deliver in slices the org's limit admits, so the SIEM sees the limited rate rather
     // than a burst after the wait.
     let mut pending = selected;
     while !pending.is_empty() {
+        if streams.holds(org) && streams.state(org) != StreamState::Probing {
+            return hold(engine, pending);
+        }
         let Some((admitted, rest)) = limiter
             .admit(runtime.settings.max_events, pending, engine)
             .await
@@ -306,8 +335,12 @@ async fn process(
         match runtime.settings.endpoint {
             EndpointKind::Hec => deliver_hec(org, admitted, &runtime, engine, channel, acks).await,
             EndpointKind::Http => {
-                for job in admitted {
+                let mut jobs = admitted.into_iter();
+                while let Some(job) = jobs.next() {
                     deliver_single(org, job, &runtime, engine, channel).await;
+                    if streams.holds(org) {
+                        return hold(engine, jobs.chain(pending).collect());
+                    }
                 }
             }
         }
@@ -322,7 +355,7 @@ async fn process(
 async fn deliver_hec(
     org: &str,
     jobs: Vec<Job>,
-    runtime: &OrgRuntime,
+    runtime: &Arc<OrgRuntime>,
     engine: &Engine,
     channel: Uuid,
     acks: &mut Acks,
@@ -342,14 +375,24 @@ async fn deliver_hec(
                     accepted(org, batch, &reply, runtime, engine, acks);
                     continue;
                 }
-                outcome => {
-                    settle(engine, batch, outcome).await;
+                Outcome::Exhausted { attempts, last } => {
+                    if exhausted(org, batch, attempts, &last, runtime, engine).await {
+                        hold_all(engine, stack);
+                        return;
+                    }
                     continue;
                 }
             };
         let reply = hec::parse_reply(&last.detail);
-        let decision = hec::decide(last.status, reply.as_ref(), batch.len());
         let code = reply.as_ref().map(|r| r.code);
+        if probing(engine, org) || streams::is_configuration_error(last.status, code) {
+            // The stream's configuration (token, index, channel, URL) is wrong, or a probe
+            // failed: pause and hold, never dead-letter event by event.
+            pause(org, batch, &last, runtime, engine);
+            hold_all(engine, stack);
+            return;
+        }
+        let decision = hec::decide(last.status, reply.as_ref(), batch.len());
         let dead = |jobs: Vec<Job>, reason: Reason| {
             Box::pin(dead_letter(engine, jobs, reason, attempts, &last))
         };
@@ -376,19 +419,131 @@ async fn deliver_hec(
                     stack.push(after);
                 }
             }
-            Decision::WholeRequest => {
-                tracing::warn!(
-                    org_id = org,
-                    events = batch.len(),
-                    status = ?last.status,
-                    code,
-                    "HEC refused the whole request (configuration error); not splitting"
-                );
-                dead(batch, Reason::Rejected).await;
-            }
+            // Whole-request errors are configuration errors: paused above.
+            Decision::WholeRequest | Decision::DeadLetter => dead(batch, Reason::Rejected).await,
             Decision::TooLarge => dead(batch, Reason::TooLarge).await,
-            Decision::DeadLetter => dead(batch, Reason::Rejected).await,
         }
+    }
+}
+
+/// Whether `org`'s stream is probing (its batch is a probe: one attempt, no dead letters).
+fn probing(engine: &Engine, org: &str) -> bool {
+    engine.services.streams.state(org) == StreamState::Probing
+}
+
+/// Retries of `batch` ran out: within the retry window the stream pauses and holds it
+/// (true: the caller holds the rest); past it, or when the retry window is no longer than
+/// the pause threshold, the batch is dead-lettered `retries_exhausted` (false).
+async fn exhausted(
+    org: &str,
+    batch: Vec<Job>,
+    attempts: u32,
+    last: &Attempt,
+    runtime: &Arc<OrgRuntime>,
+    engine: &Engine,
+) -> bool {
+    let streams = &engine.services.streams;
+    let window_is_retry_time =
+        engine.services.engine.retry.max_elapsed <= streams.knobs.pause_after;
+    if window_is_retry_time || streams.window_expired(org) {
+        Box::pin(dead_letter(
+            engine,
+            batch,
+            Reason::RetriesExhausted,
+            attempts,
+            last,
+        ))
+        .await;
+        return false;
+    }
+    pause(org, batch, last, runtime, engine);
+    true
+}
+
+/// Pause `org`'s stream because of `last` and hold `batch`.
+fn pause(org: &str, batch: Vec<Job>, last: &Attempt, runtime: &Arc<OrgRuntime>, engine: &Engine) {
+    engine.services.streams.pause(
+        org,
+        batch.len() as u64,
+        reason_of(last),
+        Arc::as_ptr(runtime) as usize,
+    );
+    hold(engine, batch);
+}
+
+/// The SIEM's answer as a stream-health reason.
+pub fn reason_of(last: &Attempt) -> StatusReason {
+    let reply = hec::parse_reply(&last.detail);
+    StatusReason {
+        status: last.status,
+        hec_code: reply.as_ref().map(|r| r.code),
+        text: match reply {
+            Some(r) => r.text,
+            None => truncate(&last.detail, 200),
+        },
+    }
+}
+
+/// Hand `jobs` back to the consume loop to be held in the park store.
+fn hold(engine: &Engine, jobs: Vec<Job>) {
+    if !jobs.is_empty() {
+        let _ = engine.held.send(jobs);
+    }
+}
+
+fn hold_all(engine: &Engine, batches: Vec<Vec<Job>>) {
+    hold(engine, batches.into_iter().flatten().collect());
+}
+
+/// Tell the org's SIEM, once, that its stream resumed: when it paused and why (as Okta's
+/// `system.log_stream.lifecycle` events do). One attempt; a failure is only logged.
+async fn lifecycle_event(
+    org: &str,
+    runtime: &OrgRuntime,
+    engine: &Engine,
+    channel: Uuid,
+    paused_at: chrono::DateTime<Utc>,
+    reason: Option<StatusReason>,
+) {
+    let now = Utc::now();
+    let event = serde_json::json!({
+        "type": "els.stream.lifecycle",
+        "action": "resumed",
+        "paused_at": paused_at,
+        "resumed_at": now,
+        "paused_for_seconds": (now - paused_at).num_seconds().max(0),
+        "reason": reason,
+    });
+    let body = match runtime.settings.endpoint {
+        EndpointKind::Hec => {
+            let hec = &runtime.settings.hec;
+            let mut envelope = serde_json::json!({
+                "time": now.timestamp_millis() as f64 / 1000.0,
+                "host": "els",
+                "source": hec.source,
+                "sourcetype": "els:lifecycle",
+                "event": event,
+            });
+            if let Some(index) = &hec.index {
+                envelope["index"] = serde_json::json!(index);
+            }
+            envelope.to_string()
+        }
+        EndpointKind::Http => event.to_string(),
+    };
+    let _permit = engine.requests.acquire().await;
+    let attempt = siem::send(
+        &*engine.services.deliver,
+        engine.metrics(),
+        runtime,
+        bytes::Bytes::from(body),
+        channel,
+    )
+    .await;
+    if attempt.verdict != super::retry::Verdict::Success {
+        tracing::warn!(org_id = org, status = ?attempt.status, "the stream-resumed lifecycle event was not accepted");
+    } else {
+        tracing::info!(org_id = org, "sent the stream-resumed lifecycle event");
     }
 }
 
@@ -428,23 +583,37 @@ fn accepted(
     delivered(engine, &batch);
 }
 
-async fn deliver_single(org: &str, job: Job, runtime: &OrgRuntime, engine: &Engine, channel: Uuid) {
+async fn deliver_single(
+    org: &str,
+    job: Job,
+    runtime: &Arc<OrgRuntime>,
+    engine: &Engine,
+    channel: Uuid,
+) {
     let body = || request::event_body(&job.event, runtime);
     engine.metrics().batch_size.observe(1.0);
     let outcome = send_with_retry(org, runtime, body, 1, engine, channel).await;
-    settle(engine, vec![job], outcome).await;
-}
-
-/// Finish `jobs` as `outcome` says: delivered, or dead-lettered with the reason it names;
-/// cancelled (hard stop) leaves them unfinished, to be redelivered.
-async fn settle(engine: &Engine, jobs: Vec<Job>, outcome: Outcome) {
-    let (reason, attempts, last) = match outcome {
-        Outcome::Delivered { .. } => return delivered(engine, &jobs),
-        Outcome::Rejected { attempts, last } => (Reason::Rejected, attempts, last),
-        Outcome::Exhausted { attempts, last } => (Reason::RetriesExhausted, attempts, last),
-        Outcome::Cancelled { .. } => return,
-    };
-    Box::pin(dead_letter(engine, jobs, reason, attempts, &last)).await
+    match outcome {
+        Outcome::Delivered { .. } => delivered(engine, &[job]),
+        Outcome::Cancelled { .. } => {}
+        Outcome::Exhausted { attempts, last } => {
+            exhausted(org, vec![job], attempts, &last, runtime, engine).await;
+        }
+        Outcome::Rejected { attempts, last } => {
+            if probing(engine, org) || streams::is_configuration_error(last.status, None) {
+                pause(org, vec![job], &last, runtime, engine);
+            } else {
+                Box::pin(dead_letter(
+                    engine,
+                    vec![job],
+                    Reason::Rejected,
+                    attempts,
+                    &last,
+                ))
+                .await;
+            }
+        }
+    }
 }
 
 /// Send the body `render` builds, with retries. The body is built once the request permit is
@@ -459,8 +628,17 @@ async fn send_with_retry(
     channel: Uuid,
 ) -> Outcome {
     let body: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
+    let streams = &engine.services.streams;
+    // Retries stop at the pause threshold (then the stream pauses, its events held) or the
+    // retry window, whichever is shorter; a probe gets one attempt.
+    let mut policy = engine.services.engine.retry;
+    policy.max_elapsed = if probing(engine, org) {
+        Duration::ZERO
+    } else {
+        policy.max_elapsed.min(streams.knobs.pause_after)
+    };
     retry::run(
-        &engine.services.engine.retry,
+        &policy,
         &engine.hard_stop,
         || async {
             // The semaphore is never closed, so acquire only fails if it were.
@@ -471,6 +649,7 @@ async fn send_with_retry(
         },
         |attempt, wait| {
             engine.metrics().retries.inc_by(events as u64);
+            streams.failed(org, events as u64, reason_of(attempt));
             tracing::debug!(org_id = org, status = ?attempt.status, wait_ms = wait.as_millis() as u64, "delivery will be retried");
         },
     )
@@ -502,6 +681,7 @@ fn delivered(engine: &Engine, jobs: &[Job]) {
     let n = jobs.len() as u64;
     metrics.delivered.inc_by(n);
     metrics.org_event(first.event.org_id(), OrgOutcome::Delivered, n);
+    engine.services.streams.delivered(first.event.org_id(), n);
     finish(engine, jobs);
 }
 

@@ -1,4 +1,5 @@
-// ELS settings console: the vendor's "Execution log streaming" page over the admin API.
+// ELS settings console: the vendor's "Execution log streaming" page over the admin API, and a
+// stream-health overview of every org (hash routes: #streams, #org=ID).
 //
 // Plain JavaScript, no framework, no external assets. Every text from the server or the user
 // is rendered with textContent / text nodes (never parsed as HTML). The admin token lives in this
@@ -42,6 +43,15 @@
     /** Dead letters of the org at the last refresh. */
     deadLetters: 0,
     replaying: false,
+    /** 'org' (picker, settings, dead letters) or 'overview' (stream health), from the hash. */
+    page: 'org',
+    /** Every org's stream status (all pages), the counts by state, and the table's order. */
+    streams: [],
+    byState: {},
+    sort: { key: 'org', dir: 1 },
+    /** The open org's stream status, and the timer that keeps it fresh. */
+    stream: null,
+    streamTimer: null,
   };
 
   // ---------------------------------------------------------------- messages
@@ -147,19 +157,17 @@
     $('app').hidden = false;
     $('sign-out').hidden = false;
     showBanner('');
-    const wanted = orgFromHash();
-    if (wanted) {
-      await openOrg(wanted);
-    } else {
-      setStatus('Signed in. Pick an org, or type another org id.', true);
-      $('org-select').focus();
-    }
+    startStreamTimer();
+    await route();
   }
 
   function signOut(message) {
     sessionStorage.removeItem(TOKEN_KEY);
+    stopStreamTimer();
     state.org = null;
     state.saved = null;
+    state.stream = null;
+    state.streams = [];
     $('app').hidden = true;
     $('sign-out').hidden = true;
     $('login').hidden = false;
@@ -196,7 +204,13 @@
     showBanner('');
     state.org = org;
     history.replaceState(null, '', `#org=${encodeURIComponent(org)}`);
+    setPage('org');
     $('org-name').textContent = org;
+    $('stream-title').textContent = `Stream status of ${org}`;
+    clearStream('Loading…');
+    $('stream-result').textContent = '';
+    $('stream').hidden = false;
+    refreshStream();
     $('settings').hidden = false;
     $('dlq').hidden = false;
     closeTest();
@@ -590,6 +604,8 @@
       setEditing(false);
       $('settings-note').hidden = true;
       setStatus(`Saved the settings of ${org}. Every consumer applies them within about a second.`, true);
+      // Saving resumes a paused stream: show it once the consumers have applied the settings.
+      setTimeout(() => { if (org === state.org) refreshStream(true); }, 1500);
       await loadOrgs().catch(() => {});
       $('org-select').value = org;
       $('edit').focus();
@@ -794,6 +810,329 @@
     }
   }
 
+  // ---------------------------------------------------------------- stream health
+
+  /** The stream states of the admin API, most in need of attention first (the state sort). */
+  const STATES = ['paused', 'probing', 'failing', 'paused_by_user', 'disabled', 'active'];
+  const STATE_LABELS = {
+    active: 'active', failing: 'failing', paused: 'paused', probing: 'probing',
+    paused_by_user: 'paused by user', disabled: 'disabled',
+  };
+  const STATE_HELP = {
+    active: 'Events flow to the SIEM.',
+    failing: 'The SIEM answers with transient errors; deliveries are being retried.',
+    paused: 'ELS paused the stream: its events are held on disk and one probe goes out now and then. Fix the settings (saving resumes it) or resume it.',
+    probing: 'Paused, with a probe on its way to the SIEM.',
+    paused_by_user: 'Paused on purpose: its events are held until someone resumes it.',
+    disabled: 'Streaming is switched off in the settings; events are not sent.',
+  };
+  /** Pause for these, Resume for those; neither for a disabled stream. */
+  const PAUSABLE = ['active', 'failing'];
+  const RESUMABLE = ['paused', 'paused_by_user', 'probing'];
+  const STATUS_PAGE_LIMIT = 1000;
+  /** How often the open org's status panel refreshes itself. */
+  const STATUS_REFRESH_MS = 5000;
+
+  /** `3 min ago`, coarsely; empty when the time does not parse. */
+  function ago(rfc3339) {
+    const t = new Date(rfc3339).getTime();
+    if (Number.isNaN(t)) return '';
+    const s = Math.max(0, Math.round((Date.now() - t) / 1000));
+    if (s < 60) return `${s} s ago`;
+    if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+    if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
+    return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h ago`;
+  }
+
+  /** A <time> with the machine-readable value and `2026-12-01 10:00:00 UTC (3 min ago)`. */
+  function timeEl(rfc3339) {
+    const relative = ago(rfc3339);
+    return el('time', { datetime: rfc3339, text: relative ? `${when(rfc3339)} (${relative})` : when(rfc3339) });
+  }
+
+  function stateBadge(s) {
+    return el('span', { class: `state-badge state-${s}`, 'data-state': s, text: STATE_LABELS[s] || s });
+  }
+
+  /** Why a stream left active: its HTTP status, HEC code and text, each as its own part. */
+  function reasonNodes(reason) {
+    if (!reason) return ['–'];
+    const parts = [];
+    if (reason.status !== null && reason.status !== undefined) {
+      parts.push(el('span', { class: 'reason-code', 'data-part': 'status', text: `HTTP ${reason.status}` }));
+    }
+    if (reason.hec_code !== null && reason.hec_code !== undefined) {
+      parts.push(el('span', { class: 'reason-code', 'data-part': 'hec', text: `HEC code ${reason.hec_code}` }));
+    }
+    parts.push(el('span', { 'data-part': 'text', text: reason.text || '' }));
+    // Spaces between the parts, so the text reads (and copies) as "HTTP 403 HEC code 4 Invalid token".
+    return parts.flatMap((p, i) => (i === 0 ? [p] : [' ', p]));
+  }
+
+  const reasonText = (reason) => {
+    if (!reason) return '';
+    const codes = [];
+    if (reason.status !== null && reason.status !== undefined) codes.push(`HTTP ${reason.status}`);
+    if (reason.hec_code !== null && reason.hec_code !== undefined) codes.push(`HEC code ${reason.hec_code}`);
+    return [codes.join(', '), reason.text || ''].filter(Boolean).join(': ');
+  };
+
+  // -------------------------------- the overview page
+
+  /** Every org's stream: all pages of GET v1/status, following `next`. */
+  async function loadStreams() {
+    const items = [];
+    const asked = new Set();
+    let after = null;
+    let page;
+    for (;;) {
+      const query = new URLSearchParams({ limit: String(STATUS_PAGE_LIMIT) });
+      if (after !== null) query.set('after', after);
+      page = (await api('GET', `v1/status?${query}`)).data || {};
+      items.push(...(page.items || []));
+      if (!page.next || asked.has(page.next)) break;
+      asked.add(page.next);
+      after = page.next;
+    }
+    state.streams = items;
+    state.byState = page.by_state || {};
+  }
+
+  function sortValue(s, key) {
+    switch (key) {
+      case 'state': return STATES.indexOf(s.state);
+      case 'since': return new Date(s.since).getTime() || 0;
+      case 'held': return Number(s.held_events) || 0;
+      default: return s.org;
+    }
+  }
+
+  function shownStreams() {
+    const wantState = $('filter-state').value;
+    const text = $('filter-org').value.trim().toLowerCase();
+    const { key, dir } = state.sort;
+    return state.streams
+      .filter((s) => (!wantState || s.state === wantState) && (!text || s.org.toLowerCase().includes(text)))
+      .sort((a, b) => {
+        const x = sortValue(a, key);
+        const y = sortValue(b, key);
+        if (x < y) return -dir;
+        if (x > y) return dir;
+        return a.org < b.org ? -1 : a.org > b.org ? 1 : 0;
+      });
+  }
+
+  function renderOverview() {
+    const rows = shownStreams();
+    const body = $('overview-rows');
+    body.replaceChildren();
+    for (const s of rows) {
+      body.append(el('tr', { 'data-org': s.org, 'data-state': s.state },
+        el('td', {}, el('a', { href: `#org=${encodeURIComponent(s.org)}`, class: 'mono', text: s.org })),
+        el('td', {}, stateBadge(s.state)),
+        el('td', {}, timeEl(s.since)),
+        el('td', { 'data-test': 'reason' }, ...(s.reason ? reasonNodes(s.reason) : ['–'])),
+        el('td', { class: 'num', text: String(s.held_events) }),
+        el('td', { class: 'num', text: String(s.delivered_last_hour) }),
+        el('td', { class: 'num', text: String(s.failed_last_hour) })));
+    }
+    $('overview-empty').hidden = rows.length > 0 || state.streams.length === 0;
+    // The order is told by aria-sort; the arrow is for the eye only (out of the button's name).
+    for (const th of document.querySelectorAll('#overview-table th[data-sort]')) {
+      const sorted = th.dataset.sort === state.sort.key;
+      if (sorted) th.setAttribute('aria-sort', state.sort.dir > 0 ? 'ascending' : 'descending');
+      else th.removeAttribute('aria-sort');
+      const button = th.querySelector('button');
+      let mark = button.querySelector('.sort-mark');
+      if (!mark) {
+        mark = el('span', { class: 'sort-mark', 'aria-hidden': 'true' });
+        button.append(mark);
+      }
+      mark.textContent = !sorted ? '↕' : state.sort.dir > 0 ? '▲' : '▼';
+    }
+    const total = state.streams.length;
+    const counts = STATES.filter((k) => state.byState[k]).map((k) => `${state.byState[k]} ${STATE_LABELS[k]}`);
+    const filtered = rows.length === total ? '' : ` Showing ${rows.length} of ${total}.`;
+    $('overview-summary').textContent = total === 0
+      ? 'No streams yet: ELS lists an org once it has settings or events.'
+      : `${total} stream${total === 1 ? '' : 's'}${counts.length ? `: ${counts.join(', ')}` : ''}.${filtered}`;
+    $('overview-caption').textContent = `Streams, sorted by ${state.sort.key} (${state.sort.dir > 0 ? 'ascending' : 'descending'})`;
+  }
+
+  async function refreshOverview() {
+    $('overview-refresh').disabled = true;
+    try {
+      await loadStreams();
+      renderOverview();
+      setStatus(`Stream health as of ${when(new Date().toISOString())}.`, true);
+    } catch (e) {
+      if (e.signedOut) return;
+      showBanner(`Could not read the stream states: ${describe(e)}`);
+      setStatus('');
+    } finally {
+      $('overview-refresh').disabled = false;
+    }
+  }
+
+  // -------------------------------- pages (hash routes)
+
+  const ORG_PAGE = ['orgs', 'stream', 'settings', 'test-event', 'dlq'];
+
+  function setPage(page) {
+    state.page = page;
+    $('overview').hidden = page !== 'overview';
+    if (page === 'overview') for (const id of ORG_PAGE) $(id).hidden = true;
+    else $('orgs').hidden = false;
+    $('nav-streams').toggleAttribute('aria-current', false);
+    $('nav-org').toggleAttribute('aria-current', false);
+    $(page === 'overview' ? 'nav-streams' : 'nav-org').setAttribute('aria-current', 'page');
+  }
+
+  /** Show what the address asks for: `#streams`, `#org=ID`, or the org picker. */
+  async function route() {
+    showBanner('');
+    if (location.hash === '#streams') {
+      setPage('overview');
+      await refreshOverview();
+      return;
+    }
+    setPage('org');
+    const wanted = orgFromHash() || (location.hash === '#org' ? state.org : null);
+    if (wanted) {
+      await openOrg(wanted);
+    } else {
+      setStatus('Signed in. Pick an org, or type another org id.', true);
+      $('org-select').focus();
+    }
+  }
+
+  // -------------------------------- one org's status panel
+
+  let streamSeq = 0;
+
+  function showStreamButtons(s) {
+    $('stream-pause').hidden = !(s && PAUSABLE.includes(s.state));
+    $('stream-resume').hidden = !(s && RESUMABLE.includes(s.state));
+  }
+
+  function renderStream(s) {
+    state.stream = s;
+    const badge = $('stream-state');
+    badge.className = `state-badge state-${s.state}`;
+    badge.dataset.state = s.state;
+    badge.textContent = STATE_LABELS[s.state] || s.state;
+    $('stream-state-help').textContent = STATE_HELP[s.state] || '';
+    $('stream-since').replaceChildren(timeEl(s.since));
+    $('stream-reason').replaceChildren(...reasonNodes(s.reason));
+    $('stream-last-success').replaceChildren(s.last_success ? timeEl(s.last_success) : 'none seen by this consumer');
+    $('stream-held').textContent = `${s.held_events} (${s.held_bytes} bytes)`;
+    $('stream-delivered').textContent = String(s.delivered_last_hour);
+    $('stream-failed').textContent = String(s.failed_last_hour);
+    showStreamButtons(s);
+  }
+
+  function clearStream(message) {
+    state.stream = null;
+    const badge = $('stream-state');
+    badge.className = 'state-badge';
+    delete badge.dataset.state;
+    badge.textContent = '–';
+    $('stream-state-help').textContent = message || '';
+    for (const id of ['stream-since', 'stream-reason', 'stream-last-success', 'stream-held', 'stream-delivered', 'stream-failed']) $(id).textContent = '–';
+    $('stream-notices').hidden = true;
+    showStreamButtons(null);
+  }
+
+  function renderNotices(list) {
+    const items = (list && list.items) || [];
+    const body = $('stream-notice-rows');
+    body.replaceChildren();
+    for (const n of items.slice().reverse()) {
+      body.append(el('tr', {},
+        el('td', {}, timeEl(n.at)),
+        el('td', {}, stateBadge(n.from)),
+        el('td', {}, stateBadge(n.to)),
+        el('td', { text: reasonText(n.reason) || '–' })));
+    }
+    $('stream-notices').hidden = items.length === 0;
+  }
+
+  /** Read the open org's status (and recent notices); `quiet` for the periodic refresh. */
+  async function refreshStream(quiet) {
+    const org = state.org;
+    if (!org) return;
+    streamSeq += 1;
+    const seq = streamSeq;
+    try {
+      const [status, notices] = await Promise.all([
+        api('GET', orgPath(org, 'status')),
+        api('GET', `${orgPath(org, 'stream-events')}?limit=5`).catch((e) => {
+          if (e.signedOut) throw e;
+          return { data: null };
+        }),
+      ]);
+      if (seq !== streamSeq || org !== state.org) return;
+      renderStream(status.data);
+      renderNotices(notices.data);
+      if (!quiet) $('stream-result').textContent = '';
+    } catch (e) {
+      if (e.signedOut || seq !== streamSeq || org !== state.org) return;
+      if (e instanceof ApiError && e.status === 404) {
+        clearStream(`ELS has no stream for ${org} yet: it has seen no events for it.`);
+      } else if (!quiet) {
+        clearStream('');
+        $('stream-result').textContent = `Could not read the stream status: ${describe(e)}`;
+        $('stream-result').className = 'bad';
+      }
+    }
+  }
+
+  async function streamAction(action) {
+    const org = state.org;
+    if (!org) return;
+    const buttons = [$('stream-pause'), $('stream-resume')];
+    for (const b of buttons) b.disabled = true;
+    streamSeq += 1; // a refresh already on its way must not overwrite the answer
+    const result = $('stream-result');
+    result.className = '';
+    result.textContent = action === 'pause' ? 'Pausing…' : 'Resuming…';
+    try {
+      const { data } = await api('POST', orgPath(org, action), {});
+      if (org !== state.org) return;
+      renderStream(data);
+      const now = STATE_LABELS[data.state] || data.state;
+      result.textContent = action === 'pause'
+        ? `Paused ${org}: its events are held until you resume it.`
+        : `Resumed ${org}: the stream is ${now}.`;
+      result.className = 'ok';
+      setStatus(result.textContent, true);
+      // The clicked button is gone now: keep the keyboard focus on its counterpart.
+      for (const b of buttons) b.disabled = false;
+      const next = action === 'pause' ? $('stream-resume') : $('stream-pause');
+      (next.hidden ? $('stream-refresh') : next).focus();
+      refreshStream(true);
+    } catch (e) {
+      if (e.signedOut) return;
+      result.textContent = `Could not ${action} ${org}: ${describe(e)}`;
+      result.className = 'bad';
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+  }
+
+  function startStreamTimer() {
+    stopStreamTimer();
+    state.streamTimer = setInterval(() => {
+      if (document.hidden || state.page !== 'org' || !state.org || $('stream').hidden) return;
+      refreshStream(true);
+    }, STATUS_REFRESH_MS);
+  }
+
+  function stopStreamTimer() {
+    if (state.streamTimer) clearInterval(state.streamTimer);
+    state.streamTimer = null;
+  }
+
   // ---------------------------------------------------------------- wiring
 
   function wire() {
@@ -892,6 +1231,33 @@
       setStatus('Dead letters refreshed.', true);
     });
     $('dlq-replay').addEventListener('click', replay);
+
+    window.addEventListener('hashchange', () => {
+      if (!$('app').hidden) route();
+    });
+    $('overview-refresh').addEventListener('click', refreshOverview);
+    $('filter-state').addEventListener('change', renderOverview);
+    $('filter-org').addEventListener('input', renderOverview);
+    $('overview-filters').addEventListener('submit', (ev) => ev.preventDefault());
+    $('filter-clear').addEventListener('click', () => {
+      $('filter-state').value = '';
+      $('filter-org').value = '';
+      renderOverview();
+      $('filter-state').focus();
+    });
+    for (const button of document.querySelectorAll('#overview-table button.sort')) {
+      button.addEventListener('click', () => {
+        const key = button.dataset.sort;
+        state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : 1 };
+        renderOverview();
+      });
+    }
+    $('stream-pause').addEventListener('click', () => streamAction('pause'));
+    $('stream-resume').addEventListener('click', () => streamAction('resume'));
+    $('stream-refresh').addEventListener('click', async () => {
+      await refreshStream();
+      if (state.stream) setStatus(`Status of ${state.org} refreshed.`, true);
+    });
   }
 
   async function start() {

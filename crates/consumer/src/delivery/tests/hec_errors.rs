@@ -1,5 +1,5 @@
 //! Permanent HEC answers as Splunk means them: a whole-request error (code 7) is one request
-//! and one dead letter per event, not a split; code 6 finishes the events before the named
+//! that pauses the stream and holds the batch, not a split; code 6 finishes the events before the named
 //! one and re-sends only those after it; 413 halves down to single events, and one still too
 //! large is dead-lettered `too_large`. Every request carries the org's data channel.
 
@@ -14,28 +14,26 @@ fn knobs_of(batch_max_events: usize) -> EngineKnobs {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_incorrect_index_is_one_request_and_one_dead_letter_per_event() {
+async fn an_incorrect_index_is_one_request_and_pauses_the_stream_holding_the_batch() {
     let siem = FakeSiem::replying(|_, _| (400, r#"{"text":"Incorrect index","code":7}"#.into()));
     let mut h = Harness::new(hec(), knobs_of(500), siem);
     let _tx = h.worker((0..500).map(job));
-    let mut done = offsets(&h.finished(500).await);
-    done.sort_unstable();
-    assert_eq!(done, (0..500).collect::<Vec<i64>>());
+    let mut held = h.held(500).await;
+    held.sort_unstable();
+    assert_eq!(
+        held,
+        (0..500).collect::<Vec<i64>>(),
+        "each held exactly once"
+    );
     assert_eq!(h.siem.requests().len(), 1, "split a whole-request error");
-    let dead = h.dead_letters();
-    assert_eq!(dead.len(), 500);
-    let offsets: Vec<i64> = dead.iter().map(|d| d.offset).collect();
-    assert_eq!(offsets, (0..500).collect::<Vec<i64>>(), "each exactly once");
-    for d in &dead {
-        assert_eq!(
-            (d.reason, d.last_status, d.attempts),
-            (Reason::Rejected, Some(400), 1)
-        );
-        assert!(d.last_error.contains("Incorrect index"), "{}", d.last_error);
-        assert!(d.last_error.contains("\"code\":7"), "{}", d.last_error);
-    }
+    assert!(h.dead_letters().is_empty());
+    let reason = h.services.streams.status(ORG, false).reason.unwrap();
+    assert_eq!(
+        (reason.status, reason.hec_code, reason.text.as_str()),
+        (Some(400), Some(7), "Incorrect index")
+    );
     assert_eq!(h.services.metrics.delivered.get(), 0);
-    assert!(h.finished_now().is_empty(), "finished twice");
+    assert!(h.finished_now().is_empty(), "finished a held event");
 }
 
 #[tokio::test(start_paused = true)]
@@ -43,9 +41,9 @@ async fn a_404_is_not_split_either() {
     let siem = FakeSiem::scripted(&[404]);
     let mut h = Harness::new(hec(), knobs(), siem);
     let _tx = h.worker((0..10).map(job));
-    h.finished(10).await;
+    assert_eq!(h.held(10).await.len(), 10);
     assert_eq!(h.siem.requests().len(), 1);
-    assert_eq!(h.dead_letters().len(), 10);
+    assert!(h.dead_letters().is_empty());
 }
 
 #[tokio::test(start_paused = true)]

@@ -11,6 +11,8 @@
 //! - `park_order.rs`: parked events go back in offset order, before the org's new events.
 //! - `acks.rs`: HEC indexer acks: finished only when acked, one poll per interval for all
 //!   ids, re-sent after the timeout, code 14 and `hec.ack: false` count the 200s, caps.
+//! - `pause.rs`: stream health: a configuration error pauses and holds, failing past the
+//!   threshold pauses, a probe is one attempt and resumes; new settings resume.
 //! - `retry.rs`: the retry schedule through the worker; permanent answers and exhaustion.
 
 mod acks;
@@ -18,6 +20,7 @@ mod batching;
 mod hec_errors;
 mod limits;
 mod park_order;
+mod pause;
 mod retry;
 mod split;
 
@@ -236,15 +239,16 @@ pub fn job(n: u32) -> Job {
     }
 }
 
-/// The numbers of the events in a request body: HEC envelopes or one bare event.
+/// The numbers of the events in a request body: HEC envelopes or one bare event (events
+/// without an execution id, such as ELS's lifecycle event, have none).
 fn event_numbers(body: &[u8]) -> Vec<u32> {
     serde_json::Deserializer::from_slice(body)
         .into_iter::<serde_json::Value>()
-        .map(|value| {
+        .filter_map(|value| {
             let value = value.expect("a JSON body");
             let event = value.get("event").unwrap_or(&value);
-            let id = event["execution_id"].as_str().expect("an execution id");
-            u32::from_str_radix(&id[24..], 16).unwrap()
+            let id = event["execution_id"].as_str()?;
+            Some(u32::from_str_radix(&id[24..], 16).unwrap())
         })
         .collect()
 }
@@ -293,6 +297,8 @@ pub struct Harness {
     pub engine: Arc<Engine>,
     pub siem: Arc<FakeSiem>,
     done: mpsc::UnboundedReceiver<Vec<Done>>,
+    /// Jobs a paused stream handed back (the consume loop would hold them in the park store).
+    held: mpsc::UnboundedReceiver<Vec<Job>>,
     dir: PathBuf,
 }
 
@@ -309,12 +315,14 @@ impl Harness {
         services.engine = knobs;
         let services = Arc::new(services);
         let (done_tx, done) = mpsc::unbounded_channel();
-        let engine = Arc::new(Engine::new(services.clone(), done_tx));
+        let (held_tx, held) = mpsc::unbounded_channel();
+        let engine = Arc::new(Engine::new(services.clone(), done_tx, held_tx));
         Self {
             services,
             engine,
             siem,
             done,
+            held,
             dir,
         }
     }
@@ -335,6 +343,16 @@ impl Harness {
         let mut all = Vec::new();
         while all.len() < n {
             all.extend(self.done.recv().await.expect("the engine is alive"));
+        }
+        all
+    }
+
+    /// Wait until `n` jobs were handed back to be held; their offsets.
+    pub async fn held(&mut self, n: usize) -> Vec<i64> {
+        let mut all = Vec::new();
+        while all.len() < n {
+            let jobs = self.held.recv().await.expect("the engine is alive");
+            all.extend(jobs.iter().map(|j| j.origin.offset()));
         }
         all
     }

@@ -22,7 +22,7 @@ async fn parked_events_go_back_in_offset_order_before_new_ones() {
     // 0 is sent, 1 and 2 fill the queue, 3 waits 10 ms for room and parks; 4 and 5 park
     // behind it at once.
     for n in 0..6 {
-        assert!(route(&mut dispatcher, &mut park, job(n), park_after)
+        assert!(route(&mut dispatcher, &mut park, job(n), park_after, false)
             .await
             .is_ok());
     }
@@ -30,7 +30,7 @@ async fn parked_events_go_back_in_offset_order_before_new_ones() {
     // The worker drains its queue; a new event still parks behind the parked ones.
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(dispatcher.room(ORG), 2);
-    assert!(route(&mut dispatcher, &mut park, job(6), park_after)
+    assert!(route(&mut dispatcher, &mut park, job(6), park_after, false)
         .await
         .is_ok());
     assert_eq!(
@@ -42,7 +42,8 @@ async fn parked_events_go_back_in_offset_order_before_new_ones() {
     // Housekeeping hands parked events back as the queue has room.
     let mut finished = Vec::new();
     while finished.len() < 7 {
-        resume_parked(&mut dispatcher, &mut park).await;
+        let (streams, settings) = (&h.services.streams, &h.services.settings);
+        resume_parked(&mut dispatcher, &mut park, streams, settings).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         for done in h.finished_now() {
             if let Origin::Parked {
