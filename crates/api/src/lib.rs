@@ -17,24 +17,32 @@
 //! | `DELETE /v1/orgs/{org}/settings` | | [`SettingsDeleted`] |
 //! | `POST /v1/orgs/{org}/test` | body empty or [`TestEventRequest`] | [`TestEventResult`] |
 //! | `GET /console/api/dead-letters` | query [`OrgQuery`] | [`DeadLetterSummary`] |
+//! | `GET /v1/whoami` | | [`WhoAmI`] |
+//! | `GET /v1/tokens` | | [`TokenList`] |
+//! | `POST /v1/tokens` | body [`CreateToken`] | [`CreatedToken`] (201) |
+//! | `DELETE /v1/tokens/{id}` | | [`TokenInfo`] |
+//! | `GET /v1/audit` | query [`AuditQuery`] | [`AuditList`] |
 //! | any route, any error | | [`ErrorBody`] |
 //!
 //! Modules: [`dead_letters`] (records, [`Reason`], filters, list/purge/replay answers, the
-//! console's summary), [`settings`] (org list, delete answer; settings documents are
+//! console's summary), [`tokens`] (roles, tokens, whoami), [`audit`], [`settings`] (org list, delete answer; settings documents are
 //! [`els_model`]'s [`OrgSettings`]), [`test_event`], [`health`], [`error`].
 //!
 //! The JSON of every answer is pinned by the round-trip tests in `tests.rs`: renaming a field
 //! or a [`Reason`] value, or making an optional field required, breaks them.
 
+pub mod audit;
 pub mod dead_letters;
 pub mod error;
 pub mod health;
 pub mod settings;
 pub mod test_event;
+pub mod tokens;
 
 #[cfg(test)]
 mod tests;
 
+pub use audit::{AuditEntry, AuditList, AuditQuery};
 pub use dead_letters::{
     DeadLetterList, DeadLetterQuery, DeadLetterSummary, DeadLetterV1, LatestFailure, OrgQuery,
     PurgeResult, Reason, ReplayResult,
@@ -43,3 +51,4 @@ pub use error::{ErrorBody, FieldError};
 pub use health::{Liveness, Readiness};
 pub use settings::{OrgList, OrgSettings, SettingsDeleted, REDACTED};
 pub use test_event::{TestEventRequest, TestEventResult};
+pub use tokens::{CreateToken, CreatedToken, Role, TokenInfo, TokenList, WhoAmI};

@@ -1,6 +1,6 @@
 //! `els-consumer`: Kafka -> filter -> limit -> deliver to each org's SIEM -> dead letters.
 //!
-//! The crate has four rooms, each opening with a map of its files:
+//! The crate has five rooms, each opening with a map of its files:
 //!
 //! - [`delivery`]: the engine: the consume loop and its watermarks, rebalances and lag,
 //!   per-org dispatch, parking, workers (batching, HEC splitting), limits, retries, request
@@ -9,12 +9,15 @@
 //!   topic shared by all instances, the crypto that seals auth header values.
 //! - [`admin`]: the admin server: route table and token layer, probes and metrics, the
 //!   dead-letter and settings APIs, test events, the console page.
+//! - [`access`]: who may do what: scoped admin tokens (roles, orgs, expiry; only hashes
+//!   stored, in a compacted topic every instance follows) and the audit trail.
 //! - [`state`]: state that stands for finished offsets: the sled [`state::StateStore`] (dead
 //!   letters, parked events) and the changelog topic that lets it outlive the instance.
 //!
 //! At the top: [`services`] (the one app state, [`Services`], built in `main` and passed
 //! down), [`config`], [`error`], [`metrics`].
 
+pub mod access;
 pub mod admin;
 pub mod config;
 pub mod delivery;
