@@ -17,3 +17,4 @@ mod observability;
 mod pipeline;
 mod scaleout;
 mod settings;
+mod tokens;
