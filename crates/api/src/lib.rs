@@ -25,7 +25,7 @@
 //! | any route, any error | | [`ErrorBody`] |
 //!
 //! Modules: [`dead_letters`] (records, [`Reason`], filters, list/purge/replay answers, the
-//! console's summary), [`tokens`] (roles, tokens, whoami), [`audit`], [`settings`] (org list, delete answer; settings documents are
+//! console's summary), [`openapi`] (the OpenAPI 3.1 document built from these types), [`tokens`] (roles, tokens, whoami), [`audit`], [`settings`] (org list, delete answer; settings documents are
 //! [`els_model`]'s [`OrgSettings`]), [`test_event`], [`health`], [`error`].
 //!
 //! The JSON of every answer is pinned by the round-trip tests in `tests.rs`: renaming a field
@@ -35,6 +35,7 @@ pub mod audit;
 pub mod dead_letters;
 pub mod error;
 pub mod health;
+pub mod openapi;
 pub mod settings;
 pub mod test_event;
 pub mod tokens;

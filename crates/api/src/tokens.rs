@@ -5,9 +5,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Every org, and token management (the bootstrap `ELS_ADMIN_TOKEN` is one).
@@ -43,7 +46,7 @@ impl std::fmt::Display for Role {
 
 /// `POST /v1/tokens` (super admin): a new token for `orgs` (empty for a super admin) that
 /// expires after `ttl_secs`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     pub role: Role,
@@ -57,7 +60,7 @@ pub struct CreateToken {
 }
 
 /// A token as lists and answers show it: its id (not secret), role, orgs and times.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenInfo {
     /// `tok_<hex>`: names the token in lists, the audit trail and `revoke`; not a credential.
     pub id: String,
@@ -77,7 +80,7 @@ pub struct TokenInfo {
 
 /// `POST /v1/tokens` answer: the token and its secret, shown this once (only its hash is
 /// stored). `Debug` hides the secret.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedToken {
     pub token: TokenInfo,
     /// The bearer token, `els_` + 64 hex characters (32 random bytes).
@@ -94,13 +97,13 @@ impl std::fmt::Debug for CreatedToken {
 }
 
 /// `GET /v1/tokens` (super admin): every token, revoked and expired ones included.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenList {
     pub tokens: Vec<TokenInfo>,
 }
 
 /// `GET /v1/whoami`: the calling token (any role), so the console offers only what it may do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WhoAmI {
     /// `bootstrap` for `ELS_ADMIN_TOKEN`.
     pub token_id: String,

@@ -13,7 +13,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -205,8 +205,9 @@ pub async fn purge(
 pub async fn replay(
     State(admin): State<Arc<Admin>>,
     who: Principal,
-    body: Option<Json<DeadLetterQuery>>,
+    body: Result<Option<Json<DeadLetterQuery>>, JsonRejection>,
 ) -> Result<(StatusCode, Extension<AuditNote>, Json<ReplayResult>), ApiError> {
+    let body = body.map_err(|e| ApiError::new(e.status(), Some("body"), e.body_text()))?;
     let params = body.map(|Json(b)| b).unwrap_or_default();
     if let Some(org) = params.org.as_deref() {
         super::auth::authorize(super::router::Access::Write, &who, Some(org))?;

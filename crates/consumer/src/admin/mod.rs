@@ -11,6 +11,8 @@
 //! - `audit.rs`: `GET /v1/audit`: the audit trail, limited to the caller's orgs.
 //! - `error.rs`: [`ApiError`], every error answer: `{"error","field","message"}`
 //!   ([`els_api::ErrorBody`]).
+//! - `openapi.rs`: `GET /openapi.json`, the OpenAPI 3.1 document built from the route table and
+//!   the `els-api` types.
 //! - `health.rs`: `/metrics`, liveness `/healthz` (store failing too long), readiness
 //!   `/readyz` (partitions assigned, store writable).
 //! - `dead_letters.rs`: `/v1/dead-letters`: list, show, purge, replay to the events topic.
@@ -32,6 +34,7 @@ pub mod console;
 pub mod dead_letters;
 pub mod error;
 pub mod health;
+pub mod openapi;
 pub mod router;
 pub mod settings;
 pub mod test_event;

@@ -14,7 +14,9 @@ use axum::middleware;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
-use super::{audit, auth, console, dead_letters, health, settings, test_event, tokens, Admin};
+use super::{
+    audit, auth, console, dead_letters, health, openapi, settings, test_event, tokens, Admin,
+};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +80,7 @@ pub fn routes() -> Vec<Route> {
         Route::new(M::GET, "/metrics", Public, health::metrics),
         Route::new(M::GET, "/healthz", Public, health::live),
         Route::new(M::GET, "/readyz", Public, health::ready),
+        Route::new(M::GET, "/openapi.json", Public, openapi::serve),
         Route::new(M::GET, "/v1/dead-letters", Read, dead_letters::list),
         Route::new(M::DELETE, "/v1/dead-letters", Write, dead_letters::purge)
             .audited("dead_letters.purge"),
