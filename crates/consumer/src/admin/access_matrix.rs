@@ -265,6 +265,18 @@ async fn every_route_times_every_caller() {
                 "404" => assert_eq!(status, 404, "{cell}"),
                 _ => unreachable!(),
             }
+            // No answer carries a token secret or its hash (but the one issuing a token, which
+            // shows only its own new secret).
+            for (_, secret) in &w.secrets {
+                if let Some(random) = secret.strip_prefix("els_") {
+                    let hash = crate::access::token::hash_secret(secret);
+                    let text = answer.to_string();
+                    assert!(
+                        !text.contains(random) && !text.contains(&hash),
+                        "{cell}: a secret"
+                    );
+                }
+            }
             // Whatever it was allowed to do, org B's records are untouched and unseen.
             if caller != Caller::Super {
                 assert!(
@@ -315,6 +327,9 @@ async fn an_org_admin_never_reaches_another_org() {
         (json!(1), json!(1))
     );
     assert_eq!(list["items"][0]["org_id"], A);
+    // Naming its org and another one in the query does not get past the layer.
+    let (status, _) = get("/v1/dead-letters?org=org-a&org=org-b").await;
+    assert_eq!(status, 403);
     let (status, summary) = get("/console/api/dead-letters?org=org-a").await;
     assert_eq!((status, summary["total"].clone()), (200, json!(1)));
     // Every route on org B, as org A's admin.

@@ -63,14 +63,24 @@ pub async fn guard(
                 .map(|(_, v)| v.to_string())
         })
     };
-    let path_org = param("org");
-    let query_org = request.uri().query().and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "org")
-            .map(|(_, v)| v.into_owned())
-    });
-    let org = path_org.or(query_org);
-    let response = match authorize(guard.access, &principal, org.as_deref()) {
+    // Every org the request names (a repeated `org=` is refused later by the query parser, but
+    // none may slip past here either).
+    let mut orgs: Vec<String> = param("org").into_iter().collect();
+    if let Some(query) = request.uri().query() {
+        orgs.extend(
+            url::form_urlencoded::parse(query.as_bytes())
+                .filter(|(k, _)| k == "org")
+                .map(|(_, v)| v.into_owned()),
+        );
+    }
+    let org = orgs.first().cloned();
+    let checked = if orgs.is_empty() {
+        authorize(guard.access, &principal, None)
+    } else {
+        orgs.iter()
+            .try_for_each(|o| authorize(guard.access, &principal, Some(o)))
+    };
+    let response = match checked {
         Err(refused) => refused.into_response(),
         Ok(()) => {
             request.extensions_mut().insert(principal.clone());
