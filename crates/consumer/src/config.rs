@@ -60,7 +60,8 @@ pub struct Config {
     pub data_dir: String,
     /// Admin API, `/metrics`, `/healthz`, `/readyz`.
     pub admin_listen: String,
-    /// Bearer token of the admin API; empty disables the admin endpoints (metrics stay up).
+    /// Bearer token of the bootstrap super admin (it issues the other tokens); empty disables
+    /// the admin endpoints (metrics stay up).
     pub admin_token: String,
     /// A connection to the admin API that has not sent a request's headers (or idles between
     /// requests) this long is closed, so slow or idle clients cannot hold connections.
