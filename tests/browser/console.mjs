@@ -13,6 +13,7 @@
 //   EXPECT_DEAD_LETTERS  how many dead letters ORG has at the start
 //   ORG_ADMIN_TOKEN      an org_admin token for ORG only (issued by the super admin)
 //   OTHER_ORG            an org with settings that token must not reach
+//   ORG_VIEWER_TOKEN     an org_viewer token for ORG only
 //   CHROMIUM             optional, default /usr/bin/chromium
 //   CONSOLE_SCREENSHOTS_DIR optional: write console-settings.png, console-test-event.png and
 //                        console-dead-letters.png there
@@ -57,6 +58,7 @@ const WRONG_TOKEN = need('WRONG_TOKEN');
 const EXPECT_DEAD = Number(need('EXPECT_DEAD_LETTERS'));
 const ORG_ADMIN_TOKEN = need('ORG_ADMIN_TOKEN');
 const OTHER_ORG = need('OTHER_ORG');
+const ORG_VIEWER_TOKEN = need('ORG_VIEWER_TOKEN');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.CONSOLE_SCREENSHOTS_DIR || '';
 const TEMPLATE = '{"source": "els-console", "data": "${event}"}';
@@ -385,6 +387,28 @@ async function run(page) {
   await page.locator('#login').waitFor({ state: 'visible' });
   assert.equal(await page.evaluate(() => sessionStorage.getItem('els.console.token')), null);
   ok('org admin signed out');
+
+  // 17. A viewer of the org reads it and is offered nothing that changes it.
+  await page.locator('#token').fill(ORG_VIEWER_TOKEN);
+  await page.locator('#token').press('Enter');
+  await page.locator('#app').waitFor({ state: 'visible' });
+  await until(page, 'its org to open', (org) => document.getElementById('org-name').textContent === org && !document.getElementById('settings').hidden, ORG);
+  assert.match(await text(page.locator('#whoami')), /^Signed in as org_viewer .* Read only\.$/);
+  assert.equal(await page.locator('#url').inputValue(), SIEM_URL);
+  for (const id of ['edit', 'test-toggle', 'dlq-replay', 'org-new-form']) {
+    assert.equal(await page.locator(`#${id}`).isHidden(), true, `#${id} is not offered to a viewer`);
+  }
+  assert.equal(await page.locator('#settings-fields').evaluate((f) => f.disabled), true, 'the form is read only');
+  assert.equal(await page.locator('#url').isEditable(), false);
+  const put = await page.evaluate(async (org) => {
+    const token = sessionStorage.getItem('els.console.token');
+    const r = await fetch(`v1/orgs/${encodeURIComponent(org)}/settings`, { method: 'DELETE', headers: { Authorization: `Bearer ${token}` } });
+    return r.status;
+  }, ORG);
+  assert.equal(put, 403, 'the API refuses a viewer\'s change too');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.locator('#login').waitFor({ state: 'visible' });
+  ok(`org viewer read ${ORG}: no Edit, test event or Replay offered; a DELETE from the page is 403`);
 }
 
 async function main() {

@@ -153,6 +153,17 @@ async fn console_edits_settings_tests_and_replays_in_headless_chromium() {
         .unwrap();
     let org_admin = created["secret"].as_str().expect("a secret").to_string();
     let org_admin_id = created["token"]["id"].as_str().unwrap().to_string();
+    let viewer: Value = http()
+        .post(format!("{}/v1/tokens", consumer.admin_url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"role": "org_viewer", "orgs": [ORG], "ttl_secs": 3600}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let org_viewer = viewer["secret"].as_str().expect("a secret").to_string();
 
     // The admin's turn, in the browser.
     let failure_shot = dir.join("console-failure.png");
@@ -167,6 +178,7 @@ async fn console_edits_settings_tests_and_replays_in_headless_chromium() {
         .env("EXPECT_DEAD_LETTERS", DEAD_LETTERS.to_string())
         .env("ORG_ADMIN_TOKEN", &org_admin)
         .env("OTHER_ORG", "org-seeded")
+        .env("ORG_VIEWER_TOKEN", &org_viewer)
         .env("CHROMIUM", &chromium)
         .env(
             "CONSOLE_TEST_TIMEOUT_MS",
