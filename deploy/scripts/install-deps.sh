@@ -35,10 +35,12 @@ fi
 # Apache Kafka itself: jars from Maven Central into deploy/kafka/lib (skipped when present).
 "$root/deploy/kafka/kafka.sh" install
 
-# confluent-kafka (PyPI) in a venv of its own, pinned in tests/python/requirements.txt.
+# confluent-kafka and schemathesis (PyPI) in a venv of their own, pinned in
+# tests/python/requirements.txt.
 venv="$root/tests/python/.venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import confluent_kafka' 2>/dev/null; then
-  echo "==> installing confluent-kafka for the raw-producer test (PyPI, pinned in tests/python)"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import confluent_kafka' 2>/dev/null \
+  || ! "$venv/bin/python" -c 'import schemathesis' 2>/dev/null; then
+  echo "==> installing confluent-kafka (raw-producer test) and schemathesis (OpenAPI test) from PyPI, pinned in tests/python"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/tests/python/requirements.txt"
 fi

@@ -2,7 +2,8 @@
 // headless Chromium through playwright-core, as an admin would: sign in, fill every field,
 // save, reload, send test events (good token, wrong token), see field errors, replay dead
 // letters; then the stream-health overview (states, sorting, filters), a paused org's status
-// panel (reason, since), fixing its token, Pause and Resume. Started by tests/it/console.rs, which sets up broker, siem-sim, consumer and the
+// panel (reason, since), fixing its token, Pause and Resume; then as an org admin, who sees
+// and manages only its org. Started by tests/it/console.rs, which sets up broker, siem-sim, consumer and the
 // dead letters first and passes everything in the environment:
 //
 //   CONSOLE_URL          http://127.0.0.1:PORT/console
@@ -15,6 +16,9 @@
 //   PAUSED_ORG           an org whose settings carry a wrong HEC token: its stream is paused
 //                        (403, HEC code 4) and holds EXPECT_HELD events
 //   PAUSED_SINCE         when it was paused, as GET /v1/orgs/{org}/status says
+//   ORG_ADMIN_TOKEN      an org_admin token for ORG only (issued by the super admin)
+//   OTHER_ORG            an org with settings that token must not reach
+//   ORG_VIEWER_TOKEN     an org_viewer token for ORG only
 //   CHROMIUM             optional, default /usr/bin/chromium
 //   CONSOLE_SCREENSHOTS_DIR optional: write console-settings.png, console-test-event.png,
 //                        console-dead-letters.png, console-stream-health.png and
@@ -61,6 +65,9 @@ const EXPECT_DEAD = Number(need('EXPECT_DEAD_LETTERS'));
 const PAUSED_ORG = need('PAUSED_ORG');
 const PAUSED_SINCE = need('PAUSED_SINCE');
 const EXPECT_HELD = Number(need('EXPECT_HELD'));
+const ORG_ADMIN_TOKEN = need('ORG_ADMIN_TOKEN');
+const OTHER_ORG = need('OTHER_ORG');
+const ORG_VIEWER_TOKEN = need('ORG_VIEWER_TOKEN');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.CONSOLE_SCREENSHOTS_DIR || '';
 const TEMPLATE = '{"source": "els-console", "data": "${event}"}';
@@ -344,6 +351,76 @@ async function run(page) {
   await page.locator('#login').waitFor({ state: 'visible' });
   assert.equal(await page.evaluate(() => sessionStorage.getItem('els.console.token')), null);
   ok('signed out: the token is gone from sessionStorage');
+
+  // 13. An org admin signs in on a link to another org: refused there; it sees only its org.
+  await page.goto('about:blank');
+  await page.goto(`${CONSOLE_URL}#org=${encodeURIComponent(OTHER_ORG)}`, { waitUntil: 'load' });
+  await page.locator('#token').fill(ORG_ADMIN_TOKEN);
+  await page.locator('#token').press('Enter');
+  await page.locator('#app').waitFor({ state: 'visible' });
+  await until(page, 'the refusal of the other org', (other) => (document.getElementById('banner').textContent || '').includes(`may not open ${other}`), OTHER_ORG);
+  assert.equal(await page.locator('#settings').isHidden(), true, 'no settings of the other org shown');
+  assert.equal(await page.locator('#dlq').isHidden(), true, 'no dead letters of the other org shown');
+  const who = await text(page.locator('#whoami'));
+  assert.match(who, /^Signed in as org_admin \(token tok_[0-9a-f]+\) for /);
+  assert.ok(who.includes(ORG) && !who.includes(OTHER_ORG), who);
+  const options = await page.locator('#org-select option').evaluateAll((os) => os.map((o) => o.value));
+  assert.deepEqual(options, [ORG], 'the picker offers only its org');
+  assert.equal(await page.locator('#org-new-form').isHidden(), true, 'no way to type another org');
+  ok(`org admin signed in: "${who}"; a link to ${OTHER_ORG} is refused, the picker offers only ${ORG}`);
+
+  // 14. The server refuses the other org too, whatever the page would do.
+  const direct = await page.evaluate(async (other) => {
+    const token = sessionStorage.getItem('els.console.token');
+    const r = await fetch(`v1/orgs/${encodeURIComponent(other)}/settings`, { headers: { Authorization: `Bearer ${token}` } });
+    const list = await fetch('v1/orgs', { headers: { Authorization: `Bearer ${token}` } });
+    return { status: r.status, body: await r.json(), orgs: (await list.json()).orgs };
+  }, OTHER_ORG);
+  assert.equal(direct.status, 403);
+  assert.equal(direct.body.field, 'org');
+  assert.ok(!direct.orgs.includes(OTHER_ORG), `GET /v1/orgs lists only its orgs: ${direct.orgs}`);
+  ok(`the API answers 403 for ${OTHER_ORG} ("${direct.body.message}") and lists ${JSON.stringify(direct.orgs)}`);
+
+  // 15. Its own org: settings, dead letters, Edit and Save, test event offered.
+  await page.locator('#org-select').selectOption(ORG);
+  await page.getByRole('button', { name: 'Open', exact: true }).click();
+  await until(page, 'its org to open', (org) => document.getElementById('org-name').textContent === org && !document.getElementById('settings').hidden, ORG);
+  await until(page, 'the dead-letter count', () => document.getElementById('dlq-count').textContent === '0');
+  assert.equal(await page.locator('#url').inputValue(), SIEM_URL);
+  assert.equal(await page.locator('#test-toggle').isVisible(), true, 'test events offered');
+  assert.equal(await page.locator('#dlq-replay').isVisible(), true, 'replay offered');
+  await page.getByRole('button', { name: 'Edit' }).click();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await until(page, 'the save', (org) => (document.getElementById('status').textContent || '').startsWith(`Saved the settings of ${org}`), ORG);
+  ok(`org admin opened ${ORG}, edited and saved its settings`);
+
+  // 16. Sign out.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.locator('#login').waitFor({ state: 'visible' });
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('els.console.token')), null);
+  ok('org admin signed out');
+
+  // 17. A viewer of the org reads it and is offered nothing that changes it.
+  await page.locator('#token').fill(ORG_VIEWER_TOKEN);
+  await page.locator('#token').press('Enter');
+  await page.locator('#app').waitFor({ state: 'visible' });
+  await until(page, 'its org to open', (org) => document.getElementById('org-name').textContent === org && !document.getElementById('settings').hidden, ORG);
+  assert.match(await text(page.locator('#whoami')), /^Signed in as org_viewer .* Read only\.$/);
+  assert.equal(await page.locator('#url').inputValue(), SIEM_URL);
+  for (const id of ['edit', 'test-toggle', 'dlq-replay', 'org-new-form']) {
+    assert.equal(await page.locator(`#${id}`).isHidden(), true, `#${id} is not offered to a viewer`);
+  }
+  assert.equal(await page.locator('#settings-fields').evaluate((f) => f.disabled), true, 'the form is read only');
+  assert.equal(await page.locator('#url').isEditable(), false);
+  const put = await page.evaluate(async (org) => {
+    const token = sessionStorage.getItem('els.console.token');
+    const r = await fetch(`v1/orgs/${encodeURIComponent(org)}/settings`, { method: 'DELETE', headers: { Authorization: `Bearer ${token}` } });
+    return r.status;
+  }, ORG);
+  assert.equal(put, 403, 'the API refuses a viewer\'s change too');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.locator('#login').waitFor({ state: 'visible' });
+  ok(`org viewer read ${ORG}: no Edit, test event or Replay offered; a DELETE from the page is 403`);
 }
 
 /** The overview's rows as [org, state], in the order shown. */

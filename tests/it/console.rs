@@ -1,10 +1,11 @@
-//! The settings console in a real browser (issues 8 and 16): `tests/browser/console.mjs`
+//! The settings console in a real browser (issues 8, 16 and 18): `tests/browser/console.mjs`
 //! drives Debian's headless Chromium (playwright-core) against `GET /console` of a running
 //! consumer. This test sets the stage (broker, siem-sim, consumer with the settings topic, dead
-//! letters for one org, and a second org whose wrong HEC token paused its stream with events
-//! held), runs the script with a bounded time, and checks what the page did through the API and
-//! at siem-sim: the settings it saved, the replayed events delivered with them, and the paused
-//! org back to active with its held events delivered once the page fixed its token.
+//! letters for one org, a second org whose wrong HEC token paused its stream with events held,
+//! an org admin and an org viewer token for the first org), runs the script with a bounded
+//! time, and checks what the page did through the API and at siem-sim: the settings it saved,
+//! the replayed events delivered with them, the paused org back to active with its held events
+//! delivered once the page fixed its token, the org admin's one audited change.
 //!
 //! It needs node, `/usr/bin/chromium` (or `CHROMIUM`) and `tests/browser/node_modules`;
 //! `deploy/scripts/install-deps.sh` installs all three. A missing one fails the test.
@@ -220,6 +221,30 @@ async fn console_edits_settings_tests_and_replays_in_headless_chromium() {
         "console: {PAUSED_ORG} paused since {paused_since} ({}), {HELD_EVENTS} events held",
         paused["reason"]
     );
+    // An org admin for ORG only, issued by the super admin (the bootstrap token).
+    let created: Value = http()
+        .post(format!("{}/v1/tokens", consumer.admin_url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"role": "org_admin", "orgs": [ORG], "ttl_secs": 3600, "description": "console test"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let org_admin = created["secret"].as_str().expect("a secret").to_string();
+    let org_admin_id = created["token"]["id"].as_str().unwrap().to_string();
+    let viewer: Value = http()
+        .post(format!("{}/v1/tokens", consumer.admin_url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"role": "org_viewer", "orgs": [ORG], "ttl_secs": 3600}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let org_viewer = viewer["secret"].as_str().expect("a secret").to_string();
 
     // The admin's turn, in the browser.
     let failure_shot = dir.join("console-failure.png");
@@ -235,6 +260,9 @@ async fn console_edits_settings_tests_and_replays_in_headless_chromium() {
         .env("PAUSED_ORG", PAUSED_ORG)
         .env("PAUSED_SINCE", &paused_since)
         .env("EXPECT_HELD", HELD_EVENTS.to_string())
+        .env("ORG_ADMIN_TOKEN", &org_admin)
+        .env("OTHER_ORG", "org-seeded")
+        .env("ORG_VIEWER_TOKEN", &org_viewer)
         .env("CHROMIUM", &chromium)
         .env(
             "CONSOLE_TEST_TIMEOUT_MS",
@@ -307,6 +335,26 @@ async fn console_edits_settings_tests_and_replays_in_headless_chromium() {
         json!({"source": "els-console", "sourcetype": "els:execution", "index": "main", "ack": false})
     );
     assert!(!saved.to_string().contains(SIEM_TOKEN));
+    // The org admin saved ORG's settings (audited under its token id) and nothing else.
+    let audit = api_get(&consumer.admin_url, "/v1/audit").await;
+    let by_org_admin: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["token_id"] == org_admin_id.as_str())
+        .collect();
+    assert_eq!(by_org_admin.len(), 1, "{audit}");
+    assert_eq!(
+        (
+            &by_org_admin[0]["action"],
+            &by_org_admin[0]["org"],
+            &by_org_admin[0]["outcome"]
+        ),
+        (&json!("settings.put"), &json!(ORG), &json!("ok"))
+    );
+    let other = api_get(&consumer.admin_url, "/v1/orgs/org-seeded/settings").await;
+    assert_eq!(other["url"], sim.hec_url(), "{other}");
+    println!("console: the org admin ({org_admin_id}) saw only {ORG}, saved its settings (audited), never reached org-seeded");
     let left = api_get(&consumer.admin_url, &path).await;
     assert_eq!(left["matched"], 0, "{left}");
 

@@ -671,6 +671,50 @@ async fn secrets_canary_and_ssrf_hold_under_faults() {
         ));
     }
 
+    // An issued token (org admin of org-busy) at work under the same faults: its secret is a
+    // second canary.
+    let issued: Value = client
+        .post(format!("{admin}/v1/tokens"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"role": "org_admin", "orgs": ["org-busy"], "ttl_secs": 600}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = issued["secret"]
+        .as_str()
+        .expect("a token secret")
+        .to_string();
+    let token_canary = secret.trim_start_matches("els_").to_string();
+    for (method, path) in [
+        (reqwest::Method::POST, "/v1/orgs/org-busy/test"),
+        (
+            reqwest::Method::GET,
+            "/v1/dead-letters?org=org-busy&limit=1",
+        ),
+        (reqwest::Method::GET, "/v1/orgs/org-denied/settings"),
+    ] {
+        let r = client
+            .request(method, format!("{admin}{path}"))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(r.status(), 401, "{path}");
+    }
+    let mut token_reads = Vec::new();
+    for path in ["/v1/tokens", "/v1/audit"] {
+        let r = client
+            .get(format!("{admin}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        token_reads.push(r.text().await.unwrap());
+    }
+
     // No clear-text canary anywhere ELS writes or answers.
     let needle = CANARY.as_bytes();
     let metrics = get(format!("{admin}/metrics"))
@@ -708,6 +752,19 @@ async fn secrets_canary_and_ssrf_hold_under_faults() {
         .is_none_or(|v| !v.windows(needle.len()).any(|w| w == needle))));
     let files = crate::settings::files_containing(&dir.join("consumer-data"), needle);
     assert!(files.is_empty(), "canary in {files:?}");
+    for (i, text) in reads.iter().chain(&token_reads).enumerate() {
+        assert!(!text.contains(&token_canary), "token secret in read #{i}");
+    }
+    for topic in ["els.tokens", "els.audit"] {
+        let (_, bytes) = crate::tokens::topic_bytes(&broker, topic);
+        assert!(
+            !bytes.windows(64).any(|w| w == token_canary.as_bytes()),
+            "token secret in {topic}"
+        );
+    }
+    let files =
+        crate::settings::files_containing(&dir.join("consumer-data"), token_canary.as_bytes());
+    assert!(files.is_empty(), "token secret in {files:?}");
     let reasons: Vec<String> = dead["by_reason"]
         .as_object()
         .unwrap()
@@ -715,7 +772,7 @@ async fn secrets_canary_and_ssrf_hold_under_faults() {
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
     println!(
-        "fault 7 (canary + SSRF under faults): 90 events dead-lettered ({}); canary absent from log ({} KB at debug level), metrics, dead letters, settings reads, {} topic records, sled files; SSRF refused under faults: {}",
+        "fault 7 (canary + SSRF under faults): 90 events dead-lettered ({}); canary and an issued token's secret absent from log ({} KB at debug level), metrics, dead letters, settings, token and audit reads, {} settings topic records, the tokens and audit topics, sled files; SSRF refused under faults: {}",
         reasons.join(", "),
         consumer.proc.log_text().len() / 1024,
         topic.len(),

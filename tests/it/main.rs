@@ -14,6 +14,8 @@ mod hardening;
 mod hardening_consumer;
 mod hec;
 mod observability;
+mod openapi;
 mod pipeline;
 mod scaleout;
 mod settings;
+mod tokens;

@@ -8,12 +8,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 /// Why an event was dead-lettered; on the wire in snake_case (`retries_exhausted`).
 ///
 /// Variants are declared in the alphabetical order of their names, so maps keyed by reason
 /// (`by_reason`) list them alphabetically; [`Reason::ALL`] is the order shown to people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The Kafka record is not a valid event.
@@ -78,7 +81,7 @@ impl Reason {
 
 /// Version 1 of a dead letter: `GET /v1/dead-letters/{id}`, the items of [`DeadLetterList`],
 /// and the record the consumer persists (inside its versioned envelope).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeadLetterV1 {
     /// `(partition << 40) | offset` (the consumer's id scheme); records of older versions
     /// have a store-assigned number.
@@ -148,7 +151,8 @@ fn event_on_its_own<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> 
 /// /v1/dead-letters`, the (optional) JSON body of `POST /v1/dead-letters/replay`. Absent
 /// fields are left out. The server checks the values and names the bad one (`reason`,
 /// `since`, `until`) in its [`crate::ErrorBody`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,7 +175,7 @@ pub struct DeadLetterQuery {
 }
 
 /// `GET /v1/dead-letters`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeadLetterList {
     /// Dead letters of all orgs.
     pub total: usize,
@@ -183,7 +187,7 @@ pub struct DeadLetterList {
 }
 
 /// `DELETE /v1/dead-letters`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PurgeResult {
     pub purged: usize,
     /// Dead letters left, all orgs.
@@ -192,7 +196,7 @@ pub struct PurgeResult {
 
 /// `POST /v1/dead-letters/replay`: status 200 when every match was re-published, 502 (same
 /// body) when some failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReplayResult {
     pub matched: usize,
     /// Re-published and removed.
@@ -206,7 +210,8 @@ pub struct ReplayResult {
 }
 
 /// `?org=` of `GET /console/api/dead-letters`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OrgQuery {
     pub org: String,
@@ -214,7 +219,7 @@ pub struct OrgQuery {
 
 /// `GET /console/api/dead-letters?org=`: one org's dead letters at a glance, what the
 /// console's dead-letter panel shows (without shipping every record to the browser).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeadLetterSummary {
     pub org: String,
     /// Dead letters of this org.
@@ -228,7 +233,7 @@ pub struct DeadLetterSummary {
 }
 
 /// The most recent failure of a [`DeadLetterSummary`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LatestFailure {
     pub reason: Reason,
     pub attempts: u32,

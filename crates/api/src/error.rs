@@ -1,12 +1,13 @@
 //! [`ErrorBody`]: the JSON of every error answer of the admin API.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `{"error": <reason phrase>, "field": <the input at fault or null>, "message": <why>}`.
 ///
 /// Reading is lenient (every field may be missing), so a client can tell this shape from
 /// another service's error page by a non-empty `message` or `errors`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// The status's reason phrase (`Bad Request`).
     #[serde(default)]
@@ -23,7 +24,7 @@ pub struct ErrorBody {
 }
 
 /// One entry of [`ErrorBody::errors`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FieldError {
     #[serde(default)]
     pub field: Option<String>,

@@ -1,9 +1,10 @@
 //! The probes' JSON answers (`/healthz` answers plain `ok` while live).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `GET /readyz`, status 200 when `ready`, else 503.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Readiness {
     /// Partitions assigned and the store accepting writes.
     pub ready: bool,
@@ -14,7 +15,7 @@ pub struct Readiness {
 }
 
 /// `GET /healthz` when no longer live (status 503): restart the instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Liveness {
     /// Always `false` in this answer.
     pub live: bool,

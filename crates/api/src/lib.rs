@@ -21,25 +21,34 @@
 //! | `POST /v1/orgs/{org}/pause`, `/resume` | body empty or `{}` | [`StreamStatus`] |
 //! | `GET /v1/orgs/{org}/stream-events` | query `limit` | [`NoticeList`] |
 //! | `GET /console/api/dead-letters` | query [`OrgQuery`] | [`DeadLetterSummary`] |
+//! | `GET /v1/whoami` | | [`WhoAmI`] |
+//! | `GET /v1/tokens` | | [`TokenList`] |
+//! | `POST /v1/tokens` | body [`CreateToken`] | [`CreatedToken`] (201) |
+//! | `DELETE /v1/tokens/{id}` | | [`TokenInfo`] |
+//! | `GET /v1/audit` | query [`AuditQuery`] | [`AuditList`] |
 //! | any route, any error | | [`ErrorBody`] |
 //!
 //! Modules: [`dead_letters`] (records, [`Reason`], filters, list/purge/replay answers, the
-//! console's summary), [`settings`] (org list, delete answer; settings documents are
+//! console's summary), [`openapi`] (the OpenAPI 3.1 document built from these types), [`tokens`] (roles, tokens, whoami), [`audit`], [`settings`] (org list, delete answer; settings documents are
 //! [`els_model`]'s [`OrgSettings`]), [`test_event`], [`health`], [`error`].
 //!
 //! The JSON of every answer is pinned by the round-trip tests in `tests.rs`: renaming a field
 //! or a [`Reason`] value, or making an optional field required, breaks them.
 
+pub mod audit;
 pub mod dead_letters;
 pub mod error;
 pub mod health;
+pub mod openapi;
 pub mod settings;
 pub mod status;
 pub mod test_event;
+pub mod tokens;
 
 #[cfg(test)]
 mod tests;
 
+pub use audit::{AuditEntry, AuditList, AuditQuery};
 pub use dead_letters::{
     DeadLetterList, DeadLetterQuery, DeadLetterSummary, DeadLetterV1, LatestFailure, OrgQuery,
     PurgeResult, Reason, ReplayResult,
@@ -48,6 +57,8 @@ pub use error::{ErrorBody, FieldError};
 pub use health::{Liveness, Readiness};
 pub use settings::{OrgList, OrgSettings, SettingsDeleted, REDACTED};
 pub use status::{
-    NoticeList, StatusList, StatusQuery, StatusReason, StreamNotice, StreamState, StreamStatus,
+    NoticeList, NoticeQuery, StatusList, StatusQuery, StatusReason, StreamNotice, StreamState,
+    StreamStatus,
 };
 pub use test_event::{TestEventRequest, TestEventResult};
+pub use tokens::{CreateToken, CreatedToken, Role, TokenInfo, TokenList, WhoAmI};

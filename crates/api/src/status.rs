@@ -11,9 +11,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// The state of one org's stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StreamState {
     /// Events flow.
@@ -80,7 +83,7 @@ impl std::str::FromStr for StreamState {
 }
 
 /// Why a stream left `active`: the SIEM's answer (or the failure) that caused it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StatusReason {
     /// The SIEM's HTTP status; `None` for network errors (and user or settings actions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,7 +96,7 @@ pub struct StatusReason {
 }
 
 /// `GET /v1/orgs/{org}/status`: one stream's health.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StreamStatus {
     pub org: String,
     pub state: StreamState,
@@ -116,7 +119,9 @@ pub struct StreamStatus {
 
 /// `GET /v1/status` query: filter by state and org id prefix; page with `after` (the last
 /// org of the previous page) and `limit` (default 100, at most 1000). Orgs sort by id.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct StatusQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StreamState>,
@@ -129,7 +134,7 @@ pub struct StatusQuery {
 }
 
 /// `GET /v1/status`: a page of streams, and how many there are by state (all pages).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StatusList {
     pub items: Vec<StreamStatus>,
     /// Orgs matching the query (all pages).
@@ -142,7 +147,7 @@ pub struct StatusList {
 }
 
 /// A lifecycle notice: one state change of a stream (also in the `els.stream-events` topic).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StreamNotice {
     pub org: String,
     pub from: StreamState,
@@ -153,9 +158,19 @@ pub struct StreamNotice {
 }
 
 /// `GET /v1/orgs/{org}/stream-events`: the org's recent notices, oldest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NoticeList {
     pub items: Vec<StreamNotice>,
+}
+
+/// `GET /v1/orgs/{org}/stream-events` query: the newest `limit` notices (default 100, at
+/// most 1000).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
 }
 
 #[cfg(test)]

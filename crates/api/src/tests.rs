@@ -342,3 +342,84 @@ fn error_body() {
         }]
     );
 }
+
+#[test]
+fn roles_tokens_and_whoami() {
+    for role in Role::ALL {
+        assert_eq!(serde_json::to_value(role).unwrap(), json!(role.as_str()));
+        assert_eq!(Role::parse(role.as_str()), Some(role));
+    }
+    assert_eq!(Role::parse("admin"), None);
+    let info = TokenInfo {
+        id: "tok_0011223344556677".into(),
+        role: Role::OrgAdmin,
+        orgs: vec!["org-1".into()],
+        created_at: at("2026-12-01T10:00:00Z"),
+        expires_at: at("2026-12-31T10:00:00Z"),
+        revoked_at: None,
+        created_by: "bootstrap".into(),
+        description: String::new(),
+    };
+    let info_wire = json!({
+        "id": "tok_0011223344556677", "role": "org_admin", "orgs": ["org-1"],
+        "created_at": "2026-12-01T10:00:00Z", "expires_at": "2026-12-31T10:00:00Z",
+        "revoked_at": null, "created_by": "bootstrap", "description": ""
+    });
+    round_trip(info_wire.clone(), info.clone());
+    let created = CreatedToken {
+        token: info.clone(),
+        secret: format!("els_{}", "ab".repeat(32)),
+    };
+    round_trip(
+        json!({"token": info_wire, "secret": created.secret.clone()}),
+        created.clone(),
+    );
+    assert!(
+        !format!("{created:?}").contains("abab"),
+        "Debug hides the secret"
+    );
+    round_trip(
+        json!({"role": "org_viewer", "orgs": ["a", "b"], "ttl_secs": 60, "description": "ci"}),
+        CreateToken {
+            role: Role::OrgViewer,
+            orgs: vec!["a".into(), "b".into()],
+            ttl_secs: 60,
+            description: "ci".into(),
+        },
+    );
+    assert!(serde_json::from_value::<CreateToken>(
+        json!({"role": "org_viewer", "ttl_secs": 60, "secret": "x"})
+    )
+    .is_err());
+    round_trip(
+        json!({"token_id": "bootstrap", "role": "super_admin", "orgs": [], "expires_at": null, "can_write": true}),
+        WhoAmI {
+            token_id: "bootstrap".into(),
+            role: Role::SuperAdmin,
+            orgs: vec![],
+            expires_at: None,
+            can_write: true,
+        },
+    );
+}
+
+#[test]
+fn audit_entries() {
+    round_trip(
+        json!({"entries": [{
+            "at": "2026-12-01T10:00:00Z", "token_id": "tok_01", "action": "settings.put",
+            "org": "org-1", "status": 200, "outcome": "ok", "target": null
+        }]}),
+        AuditList {
+            entries: vec![AuditEntry {
+                at: at("2026-12-01T10:00:00Z"),
+                token_id: "tok_01".into(),
+                action: "settings.put".into(),
+                org: Some("org-1".into()),
+                status: 200,
+                outcome: "ok".into(),
+                target: None,
+            }],
+        },
+    );
+}

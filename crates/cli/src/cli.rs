@@ -12,6 +12,7 @@ use crate::dlq::DlqCommand;
 use crate::output::Format;
 use crate::settings::SettingsCommand;
 use crate::status::StatusArgs;
+use crate::tokens::TokensCommand;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -20,8 +21,8 @@ Exit codes:
   2  usage error: bad arguments or input; nothing was sent
   3  cannot connect to the admin API";
 
-/// Operate ELS: stream health (status, pause, resume), dead letters, org stream settings and
-/// test events, through the running consumer's admin API.
+/// Operate ELS: stream health (status, pause, resume), dead letters, org stream settings,
+/// tokens and test events, through the running consumer's admin API.
 #[derive(Debug, Parser)]
 #[command(name = "elsctl", version, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -45,8 +46,9 @@ pub struct Config {
         value_parser = parse_admin_url
     )]
     pub admin_url: Url,
-    /// Bearer token for the admin API (the consumer's ELS_ADMIN_TOKEN). Prefer the
-    /// environment variable: command lines are visible to other local users.
+    /// Bearer token for the admin API (the consumer's ELS_ADMIN_TOKEN, or one issued with
+    /// `elsctl tokens create`). Prefer the environment variable: command lines are visible
+    /// to other local users.
     #[arg(long, global = true, env = "ELS_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<Token>,
     /// Print tables, or the API's JSON as is (pretty).
@@ -72,6 +74,9 @@ pub enum Command {
     /// Org stream settings: list, get, set, delete.
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Admin API tokens: create (super admins), list, revoke.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Send a sample event through an org's delivery path and show the SIEM's answer.
     ///
     /// Exits 0 only if the SIEM answered 2xx.

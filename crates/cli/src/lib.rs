@@ -13,6 +13,7 @@
 //! - [`dlq`]: `dlq list|show|replay|purge`: client-side filter checks, the `--yes` rule, and
 //!   the dead-letter table.
 //! - [`settings`]: `settings list|get|set|delete`: org settings as opaque JSON.
+//! - [`tokens`]: `tokens create|list|revoke`: admin API tokens; the secret printed once.
 //! - [`test_event`]: `test-event`: the SIEM's answer to a sample event, explained.
 //! - [`status`]: `status`, `pause`, `resume`: stream health (state, reason, held events),
 //!   all pages of the list, one stream with its recent state changes.
@@ -28,6 +29,7 @@ pub mod output;
 pub mod settings;
 pub mod status;
 pub mod test_event;
+pub mod tokens;
 
 use std::io::{Read, Write};
 
@@ -75,6 +77,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<Outcome, Error> {
     let outcome = match cli.command {
         Command::Dlq(command) => dlq::run(command, &client, format, io).await?,
         Command::Settings(command) => settings::run(command, &client, format, io).await?,
+        Command::Tokens(command) => tokens::run(command, &client, format, io).await?,
         Command::TestEvent { org } => test_event::run(&org, &client, format, io).await?,
         Command::Status(args) => status::status(args, &client, format, now(), io).await?,
         Command::Pause { org } => {

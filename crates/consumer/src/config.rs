@@ -28,8 +28,16 @@ pub struct Config {
     /// Compacted topic of org settings (key = org id, auth header values encrypted), written
     /// by the admin API and read by every instance. Empty = file-only, read-only settings.
     pub settings_topic: String,
-    /// Replication factor when creating the settings topic; -1 = the broker's default.
+    /// Replication factor when creating the settings topic (and the tokens and audit topics);
+    /// -1 = the broker's default.
     pub settings_topic_replication: i32,
+    /// Compacted topic of issued admin API tokens (key = token id; role, orgs, expiry and the
+    /// SHA-256 of the secret, never the secret), read by every instance. Empty = only the
+    /// bootstrap `admin_token` works and tokens cannot be issued.
+    pub tokens_topic: String,
+    /// Topic of the audit trail (every change through the admin API), read by every
+    /// instance. Empty = audit entries are logged and kept in this instance's memory only.
+    pub audit_topic: String,
     /// Compacted changelog of the state that stands for finished offsets (parked events,
     /// dead letters), one partition per events-topic partition, so the state outlives an
     /// instance and its disk (see `changelog`). Empty = local-only state (a lost disk loses
@@ -52,7 +60,8 @@ pub struct Config {
     pub data_dir: String,
     /// Admin API, `/metrics`, `/healthz`, `/readyz`.
     pub admin_listen: String,
-    /// Bearer token of the admin API; empty disables the admin endpoints (metrics stay up).
+    /// Bearer token of the bootstrap super admin (it issues the other tokens); empty disables
+    /// the admin endpoints (metrics stay up).
     pub admin_token: String,
     /// A connection to the admin API that has not sent a request's headers (or idles between
     /// requests) this long is closed, so slow or idle clients cannot hold connections.
@@ -129,6 +138,8 @@ impl Default for Config {
             settings_file: String::new(),
             settings_topic: "els.settings".into(),
             settings_topic_replication: -1,
+            tokens_topic: "els.tokens".into(),
+            audit_topic: "els.audit".into(),
             state_topic: "els.state".into(),
             state_topic_replication: -1,
             master_keys: String::new(),
@@ -179,6 +190,8 @@ impl std::fmt::Debug for Config {
             .field("settings_file", &self.settings_file)
             .field("settings_topic", &self.settings_topic)
             .field("state_topic", &self.state_topic)
+            .field("tokens_topic", &self.tokens_topic)
+            .field("audit_topic", &self.audit_topic)
             .field("master_keys", &"<redacted>")
             .field("master_key_file", &self.master_key_file)
             .field("ssrf_allow", &self.ssrf_allow)
@@ -324,6 +337,10 @@ mod tests {
         assert!(!format!("{config:?}").contains("0a0b0c"));
         assert_eq!(config.settings_topic, "els.settings");
         assert_eq!(config.state_topic, "els.state");
+        assert_eq!(
+            (config.tokens_topic.as_str(), config.audit_topic.as_str()),
+            ("els.tokens", "els.audit")
+        );
         assert_eq!(config.session_timeout_ms, 10_000);
     }
 

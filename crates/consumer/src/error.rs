@@ -12,6 +12,12 @@ pub enum ConsumerError {
     /// Writing or reading the settings topic failed.
     #[error("settings topic: {0}")]
     SettingsTopic(String),
+    /// Issuing or revoking tokens needs the tokens topic (`tokens_topic` is empty).
+    #[error("tokens cannot be issued or revoked: the tokens topic is disabled (set tokens_topic)")]
+    ReadOnlyTokens,
+    /// Writing or reading the tokens or audit topic failed.
+    #[error("{0}")]
+    AccessTopic(String),
     /// Writing or reading the state changelog topic failed.
     #[error("state changelog: {0}")]
     Changelog(String),
@@ -37,6 +43,7 @@ impl ConsumerError {
                 | Self::Store(_)
                 | Self::Io(_)
                 | Self::SettingsTopic(_)
+                | Self::AccessTopic(_)
                 | Self::Changelog(_)
         )
     }

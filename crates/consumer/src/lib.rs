@@ -9,6 +9,8 @@
 //!   topic shared by all instances, the crypto that seals auth header values.
 //! - [`admin`]: the admin server: route table and token layer, probes and metrics, the
 //!   dead-letter and settings APIs, test events, the console page.
+//! - [`access`]: who may do what: scoped admin tokens (roles, orgs, expiry; only hashes
+//!   stored, in a compacted topic every instance follows) and the audit trail.
 //! - [`state`]: state that stands for finished offsets: the sled [`state::StateStore`] (dead
 //!   letters, parked events) and the changelog topic that lets it outlive the instance.
 //! - [`streams`]: stream health: each org's stream state (active, failing, paused, probing,
@@ -17,6 +19,7 @@
 //! At the top: [`services`] (the one app state, [`Services`], built in `main` and passed
 //! down), [`config`], [`error`], [`metrics`].
 
+pub mod access;
 pub mod admin;
 pub mod config;
 pub mod delivery;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use els_consumer::access;
 use els_consumer::admin::{self, Admin};
 use els_consumer::delivery::consume;
 use els_consumer::metrics::Metrics;
@@ -110,12 +111,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
         services.streams.restore(notices);
         services.streams.attach_sink(sink);
     }
-    let admin = Arc::new(Admin::new(
-        services.clone(),
-        config.admin_token.clone(),
-        &config.brokers,
-        &config.topic,
-    )?);
+    let (tokens, audit) = access::start(&config, cancel.clone())
+        .await
+        .context("connecting the tokens and audit topics")?;
+    let admin = Arc::new(
+        Admin::new(
+            services.clone(),
+            config.admin_token.clone(),
+            &config.brokers,
+            &config.topic,
+        )?
+        .with_access(tokens, audit),
+    );
     let listener = tokio::net::TcpListener::bind(&config.admin_listen)
         .await
         .with_context(|| format!("binding {}", config.admin_listen))?;

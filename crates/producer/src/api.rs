@@ -12,15 +12,15 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use els_model::ingest::{parse_batch, BodyFormat};
 use els_model::ModelError;
 use futures::StreamExt;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::config::Config;
 use crate::error::ProducerError;
@@ -49,17 +49,37 @@ impl AppState {
     }
 }
 
+/// Every route: method, path, handler (the OpenAPI document, [`crate::openapi`], is built
+/// from this list).
+pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<AppState>>)> {
+    vec![
+        (Method::POST, "/v1/events", post(ingest)),
+        (Method::GET, "/healthz", get(|| async { "ok" })),
+        (Method::GET, "/readyz", get(ready)),
+        (Method::GET, "/metrics", get(metrics)),
+        (Method::GET, "/openapi.json", get(crate::openapi::serve)),
+    ]
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v1/events", post(ingest))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (_, path, endpoint)| {
+            router.route(path, endpoint)
+        })
         .with_state(state)
 }
 
+/// `202` answer: how many events Kafka acknowledged and their ids, in request order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub accepted: usize,
+    pub event_ids: Vec<String>,
+}
+
 /// The JSON body of every error answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = IngestError)]
 pub struct ErrorBody<'a> {
     /// What went wrong, one word: `malformed_json`, `duplicate_key`, `event_too_large`, ...
     pub error: &'a str,
@@ -203,7 +223,10 @@ async fn handle_ingest(state: &AppState, request: Request) -> Response {
             let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
             (
                 StatusCode::ACCEPTED,
-                Json(json!({ "accepted": ids.len(), "event_ids": ids })),
+                Json(Accepted {
+                    accepted: ids.len(),
+                    event_ids: ids,
+                }),
             )
                 .into_response()
         }

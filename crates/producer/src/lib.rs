@@ -13,6 +13,7 @@
 //! - [`generate`]: realistic demo traffic (all five event types, parent/root executions,
 //!   failures with error details) posted to the API.
 //! - [`metrics`]: Prometheus counters served on `/metrics`.
+//! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json`, built from [`api::routes`].
 //! - [`error`]: the crate's error enum.
 
 pub mod api;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod generate;
 pub mod kafka;
 pub mod metrics;
+pub mod openapi;
 
 pub use config::Config;
 pub use error::ProducerError;

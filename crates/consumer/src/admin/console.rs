@@ -31,6 +31,7 @@ use els_api::{DeadLetterSummary, DeadLetterV1, LatestFailure, OrgQuery};
 
 use super::dead_letters::count_by_reason;
 use super::{Admin, ApiError};
+use crate::access::Principal;
 use crate::state::record::truncate;
 use crate::state::Filter;
 
@@ -103,6 +104,7 @@ pub fn summarize(org: &str, records: &[DeadLetterV1], total: usize) -> DeadLette
 /// `GET /console/api/dead-letters?org=`: the org's [`DeadLetterSummary`].
 pub async fn dead_letters(
     State(admin): State<Arc<Admin>>,
+    who: Principal,
     query: Result<Query<OrgQuery>, QueryRejection>,
 ) -> Result<Json<DeadLetterSummary>, ApiError> {
     let org = match query {
@@ -116,7 +118,8 @@ pub async fn dead_letters(
         ..Filter::default()
     };
     let records = dead_letters.list(&filter)?;
-    Ok(Json(summarize(&org, &records, dead_letters.count())))
+    let total = super::dead_letters::visible(dead_letters, &who)?;
+    Ok(Json(summarize(&org, &records, total)))
 }
 
 #[cfg(test)]

@@ -69,13 +69,14 @@ impl From<ModelError> for ApiError {
 impl From<ConsumerError> for ApiError {
     fn from(e: ConsumerError) -> Self {
         let status = match &e {
-            ConsumerError::ReadOnlySettings => StatusCode::CONFLICT,
+            ConsumerError::ReadOnlySettings | ConsumerError::ReadOnlyTokens => StatusCode::CONFLICT,
             ConsumerError::Settings(_) => StatusCode::BAD_REQUEST,
             ConsumerError::Store(_)
             | ConsumerError::Encoding(_)
             | ConsumerError::Io(_)
             | ConsumerError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ConsumerError::SettingsTopic(_)
+            | ConsumerError::AccessTopic(_)
             | ConsumerError::Changelog(_)
             | ConsumerError::Kafka(_)
             | ConsumerError::KafkaFatal(_) => {

@@ -3,11 +3,16 @@
 //! and answer body is a type of the `els-api` crate (its docs map routes to types), shared
 //! with `elsctl`.
 //!
-//! - `router.rs`: the route table (method, path, who may call it, handler) the router is
-//!   built from; every `/v1` and `/console/api` route is behind the token layer.
-//! - `auth.rs`: that layer: the bearer token, compared in constant time.
+//! - `router.rs`: the route table (method, path, who may call it, audited or not, handler)
+//!   the router is built from; every `/v1` and `/console/api` route is behind the auth layer.
+//! - `auth.rs`: that layer: the bearer token (bootstrap or issued), the role, the org in the
+//!   path or query, the audit record.
+//! - `tokens.rs`: `/v1/tokens` (super admins issue, list, revoke tokens) and `/v1/whoami`.
+//! - `audit.rs`: `GET /v1/audit`: the audit trail, limited to the caller's orgs.
 //! - `error.rs`: [`ApiError`], every error answer: `{"error","field","message"}`
 //!   ([`els_api::ErrorBody`]).
+//! - `openapi.rs`: `GET /openapi.json`, the OpenAPI 3.1 document built from the route table and
+//!   the `els-api` types.
 //! - `health.rs`: `/metrics`, liveness `/healthz` (store failing too long), readiness
 //!   `/readyz` (partitions assigned, store writable).
 //! - `dead_letters.rs`: `/v1/dead-letters`: list, show, purge, replay to the events topic.
@@ -18,19 +23,25 @@
 //!   per-org dead-letter summary.
 //!
 //! [`Admin`] below is the router's state: the application's [`Services`] plus what only the
-//! admin server needs (the token, the replay producer).
+//! admin server needs (the bootstrap token, the issued tokens, the audit log, the replay
+//! producer).
 
+#[cfg(test)]
+mod access_matrix;
+pub mod audit;
 pub mod auth;
 pub mod console;
 pub mod dead_letters;
 pub mod error;
 pub mod health;
+pub mod openapi;
 pub mod router;
 pub mod settings;
 pub mod status;
 pub mod test_event;
 #[cfg(test)]
 mod testing;
+pub mod tokens;
 
 pub use error::ApiError;
 pub use router::router;
@@ -41,6 +52,7 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::FutureProducer;
 
+use crate::access::{AuditLog, TokenRegistry};
 use crate::delivery::SiemClient;
 use crate::metrics::Metrics;
 use crate::services::Services;
@@ -50,8 +62,13 @@ use crate::state::{DeadLetters, StoreHealth};
 /// The admin server's state.
 pub struct Admin {
     services: Arc<Services>,
-    /// Bearer token of the `/v1` and `/console/api` routes; empty disables them.
+    /// The bootstrap super admin's bearer token (`ELS_ADMIN_TOKEN`); empty disables the `/v1`
+    /// and `/console/api` routes.
     token: String,
+    /// Issued tokens (from the tokens topic).
+    tokens: TokenRegistry,
+    /// Where audited routes record what they did.
+    audit: AuditLog,
     /// Publishes replayed dead letters to the events topic.
     replay: FutureProducer,
     /// The events topic.
@@ -79,13 +96,30 @@ impl Admin {
         Ok(Self {
             services,
             token,
+            tokens: TokenRegistry::default(),
+            audit: AuditLog::default(),
             replay,
             topic: topic.to_string(),
         })
     }
 
+    /// Use `tokens` and `audit` (connected to their topics in `main`).
+    pub fn with_access(mut self, tokens: TokenRegistry, audit: AuditLog) -> Self {
+        self.tokens = tokens;
+        self.audit = audit;
+        self
+    }
+
     pub(crate) fn token(&self) -> &str {
         &self.token
+    }
+
+    pub(crate) fn tokens(&self) -> &TokenRegistry {
+        &self.tokens
+    }
+
+    pub(crate) fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     pub(crate) fn settings(&self) -> &SettingsStore {

@@ -1,8 +1,9 @@
 //! The admin router, built from one route table ([`routes`]): each entry names its method,
-//! path, who may call it and its handler. Every [`Access::Token`] route gets the token layer
-//! ([`super::auth::require_token`]) here, so a handler never checks the token itself; the
-//! test below walks the table and proves every `/v1` and `/console/api` route answers 401
-//! without a token.
+//! path, who may call it ([`Access`]), whether it is audited, and its handler. Every route
+//! but the public ones gets the auth layer ([`super::auth::guard`]) here, so a handler never
+//! checks the token, the role or a path or query org itself; the test below walks the table
+//! and proves every `/v1` and `/console/api` route answers 401 without a token, and
+//! `access_matrix.rs` walks it with every kind of token.
 
 use std::sync::Arc;
 
@@ -13,15 +14,22 @@ use axum::middleware;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
-use super::{auth, console, dead_letters, health, settings, status, test_event, Admin};
+use super::{
+    audit, auth, console, dead_letters, health, openapi, settings, status, test_event, tokens,
+    Admin,
+};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Probes, metrics and the console's static files.
+    /// Probes, metrics, the OpenAPI document and the console's static files.
     Public,
-    /// Only with the admin bearer token.
-    Token,
+    /// Any valid token, within its orgs (viewers included).
+    Read,
+    /// Super and org admins, within their orgs.
+    Write,
+    /// Super admins only (token management).
+    SuperAdmin,
 }
 
 /// One method on one path.
@@ -29,6 +37,8 @@ pub struct Route {
     pub method: Method,
     pub path: &'static str,
     pub access: Access,
+    /// The audit trail's name for what the route does; `None`: not recorded (reads).
+    pub action: Option<&'static str>,
     endpoint: MethodRouter<Arc<Admin>>,
 }
 
@@ -44,8 +54,15 @@ impl Route {
             method,
             path,
             access,
+            action: None,
             endpoint: on(filter, handler),
         }
+    }
+
+    /// Record every call in the audit trail as `action`.
+    fn audited(mut self, action: &'static str) -> Self {
+        self.action = Some(action);
+        self
     }
 
     /// Cap the request body at `bytes`.
@@ -57,51 +74,69 @@ impl Route {
 
 /// Every route of the admin server.
 pub fn routes() -> Vec<Route> {
-    use Access::{Public, Token};
+    use Access::{Public, Read, SuperAdmin, Write};
     use Method as M;
     let settings_body = settings::MAX_BODY_BYTES;
     vec![
         Route::new(M::GET, "/metrics", Public, health::metrics),
         Route::new(M::GET, "/healthz", Public, health::live),
         Route::new(M::GET, "/readyz", Public, health::ready),
-        Route::new(M::GET, "/v1/dead-letters", Token, dead_letters::list),
-        Route::new(M::DELETE, "/v1/dead-letters", Token, dead_letters::purge),
+        Route::new(M::GET, "/openapi.json", Public, openapi::serve),
+        Route::new(M::GET, "/v1/dead-letters", Read, dead_letters::list),
+        Route::new(M::DELETE, "/v1/dead-letters", Write, dead_letters::purge)
+            .audited("dead_letters.purge"),
         Route::new(
             M::POST,
             "/v1/dead-letters/replay",
-            Token,
+            Write,
             dead_letters::replay,
-        ),
-        Route::new(M::GET, "/v1/dead-letters/{id}", Token, dead_letters::show),
+        )
+        .audited("dead_letters.replay"),
+        Route::new(M::GET, "/v1/dead-letters/{id}", Read, dead_letters::show),
         Route::new(
             M::DELETE,
             "/v1/dead-letters/{id}",
-            Token,
+            Write,
             dead_letters::purge_one,
-        ),
-        Route::new(M::GET, "/v1/orgs", Token, settings::list).body_limit(settings_body),
-        Route::new(M::GET, "/v1/orgs/{org}/settings", Token, settings::show)
+        )
+        .audited("dead_letters.purge"),
+        Route::new(M::GET, "/v1/orgs", Read, settings::list).body_limit(settings_body),
+        Route::new(M::GET, "/v1/orgs/{org}/settings", Read, settings::show)
             .body_limit(settings_body),
-        Route::new(M::PUT, "/v1/orgs/{org}/settings", Token, settings::put)
-            .body_limit(settings_body),
+        Route::new(M::PUT, "/v1/orgs/{org}/settings", Write, settings::put)
+            .body_limit(settings_body)
+            .audited("settings.put"),
         Route::new(
             M::DELETE,
             "/v1/orgs/{org}/settings",
-            Token,
+            Write,
             settings::delete,
         )
-        .body_limit(settings_body),
-        Route::new(M::POST, "/v1/orgs/{org}/test", Token, test_event::post)
-            .body_limit(settings_body),
-        Route::new(M::GET, "/v1/status", Token, status::list),
-        Route::new(M::GET, "/v1/orgs/{org}/status", Token, status::show),
-        Route::new(M::POST, "/v1/orgs/{org}/pause", Token, status::pause).body_limit(settings_body),
-        Route::new(M::POST, "/v1/orgs/{org}/resume", Token, status::resume)
-            .body_limit(settings_body),
+        .body_limit(settings_body)
+        .audited("settings.delete"),
+        Route::new(M::POST, "/v1/orgs/{org}/test", Write, test_event::post)
+            .body_limit(settings_body)
+            .audited("test_event"),
+        Route::new(M::GET, "/v1/whoami", Read, tokens::whoami),
+        Route::new(M::GET, "/v1/tokens", SuperAdmin, tokens::list),
+        Route::new(M::POST, "/v1/tokens", SuperAdmin, tokens::create)
+            .body_limit(tokens::MAX_BODY_BYTES)
+            .audited("tokens.create"),
+        Route::new(M::DELETE, "/v1/tokens/{id}", SuperAdmin, tokens::revoke)
+            .audited("tokens.revoke"),
+        Route::new(M::GET, "/v1/audit", Read, audit::list),
+        Route::new(M::GET, "/v1/status", Read, status::list),
+        Route::new(M::GET, "/v1/orgs/{org}/status", Read, status::show),
+        Route::new(M::POST, "/v1/orgs/{org}/pause", Write, status::pause)
+            .body_limit(settings_body)
+            .audited("streams.pause"),
+        Route::new(M::POST, "/v1/orgs/{org}/resume", Write, status::resume)
+            .body_limit(settings_body)
+            .audited("streams.resume"),
         Route::new(
             M::GET,
             "/v1/orgs/{org}/stream-events",
-            Token,
+            Read,
             status::notices,
         ),
         Route::new(M::GET, "/console", Public, console::page),
@@ -111,22 +146,26 @@ pub fn routes() -> Vec<Route> {
         Route::new(
             M::GET,
             "/console/api/dead-letters",
-            Token,
+            Read,
             console::dead_letters,
         ),
     ]
 }
 
-/// The admin router: [`routes`], the token layer on each [`Access::Token`] route (a wrong
-/// method still answers 405, an unknown path 404).
+/// The admin router: [`routes`], the auth layer on each route that is not
+/// [`Access::Public`] (a wrong method still answers 405, an unknown path 404).
 pub fn router(admin: Arc<Admin>) -> Router {
     let mut router = Router::new();
     for route in routes() {
         let endpoint = match route.access {
             Access::Public => route.endpoint,
-            Access::Token => route.endpoint.route_layer(middleware::from_fn_with_state(
-                admin.clone(),
-                auth::require_token,
+            access => route.endpoint.route_layer(middleware::from_fn_with_state(
+                auth::Guard {
+                    admin: admin.clone(),
+                    access,
+                    action: route.action,
+                },
+                auth::guard,
             )),
         };
         router = router.route(route.path, endpoint);
@@ -154,13 +193,13 @@ mod tests {
             .build()
             .unwrap();
         let table = routes();
-        assert!(table.len() >= 17, "the table lists every route");
+        assert!(table.len() >= 22, "the table lists every route");
         for route in &table {
             let guarded = route.path.starts_with("/v1/") || route.path.starts_with("/console/api/");
             assert_eq!(
-                route.access == Access::Token,
+                route.access != Access::Public,
                 guarded,
-                "{} {}: /v1 and /console/api routes take the token, others are public",
+                "{} {}: /v1 and /console/api routes take a token, others are public",
                 route.method,
                 route.path
             );

@@ -1,6 +1,7 @@
 //! The settings part of the admin API (`elsctl settings` is its client):
 //!
-//! - `GET /v1/orgs` -> [`OrgList`] `{"orgs": [..]}`: orgs with their own settings.
+//! - `GET /v1/orgs` -> [`OrgList`] `{"orgs": [..]}`: orgs with their own settings (of
+//!   those the token covers).
 //! - `GET /v1/orgs/{org}/settings`: the org's settings, auth header values as `********`;
 //!   404 when it has none.
 //! - `PUT /v1/orgs/{org}/settings`: store settings (written to the settings topic, acked,
@@ -21,6 +22,7 @@ use axum::Json;
 use els_api::{OrgList, OrgSettings, SettingsDeleted};
 
 use super::{Admin, ApiError};
+use crate::access::Principal;
 
 /// Largest settings document (or test request) accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -56,10 +58,11 @@ pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, A
     })
 }
 
-pub async fn list(State(admin): State<Arc<Admin>>) -> Json<OrgList> {
-    Json(OrgList {
-        orgs: admin.settings().org_ids(),
-    })
+/// The orgs with settings that the token may see.
+pub async fn list(State(admin): State<Arc<Admin>>, who: Principal) -> Json<OrgList> {
+    let mut orgs = admin.settings().org_ids();
+    orgs.retain(|o| who.covers(o));
+    Json(OrgList { orgs })
 }
 
 pub async fn show(

@@ -9,11 +9,13 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use els_api::status::{NoticeList, StatusList, StatusQuery, StreamState, StreamStatus};
-use serde::Deserialize;
+use els_api::status::{
+    NoticeList, NoticeQuery, StatusList, StatusQuery, StreamState, StreamStatus,
+};
 
 use super::settings::{body_bytes, check_org};
 use super::{Admin, ApiError};
+use crate::access::Principal;
 
 /// Default and largest page of `GET /v1/status`.
 const DEFAULT_PAGE: usize = 100;
@@ -42,9 +44,11 @@ pub async fn show(
     Ok(Json(status_of(&admin, &org)))
 }
 
-/// `GET /v1/status`: every org with settings of its own or a stream state here, by org id.
+/// `GET /v1/status`: every org the token covers with settings of its own or a stream state
+/// here, by org id.
 pub async fn list(
     State(admin): State<Arc<Admin>>,
+    who: Principal,
     query: Result<Query<StatusQuery>, QueryRejection>,
 ) -> Result<Json<StatusList>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
@@ -57,6 +61,8 @@ pub async fn list(
     }
     let mut orgs = admin.settings().org_ids();
     orgs.extend(admin.streams().orgs());
+    // Only the orgs the token may see, counts included.
+    orgs.retain(|o| who.covers(o));
     orgs.sort();
     orgs.dedup();
     let mut by_state: BTreeMap<String, usize> = StreamState::ALL
@@ -140,12 +146,6 @@ pub async fn resume(
     no_options(body)?;
     admin.streams().user_resume(&org);
     Ok(Json(status_of(&admin, &org)))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoticeQuery {
-    limit: Option<usize>,
 }
 
 /// `GET /v1/orgs/{org}/stream-events`: the org's recent state changes, oldest first.

@@ -36,6 +36,8 @@
   }
 
   const state = {
+    /** The signed-in token as `GET /v1/whoami` tells it: role, orgs, id, expiry. */
+    me: null,
     org: null,
     /** The org's settings as last read or saved (redacted), or null when it has none. */
     saved: null,
@@ -148,11 +150,14 @@
   async function signIn(token) {
     sessionStorage.setItem(TOKEN_KEY, token);
     try {
+      state.me = (await api('GET', 'v1/whoami', undefined, { noSignOut: true })).data;
       await loadOrgs();
     } catch (e) {
       sessionStorage.removeItem(TOKEN_KEY);
+      state.me = null;
       throw e;
     }
+    showIdentity();
     $('login').hidden = true;
     $('app').hidden = false;
     $('sign-out').hidden = false;
@@ -164,6 +169,7 @@
   function signOut(message) {
     sessionStorage.removeItem(TOKEN_KEY);
     stopStreamTimer();
+    state.me = null;
     state.org = null;
     state.saved = null;
     state.stream = null;
@@ -189,11 +195,34 @@
 
   // ---------------------------------------------------------------- orgs
 
+  // ---------------------------------------------------------------- who is signed in
+
+  /** Limited to some orgs (org_admin, org_viewer)? A super admin is not. */
+  const scoped = () => !!state.me && state.me.role !== 'super_admin';
+  /** May change things (settings, test events, replays)? */
+  const canWrite = () => !!state.me && state.me.can_write;
+  /** May this token open `org` at all? */
+  const covers = (org) => !scoped() || state.me.orgs.includes(org);
+
+  /** Say who is signed in, and offer only what the token may do. */
+  function showIdentity() {
+    const me = state.me;
+    const who = $('whoami');
+    const orgs = scoped() ? ` for ${me.orgs.join(', ')}` : ' for every org';
+    const until = me.expires_at ? `, expires ${when(me.expires_at)}` : '';
+    who.textContent = `Signed in as ${me.role} (token ${me.token_id})${orgs}${until}.${canWrite() ? '' : ' Read only.'}`;
+    who.hidden = false;
+    // Another org id: only a super admin may open orgs the token does not name.
+    $('org-new-form').hidden = scoped();
+    for (const id of ['edit', 'test-toggle', 'dlq-replay']) $(id).hidden = !canWrite();
+  }
+
   async function loadOrgs() {
     const { data } = await api('GET', 'v1/orgs', undefined, { noSignOut: true });
     const select = $('org-select');
     select.replaceChildren();
-    const orgs = (data && data.orgs) || [];
+    // A scoped token picks among its own orgs (with settings or not yet).
+    const orgs = scoped() ? [...state.me.orgs] : (data && data.orgs) || [];
     if (orgs.length === 0) select.append(el('option', { value: '', text: '(none yet)' }));
     for (const org of orgs) select.append(el('option', { value: org, text: org }));
     if (state.org && orgs.includes(state.org)) select.value = state.org;
@@ -202,6 +231,14 @@
   async function openOrg(org) {
     clearErrors();
     showBanner('');
+    if (!covers(org)) {
+      $('settings').hidden = true;
+      $('dlq').hidden = true;
+      closeTest();
+      showBanner(`This token may not open ${org}: it is limited to ${state.me.orgs.join(', ')}.`);
+      setStatus('');
+      return;
+    }
     state.org = org;
     history.replaceState(null, '', `#org=${encodeURIComponent(org)}`);
     setPage('org');
@@ -237,9 +274,11 @@
       setStatus(`Showing the saved settings of ${org}.`, true);
     } else {
       const note = $('settings-note');
-      note.textContent = `${org} has no settings of its own yet (it uses the default, if any). Fill in the form and Save.`;
+      note.textContent = canWrite()
+        ? `${org} has no settings of its own yet (it uses the default, if any). Fill in the form and Save.`
+        : `${org} has no settings of its own yet (it uses the default, if any).`;
       note.hidden = false;
-      setEditing(true);
+      setEditing(canWrite());
       setStatus(`New settings for ${org}.`);
     }
     refreshDeadLetters();
@@ -582,7 +621,7 @@
     state.editing = on;
     $('settings-fields').disabled = !on;
     $('edit-actions').hidden = !on;
-    $('edit').hidden = on;
+    $('edit').hidden = on || !canWrite();
     $('cancel').hidden = !state.saved; // a new org has nothing to go back to
     if (on) {
       syncEventChecks();
@@ -1151,7 +1190,7 @@
       } catch (e) {
         setStatus('');
         const message = e instanceof ApiError && e.status === 401
-          ? 'That token was refused (401): use the consumer\'s ELS_ADMIN_TOKEN.'
+          ? 'That token was refused (401): use ELS_ADMIN_TOKEN or a token from elsctl tokens create.'
           : `Cannot sign in: ${describe(e)}`;
         showFieldError('token', message, {});
       } finally {
