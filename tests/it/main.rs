@@ -18,4 +18,5 @@ mod openapi;
 mod pipeline;
 mod scaleout;
 mod settings;
+mod streams;
 mod tokens;

@@ -21,6 +21,9 @@ use utoipa::{IntoParams, ToSchema};
 pub enum Reason {
     /// The Kafka record is not a valid event.
     InvalidEvent,
+    /// Arrived while the org's stream was paused and its held events had reached the org's
+    /// quota (events or bytes). (Declared here: reasons sort by name.)
+    QuotaExceeded,
     /// Over the org's limit with policy `dead_letter`.
     RateLimited,
     /// The SIEM rejected it for good (4xx other than 408/429, or a 501), or the SSRF guard
@@ -30,9 +33,6 @@ pub enum Reason {
     RetriesExhausted,
     /// A single event the SIEM still answered `413 Payload Too Large`: over its request limit.
     TooLarge,
-    /// Arrived while the org's stream was paused and its held events had reached the org's
-    /// quota (events or bytes).
-    QuotaExceeded,
 }
 
 impl Reason {

@@ -66,7 +66,8 @@ fn reasons_are_snake_case_and_sort_by_name() {
             "retries_exhausted",
             "rate_limited",
             "invalid_event",
-            "too_large"
+            "too_large",
+            "quota_exceeded"
         ])
     );
     for reason in Reason::ALL {
@@ -80,7 +81,7 @@ fn reasons_are_snake_case_and_sort_by_name() {
     let by_reason = BTreeMap::from(Reason::ALL.map(|r| (r, 1)));
     assert_eq!(
         serde_json::to_string(&by_reason).unwrap(),
-        r#"{"invalid_event":1,"rate_limited":1,"rejected":1,"retries_exhausted":1,"too_large":1}"#
+        r#"{"invalid_event":1,"quota_exceeded":1,"rate_limited":1,"rejected":1,"retries_exhausted":1,"too_large":1}"#
     );
 }
 

@@ -2,7 +2,7 @@
 //! stats, event ids, stored records (paged by `seq`), faults and reset. Answers come back as
 //! JSON values, or as the caller's own types (`stats_as`, `records_as`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -34,6 +34,8 @@ pub struct SimProc {
     pub url: String,
     pub proc: Proc,
     client: reqwest::Client,
+    /// How it was started, for [`SimProc::restart`].
+    command: (PathBuf, Vec<String>, Vec<(String, String)>, PathBuf),
 }
 
 impl SimProc {
@@ -47,10 +49,19 @@ impl SimProc {
         env: &[(&str, &str)],
     ) -> Result<Self> {
         let addr = format!("127.0.0.1:{}", free_port());
-        let mut cmd = Command::new(bin);
-        cmd.arg("--listen").arg(&addr).args(args);
-        cmd.envs(env.iter().copied());
-        let proc = Proc::spawn(name, cmd, dir.join(format!("{name}.log")))?;
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.splice(0..0, ["--listen".to_string(), addr.clone()]);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let command = (
+            bin.to_path_buf(),
+            args,
+            env,
+            dir.join(format!("{name}.log")),
+        );
+        let proc = Self::spawn(name, &command)?;
         proc.wait_accepting(&addr, Duration::from_secs(20))?;
         Ok(Self {
             url: format!("http://{addr}"),
@@ -58,7 +69,31 @@ impl SimProc {
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
+            command,
         })
+    }
+
+    fn spawn(
+        name: &str,
+        (bin, args, env, log): &(PathBuf, Vec<String>, Vec<(String, String)>, PathBuf),
+    ) -> Result<Proc> {
+        let mut cmd = Command::new(bin);
+        cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+        Proc::spawn(name, cmd, log.clone())
+    }
+
+    /// `kill -9`: the port refuses connections until [`SimProc::restart`].
+    pub fn kill9(&mut self) {
+        self.proc.kill9();
+    }
+
+    /// Start again on the same address with the same flags (its stored events start over).
+    pub fn restart(&mut self) -> Result<()> {
+        self.proc.kill9();
+        let name = self.proc.name.clone();
+        self.proc = Self::spawn(&name, &self.command)?;
+        let addr = self.url.trim_start_matches("http://").to_string();
+        self.proc.wait_accepting(&addr, Duration::from_secs(20))
     }
 
     /// The Splunk HEC event endpoint.

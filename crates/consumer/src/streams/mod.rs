@@ -179,6 +179,9 @@ impl Held {
     }
 }
 
+/// `paused_settings` of a stream restored paused: the first settings seen become its own.
+const UNKNOWN_SETTINGS: usize = usize::MAX;
+
 /// Recent notices kept per org for the API.
 const HISTORY: usize = 100;
 
@@ -233,6 +236,8 @@ impl StreamStates {
             if stream.state == StreamState::Paused {
                 stream.failing_since = Some(Instant::now());
                 stream.next_probe = Some(Instant::now() + self.knobs.probe_interval);
+                // Settings it paused with are not known here: the current ones count as such.
+                stream.paused_settings = UNKNOWN_SETTINGS;
             } else {
                 stream.failing_since = None;
                 stream.next_probe = None;
@@ -437,6 +442,10 @@ impl StreamStates {
         match stream.state {
             StreamState::Active | StreamState::Failing | StreamState::Disabled => Release::All,
             StreamState::PausedByUser | StreamState::Probing => Release::Nothing,
+            StreamState::Paused if stream.paused_settings == UNKNOWN_SETTINGS => {
+                stream.paused_settings = settings;
+                Release::Nothing
+            }
             StreamState::Paused if stream.paused_settings != settings => {
                 stream.failing_since = None;
                 let reason = StatusReason {

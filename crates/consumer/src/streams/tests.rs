@@ -133,6 +133,12 @@ fn states_come_back_from_the_notices_topic() {
     ]);
     assert_eq!(s.state("org-1"), StreamState::Paused);
     assert_eq!(s.status("org-1", false).since, at);
+    assert_eq!(
+        s.release("org-1", 7),
+        Release::Nothing,
+        "restored paused, resumed at once"
+    );
+    assert_eq!(s.state("org-1"), StreamState::Paused);
     assert_eq!(s.state("org-2"), StreamState::PausedByUser);
     assert_eq!(s.state("org-3"), StreamState::Active, "failing is not held");
     assert_eq!(s.state("org-4"), StreamState::Active);
