@@ -244,9 +244,12 @@ async fn full_dead_letter_disk_holds_offsets_and_reports_unready() {
     let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 1).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &[]).unwrap();
-    let mut denied = settings_for(&sim.hec_url());
-    denied["auth_headers"] = json!([{"name": "Authorization", "value": "Splunk wrong"}]);
-    let settings = json!({"orgs": {"org-denied": denied}, "default": settings_for(&sim.hec_url())});
+    // The SIEM refuses these events themselves (400): they can only end as dead letters. (A
+    // wrong token would pause the stream and hold them instead.)
+    sim.set_faults(json!({"reject_containing": "DISK-FULL-FLOW"}))
+        .await
+        .unwrap();
+    let settings = json!({"default": settings_for(&sim.hec_url())});
     let data = mount.join("data");
     let consumer = ConsumerProc::start(
         &dir,
@@ -269,6 +272,7 @@ async fn full_dead_letter_disk_holds_offsets_and_reports_unready() {
     let mut events = demo_events(1, 200, 31);
     for e in &mut events {
         e["org_id"] = json!("org-denied");
+        e["flow_name"] = json!("DISK-FULL-FLOW");
         e["folder_id_path"] = json!("x".repeat(2000));
     }
     let ids = producer.post_all(&events, 200).await.unwrap();
@@ -617,15 +621,30 @@ async fn secrets_canary_and_ssrf_hold_under_faults() {
         }
         producer.post_all(&events, 30).await.unwrap();
     }
-    wait_for("90 dead letters", Duration::from_secs(60), || async {
-        let m = consumer.metrics().await.ok()?;
-        let dead: f64 = m
-            .iter()
-            .filter(|(k, _)| k.starts_with("els_events_dead_lettered_total"))
-            .map(|(_, v)| v)
-            .sum();
-        (dead == 90.0).then_some(())
-    })
+    // org-denied's wrong token pauses its stream (30 held); the other two dead-letter.
+    wait_for(
+        "60 dead letters, 30 held",
+        Duration::from_secs(60),
+        || async {
+            let m = consumer.metrics().await.ok()?;
+            let dead: f64 = m
+                .iter()
+                .filter(|(k, _)| k.starts_with("els_events_dead_lettered_total"))
+                .map(|(_, v)| v)
+                .sum();
+            let status: Value = http()
+                .get(format!("{}/v1/orgs/org-denied/status", consumer.admin_url))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (dead == 60.0 && status["state"] == "paused" && status["held_events"] == 30)
+                .then_some(())
+        },
+    )
     .await
     .unwrap();
 
@@ -732,7 +751,7 @@ async fn secrets_canary_and_ssrf_hold_under_faults() {
         .json()
         .await
         .unwrap();
-    assert_eq!(dead["total"], 90);
+    assert_eq!(dead["total"], 60);
     let mut reads = vec![metrics, dead.to_string(), consumer.proc.log_text()];
     for name in ["org-denied", "org-busy", "org-hang", "org-ssrf"] {
         let r = client
@@ -772,7 +791,7 @@ async fn secrets_canary_and_ssrf_hold_under_faults() {
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
     println!(
-        "fault 7 (canary + SSRF under faults): 90 events dead-lettered ({}); canary and an issued token's secret absent from log ({} KB at debug level), metrics, dead letters, settings, token and audit reads, {} settings topic records, the tokens and audit topics, sled files; SSRF refused under faults: {}",
+        "fault 7 (canary + SSRF under faults): 60 events dead-lettered ({}), 30 held by the paused stream; canary and an issued token's secret absent from log ({} KB at debug level), metrics, dead letters, settings, token and audit reads, {} settings topic records, the tokens and audit topics, sled files; SSRF refused under faults: {}",
         reasons.join(", "),
         consumer.proc.log_text().len() / 1024,
         topic.len(),

@@ -74,7 +74,7 @@ async fn ack_token_gets_a_channel_on_every_request_and_nothing_is_dead_lettered(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_index_is_one_decision_per_batch_and_413_splits_until_delivered() {
+async fn wrong_index_pauses_after_one_request_and_413_splits_until_delivered() {
     let dir = test_dir("hec-errors");
     let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 1).await.unwrap();
@@ -106,39 +106,34 @@ async fn wrong_index_is_one_decision_per_batch_and_413_splits_until_delivered() 
     .unwrap();
     consumer.wait_ready(Duration::from_secs(60)).await.unwrap();
 
-    // 500 events of org-0001 (the token may not write to its index), in one batch.
+    // 500 events of org-0001 (the token may not write to its index), in one batch: a
+    // configuration error of the whole request, so the stream pauses and holds them.
     let events: Vec<Value> = demo_events(1, 500, 92);
     let wrong_ids = producer.post_all(&events, 500).await.unwrap();
-    wait_for("500 dead letters", Duration::from_secs(60), || async {
-        (dead_letter_total(&consumer).await >= 500.0).then_some(())
-    })
+    let status = wait_for(
+        "the stream paused, 500 held",
+        Duration::from_secs(60),
+        || async {
+            let s: Value = http()
+                .get(format!("{}/v1/orgs/org-0001/status", consumer.admin_url))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (s["state"] == "paused" && s["held_events"] == 500).then_some(s)
+        },
+    )
     .await
     .unwrap();
     let requests = sim.stats().await.unwrap()["requests"].as_u64().unwrap_or(0);
     assert!(requests <= 2, "{requests} requests for a wrong index");
-    let list: Value = http()
-        .get(format!(
-            "{}/v1/dead-letters?org=org-0001",
-            consumer.admin_url
-        ))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap_or_default();
-    let listed: HashSet<&str> = list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r["event"]["event_id"].as_str())
-        .collect();
-    assert_eq!(list["matched"], 500, "{:.300}", list.to_string());
-    assert!(wrong_ids.iter().all(|id| listed.contains(id.as_str())));
-    let first = &list["items"][0];
-    assert_eq!(first["reason"], "rejected");
-    assert_eq!(first["last_status"], 400);
+    assert_eq!(status["reason"]["status"], 400, "{status}");
+    assert_eq!(status["reason"]["hec_code"], 7, "{status}");
+    assert_eq!(status["reason"]["text"], "Incorrect index", "{status}");
+    assert_eq!(dead_letter_total(&consumer).await, 0.0);
 
     // 1,000 events of another org in ~420 KB batches against a 256 KB limit: split, delivered.
     let others: Vec<Value> = demo_events(3, 3_000, 93)
@@ -150,10 +145,11 @@ async fn wrong_index_is_one_decision_per_batch_and_413_splits_until_delivered() 
     let (found, dups) = wait_arrived(&[&small], &ids, Duration::from_secs(120)).await;
     let by_status = small.stats().await.unwrap()["by_status"].clone();
     assert!(by_status["413"].as_u64().unwrap_or(0) >= 1, "{by_status}");
-    assert_eq!(dead_letter_total(&consumer).await, 500.0);
+    assert_eq!(dead_letter_total(&consumer).await, 0.0);
     println!(
-        "wrong index: {} events, {requests} request(s), 500 dead-lettered once; 413 at 256 KB: {} events delivered \
-         ({found} found, {dups} duplicates) in smaller requests, SIEM answers {by_status}",
+        "wrong index: {} events, {requests} request(s), stream paused (400, HEC code 7) with all 500 held, 0 dead \
+         letters; 413 at 256 KB: {} events delivered ({found} found, {dups} duplicates) in smaller requests, SIEM \
+         answers {by_status}",
         wrong_ids.len(),
         ids.len()
     );

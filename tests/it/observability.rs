@@ -109,7 +109,8 @@ const INVALID_RECORDS: [&str; 3] = [
     r#"{"event_id": 42}"#,
 ];
 
-/// Org settings: org-0002 has a wrong HEC token (403 -> rejected), org-0003 streams only
+/// Org settings: org-0002's events are refused by the SIEM (code 6 -> rejected; a wrong token
+/// would pause the stream and hold them instead), org-0003 streams only
 /// FLOW_FAILED (the rest is filtered), org-0004 is limited to 5/s with policy dead_letter
 /// (rate_limited), org-0005's SIEM answers 503 until retries run out (retries_exhausted),
 /// org-0006 uses a generic HTTP endpoint; the others take the default.
@@ -125,8 +126,6 @@ fn faulty_settings(sim: &Sim, failing: &Sim) -> Value {
     json!({
         "default": hec,
         "orgs": {
-            "org-0002": with(json!({"auth_headers": [
-                {"name": "Authorization", "value": "Splunk wrong-token-for-this-org"}]})),
             "org-0003": with(json!({"events": ["FLOW_FAILED"]})),
             "org-0004": with(json!({"max_events":
                 {"rate": 5, "per": "second", "policy": "dead_letter"}})),
@@ -142,6 +141,9 @@ impl FaultyPipeline {
         let broker = Kafka::single(&dir)?;
         broker.create_topic(TOPIC, 3).await?;
         let sim = Sim::start(&dir, "siem-sim", &[])?;
+        // Every event of org-0002 is invalid to this SIEM (HEC code 6): rejected one by one.
+        sim.set_faults(json!({"reject_containing": "org-0002.workflows.example.com"}))
+            .await?;
         let failing = Sim::start(&dir, "siem-sim-503", &["--fault-status", "503"])?;
         let consumer = ConsumerProc::start(
             &dir,
@@ -552,7 +554,7 @@ async fn promql() {
     for expected in ["ElsDeadLettersGrowing", "ElsOrgRateLimited"] {
         assert!(firing.contains(expected), "{expected} should be true now");
     }
-    // ElsSiemFailing weighs requests, and the 403/503 batches are a few percent of them
+    // ElsSiemFailing weighs requests, and the 400/503 requests are a share of them
     // here (below its 10% threshold), but its signal must see them.
     let ratio = prom
         .scalar(&alert_signals(&rule_query(&rules, "ElsSiemFailing"))[0])
@@ -560,7 +562,7 @@ async fn promql() {
         .unwrap_or(0.0);
     assert!(
         ratio > 0.0,
-        "the SIEM failure ratio misses the 403s and 503s"
+        "the SIEM failure ratio misses the 400s and 503s"
     );
     for quiet in ["ElsTargetDown", "ElsStoreErrors", "ElsProduceErrors"] {
         assert!(!firing.contains(quiet), "{quiet} should not be true now");
