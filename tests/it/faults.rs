@@ -244,11 +244,9 @@ async fn full_dead_letter_disk_holds_offsets_and_reports_unready() {
     let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, 1).await.unwrap();
     let sim = Sim::start(&dir, "siem-sim", &[]).unwrap();
-    // The SIEM refuses these events themselves (400): they can only end as dead letters. (A
-    // wrong token would pause the stream and hold them instead.)
-    sim.set_faults(json!({"reject_containing": "DISK-FULL-FLOW"}))
-        .await
-        .unwrap();
+    // The SIEM refuses every request for good (422, not a configuration error): the batch can
+    // only end as dead letters. (A wrong token would pause the stream and hold them instead.)
+    sim.set_faults(json!({"status": 422})).await.unwrap();
     let settings = json!({"default": settings_for(&sim.hec_url())});
     let data = mount.join("data");
     let consumer = ConsumerProc::start(
@@ -272,7 +270,6 @@ async fn full_dead_letter_disk_holds_offsets_and_reports_unready() {
     let mut events = demo_events(1, 200, 31);
     for e in &mut events {
         e["org_id"] = json!("org-denied");
-        e["flow_name"] = json!("DISK-FULL-FLOW");
         e["folder_id_path"] = json!("x".repeat(2000));
     }
     let ids = producer.post_all(&events, 200).await.unwrap();

@@ -55,12 +55,6 @@ fn listed(c: &ConsumerProc) -> (HashSet<String>, BTreeSet<i64>) {
     (ids, partitions)
 }
 
-fn wrong_token(sim: &Sim) -> Value {
-    let mut s = settings_for(&sim.hec_url());
-    s["auth_headers"] = json!([{"name": "Authorization", "value": "Splunk wrong-token"}]);
-    s
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_lost_for_good_loses_nothing() {
     let dir = test_dir("scaleout-lost");
@@ -70,13 +64,17 @@ async fn instance_lost_for_good_loses_nothing() {
     // The SIEM of the hanging orgs: holds every request open until the client gives up.
     let stuck = Sim::start(&dir, "siem-stuck", &["--max-stored", "100000"]).unwrap();
     stuck.set_faults(json!({"hang": true})).await.unwrap();
+    // The SIEM of the denied orgs refuses their events themselves (400): dead letters. (A
+    // wrong token would pause those streams and hold the events instead.)
+    let refusing = Sim::start(&dir, "siem-refusing", &[]).unwrap();
+    refusing.set_faults(json!({"status": 400})).await.unwrap();
     let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
     let mut orgs = serde_json::Map::new();
     for org in HANGING {
         orgs.insert(org.into(), settings_for(&stuck.hec_url()));
     }
     for org in DENIED {
-        orgs.insert(org.into(), wrong_token(&sim));
+        orgs.insert(org.into(), settings_for(&refusing.hec_url()));
     }
     let settings = json!({"orgs": orgs, "default": settings_for(&sim.hec_url())});
     let env = [
@@ -225,9 +223,9 @@ async fn dlq_list_and_replay_through_one_instance_cover_both() {
     let dir = test_dir("scaleout-dlq");
     let broker = Kafka::single(&dir).unwrap();
     broker.create_topic(TOPIC, PARTITIONS).await.unwrap();
-    // A SIEM that refuses everything for now (403: dead-lettered at once).
+    // A SIEM that refuses every event for now (400: dead-lettered, batches split).
     let sim = Sim::start(&dir, "siem-sim", &[]).unwrap();
-    sim.set_faults(json!({"status": 403})).await.unwrap();
+    sim.set_faults(json!({"status": 400})).await.unwrap();
     let producer = ProducerProc::start(&dir, &broker, &[]).unwrap();
     let settings = json!({"default": settings_for(&sim.hec_url())});
     let a = start(&dir, "consumer-a", &broker, &settings, &[]);
