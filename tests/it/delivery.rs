@@ -24,33 +24,6 @@ fn events_for(org: &str, n: usize, seed: u64) -> Vec<Value> {
         .collect()
 }
 
-/// Delivery latency (arrival at siem-sim minus event timestamp) of the first arrival of each
-/// of `ids`, in milliseconds, sorted.
-async fn latencies(sim: &Sim, ids: &HashSet<String>) -> Vec<i64> {
-    let mut first: HashMap<String, i64> = HashMap::new();
-    for r in sim.records().await.unwrap() {
-        let event = &r["body"]["event"];
-        let Some(id) = event["event_id"].as_str() else {
-            continue;
-        };
-        if !ids.contains(id) || first.contains_key(id) {
-            continue;
-        }
-        let at: DateTime<Utc> = r["received_at"].as_str().unwrap().parse().unwrap();
-        let ts: DateTime<Utc> = event["timestamp"].as_str().unwrap().parse().unwrap();
-        first.insert(id.to_string(), (at - ts).num_milliseconds());
-    }
-    let mut v: Vec<i64> = first.into_values().collect();
-    v.sort_unstable();
-    v
-}
-
-fn p99(sorted: &[i64]) -> i64 {
-    sorted[((sorted.len() as f64 * 0.99).ceil() as usize)
-        .saturating_sub(1)
-        .min(sorted.len() - 1)]
-}
-
 async fn wait_ids(sim: &Sim, ids: &[String], timeout: Duration) {
     let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
     wait_for("events at siem-sim", timeout, || async {

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use els_producer::generate::demo_events;
 use els_tests::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -330,33 +330,6 @@ async fn past_the_hold_quota_events_are_dead_lettered_quota_exceeded() {
     );
 }
 
-/// Delivery latency (first arrival minus event timestamp) of `ids`, ms, sorted.
-async fn latencies(sim: &Sim, ids: &[String]) -> Vec<i64> {
-    let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let mut first: HashMap<String, i64> = HashMap::new();
-    for r in sim.records().await.unwrap() {
-        let event = &r["body"]["event"];
-        let Some(id) = event["event_id"].as_str() else {
-            continue;
-        };
-        if !want.contains(id) || first.contains_key(id) {
-            continue;
-        }
-        let at: DateTime<Utc> = r["received_at"].as_str().unwrap().parse().unwrap();
-        let ts: DateTime<Utc> = event["timestamp"].as_str().unwrap().parse().unwrap();
-        first.insert(id.to_string(), (at - ts).num_milliseconds());
-    }
-    let mut v: Vec<i64> = first.into_values().collect();
-    v.sort_unstable();
-    v
-}
-
-fn p99(sorted: &[i64]) -> i64 {
-    sorted[((sorted.len() as f64 * 0.99).ceil() as usize)
-        .saturating_sub(1)
-        .min(sorted.len() - 1)]
-}
-
 /// `rounds` posts of `per_round` events of `org`, 250 ms apart; the ids.
 async fn paced(
     producer: &ProducerProc,
@@ -395,7 +368,7 @@ async fn ten_minutes_of_refused_connections_lose_nothing_and_spare_the_neighbour
 
     let solo = paced(&producer, "org-ok", 40, 10, 1).await;
     wait_arrived(&[&healthy], &solo, Duration::from_secs(60)).await;
-    let base = latencies(&healthy, &solo).await;
+    let base = latencies(&healthy, &solo.iter().cloned().collect()).await;
 
     down.kill9();
     let outage = Instant::now();
@@ -408,7 +381,7 @@ async fn ten_minutes_of_refused_connections_lose_nothing_and_spare_the_neighbour
         mixed.extend(paced(&producer, "org-ok", 40, 10, 200 + round).await);
     }
     wait_arrived(&[&healthy], &mixed, Duration::from_secs(60)).await;
-    let noisy = latencies(&healthy, &mixed).await;
+    let noisy = latencies(&healthy, &mixed.iter().cloned().collect()).await;
     let during = status(&consumer, "org-down").await;
     assert_eq!(during["state"], "paused", "{during}");
     tokio::time::sleep(OUTAGE.saturating_sub(outage.elapsed())).await;

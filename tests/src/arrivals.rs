@@ -6,12 +6,44 @@
 // Test output: the figures are the point.
 #![allow(clippy::print_stdout)]
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::{ConsumerProc, Kafka, Sim};
+
+/// Delivery latency (first arrival at siem-sim minus the event's timestamp) of each of `ids`,
+/// in milliseconds, sorted.
+pub async fn latencies(sim: &Sim, ids: &HashSet<String>) -> Vec<i64> {
+    let mut first: HashMap<String, i64> = HashMap::new();
+    for r in sim.records().await.unwrap_or_default() {
+        let event = &r["body"]["event"];
+        let Some(id) = event["event_id"].as_str() else {
+            continue;
+        };
+        if !ids.contains(id) || first.contains_key(id) {
+            continue;
+        }
+        let time = |v: &Value| {
+            v.as_str()
+                .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+        };
+        if let (Some(at), Some(ts)) = (time(&r["received_at"]), time(&event["timestamp"])) {
+            first.insert(id.to_string(), (at - ts).num_milliseconds());
+        }
+    }
+    let mut v: Vec<i64> = first.into_values().collect();
+    v.sort_unstable();
+    v
+}
+
+/// The 99th percentile of `sorted` (not empty).
+pub fn p99(sorted: &[i64]) -> i64 {
+    sorted[((sorted.len() as f64 * 0.99).ceil() as usize)
+        .saturating_sub(1)
+        .min(sorted.len() - 1)]
+}
 
 /// How many of `ids` siem-sim has seen, and its duplicate count.
 pub async fn arrived(sims: &[&Sim], ids: &[String]) -> (usize, usize) {

@@ -21,7 +21,9 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-pub use arrivals::{arrived, post_paced, wait_arrived, wait_arrived_or_explain, Explain};
+pub use arrivals::{
+    arrived, latencies, p99, post_paced, wait_arrived, wait_arrived_or_explain, Explain,
+};
 pub use els_testkit::kafka::Located;
 pub use els_testkit::sim::HEC_TOKEN;
 pub use els_testkit::{
