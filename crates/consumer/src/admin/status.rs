@@ -16,6 +16,7 @@ use els_api::status::{
 use super::settings::{body_bytes, check_org};
 use super::{Admin, ApiError};
 use crate::access::Principal;
+use crate::streams::StreamStates;
 
 /// Default and largest page of `GET /v1/status`.
 const DEFAULT_PAGE: usize = 100;
@@ -130,10 +131,7 @@ pub async fn pause(
     Path(org): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<StreamStatus>, ApiError> {
-    check_org(&org)?;
-    no_options(body)?;
-    admin.streams().user_pause(&org);
-    Ok(Json(status_of(&admin, &org)))
+    act(&admin, &org, body, StreamStates::user_pause)
 }
 
 /// `POST /v1/orgs/{org}/resume`: resume a paused stream (by its user or by ELS) at once.
@@ -142,10 +140,20 @@ pub async fn resume(
     Path(org): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<StreamStatus>, ApiError> {
-    check_org(&org)?;
+    act(&admin, &org, body, StreamStates::user_resume)
+}
+
+/// Check the org and the (empty) body, apply `change` to the org's stream, answer its status.
+fn act(
+    admin: &Admin,
+    org: &str,
+    body: Result<Bytes, BytesRejection>,
+    change: fn(&StreamStates, &str),
+) -> Result<Json<StreamStatus>, ApiError> {
+    check_org(org)?;
     no_options(body)?;
-    admin.streams().user_resume(&org);
-    Ok(Json(status_of(&admin, &org)))
+    change(admin.streams(), org);
+    Ok(Json(status_of(admin, org)))
 }
 
 /// `GET /v1/orgs/{org}/stream-events`: the org's recent state changes, oldest first.
