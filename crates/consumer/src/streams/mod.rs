@@ -322,15 +322,27 @@ impl StreamStates {
             .unwrap_or("");
         let status = notice.reason.as_ref().and_then(|r| r.status);
         let code = notice.reason.as_ref().and_then(|r| r.hec_code);
-        tracing::warn!(
-            org_id = %notice.org,
-            from = notice.from.as_str(),
-            to = notice.to.as_str(),
-            status,
-            hec_code = code,
-            reason = why,
-            "stream state changed"
-        );
+        if notice.to.holds() {
+            tracing::warn!(
+                org_id = %notice.org,
+                from = notice.from.as_str(),
+                to = notice.to.as_str(),
+                status,
+                hec_code = code,
+                reason = why,
+                "stream state changed"
+            );
+        } else {
+            tracing::info!(
+                org_id = %notice.org,
+                from = notice.from.as_str(),
+                to = notice.to.as_str(),
+                status,
+                hec_code = code,
+                reason = why,
+                "stream state changed"
+            );
+        }
         if let Some(sink) = self
             .sink
             .lock()
@@ -441,7 +453,18 @@ impl StreamStates {
         };
         match stream.state {
             StreamState::Active | StreamState::Failing | StreamState::Disabled => Release::All,
-            StreamState::PausedByUser | StreamState::Probing => Release::Nothing,
+            StreamState::PausedByUser => Release::Nothing,
+            // A probe that never came back (filtered after a settings change, a hard stop):
+            // another one after the interval.
+            StreamState::Probing => {
+                let due = stream.next_probe.is_none_or(|t| Instant::now() >= t);
+                if due {
+                    stream.next_probe = Some(Instant::now() + self.knobs.probe_interval);
+                    Release::Probe
+                } else {
+                    Release::Nothing
+                }
+            }
             StreamState::Paused if stream.paused_settings == UNKNOWN_SETTINGS => {
                 stream.paused_settings = settings;
                 Release::Nothing
@@ -463,6 +486,7 @@ impl StreamStates {
                 let expired = stream
                     .failing_since
                     .is_some_and(|t| t.elapsed() >= self.knobs.retry_window);
+                stream.next_probe = Some(Instant::now() + self.knobs.probe_interval);
                 self.transition(&mut streams, org, StreamState::Probing, None);
                 if expired {
                     Release::All

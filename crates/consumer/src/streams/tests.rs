@@ -54,6 +54,9 @@ async fn paused_streams_release_one_probe_per_interval_and_new_settings_resume()
         Release::Nothing,
         "two probes at once"
     );
+    // A probe that never comes back is sent again after the interval.
+    tokio::time::sleep(s.knobs.probe_interval).await;
+    assert_eq!(s.release("org-1", 1), Release::Probe);
     s.pause("org-1", 1, refused(), 1);
     assert_eq!(s.state("org-1"), StreamState::Paused);
     // Other settings: resumed at once, announced once.
