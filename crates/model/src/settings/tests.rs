@@ -178,6 +178,14 @@ fn from_json_names_fields_and_never_echoes_secrets() {
         let err = OrgSettings::from_json(text.as_bytes()).unwrap_err();
         assert_eq!(err.field_name(), field, "{text} -> {err}");
     }
+    let err =
+        OrgSettings::from_json(br#"{"url": "https://x", "events": ["FLOW_FAILED", "flow nope"]}"#)
+            .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("events[1]: `flow nope` is not an event type"),
+        "{err}"
+    );
     let err = OrgSettings::from_json(
         br#"{"url": "https://x", "auth_headers": [{"name": "A", "value": ["CANARY-7f3a"]}]}"#,
     )
