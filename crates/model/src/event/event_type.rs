@@ -74,7 +74,7 @@ impl EventType {
             format!("a {}-byte name", name.len())
         };
         if name.is_empty() {
-            return Err("must not be empty: an event type such as FLOW_STARTED".into());
+            return Err("must not be empty: an event type such as FLOW_START".into());
         }
         if name.len() > MAX_EVENT_TYPE_BYTES {
             return Err(format!(
