@@ -8,6 +8,7 @@
 mod console;
 mod delivery;
 mod deploy_files;
+mod event_types;
 mod failover;
 mod faults;
 mod hardening;

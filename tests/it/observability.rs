@@ -102,10 +102,16 @@ struct FaultyPipeline {
     producer: ProducerProc,
 }
 
-/// Invalid records written straight to the topic (the ingest API would refuse them).
+/// Invalid records written straight to the topic (the ingest API would refuse them). The
+/// second is a whole event but for its malformed type: an unknown, well-formed type such as
+/// `FLOW_EXPLODED` is valid (passed on to streams that take all types), a lower-case one is not.
 const INVALID_RECORDS: [&str; 3] = [
     "this is not JSON",
-    r#"{"org_id": "org-0001", "event_type": "FLOW_EXPLODED"}"#,
+    r#"{"event_id": "5f0c6f7e-8a41-4d57-9a7d-1f0e2c3b4a59", "event_type": "flow_exploded",
+        "execution_id": "0b6b1c9e-2f0a-4a49-8f51-7d1b7e3c9a10",
+        "timestamp": "2026-11-25T01:02:03.456Z", "flow_id": "flo1", "flow_name": "F",
+        "org_id": "org-0001", "org_name": "Acme", "org_hostname": "org-0001.example.com",
+        "user_id": "u1", "user_email": "0000"}"#,
     r#"{"event_id": 42}"#,
 ];
 

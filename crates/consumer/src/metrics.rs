@@ -16,6 +16,10 @@ use prometheus::{
 pub struct Metrics {
     registry: Registry,
     pub consumed: IntCounter,
+    /// Events read whose `event_type` this version does not know: streamed to streams that
+    /// take `"all"` or list the type by name, filtered elsewhere. One series, no label per
+    /// type name.
+    pub unknown_event_types: IntCounter,
     pub filtered: IntCounter,
     pub delivered: IntCounter,
     pub dead_lettered: IntCounterVec,
@@ -149,6 +153,11 @@ impl Metrics {
         ];
         Self {
             consumed: counter("els_events_consumed_total", "Events read from Kafka"),
+            unknown_event_types: counter(
+                "els_events_unknown_type_total",
+                "Events read from Kafka with an event_type this version does not know (passed \
+                 on unchanged to streams that take all types or list it)",
+            ),
             filtered: counter(
                 "els_events_filtered_total",
                 "Events not streamed (org disabled, no settings, event type or flow not selected)",

@@ -2,10 +2,10 @@
 //!
 //! Base fields are typed; event metadata seen in real events is typed and optional; anything
 //! else the engine sends is kept verbatim in [`ExecutionEvent::extra`] so a newer engine never
-//! loses data on the way through ELS.
+//! loses data on the way through ELS. Likewise an event type this version does not know is
+//! kept by name ([`EventType::Unknown`]) as long as it is well-formed.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -15,50 +15,14 @@ use crate::error::ModelError;
 use crate::json::RawJson;
 
 mod de;
+mod event_type;
 
 pub(crate) use de::IngestSeed;
+pub use event_type::{EventType, TypeName, MAX_EVENT_TYPE_BYTES};
 
 /// Longest accepted `org_id` (it is also the Kafka record key, which the producer's size
 /// check counts at this length).
 pub const MAX_ORG_ID_BYTES: usize = 128;
-
-/// The five execution event types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum EventType {
-    FlowStart,
-    FlowComplete,
-    FlowFailed,
-    FlowCanceled,
-    FlowThrottled,
-}
-
-impl EventType {
-    pub const ALL: [EventType; 5] = [
-        EventType::FlowStart,
-        EventType::FlowComplete,
-        EventType::FlowFailed,
-        EventType::FlowCanceled,
-        EventType::FlowThrottled,
-    ];
-
-    /// The wire name, e.g. `FLOW_FAILED`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::FlowStart => "FLOW_START",
-            EventType::FlowComplete => "FLOW_COMPLETE",
-            EventType::FlowFailed => "FLOW_FAILED",
-            EventType::FlowCanceled => "FLOW_CANCELED",
-            EventType::FlowThrottled => "FLOW_THROTTLED",
-        }
-    }
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Why a flow failed (present on `FLOW_FAILED`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +42,37 @@ pub struct ThrottleLimit {
     /// What was limited, e.g. `executions_per_minute`.
     pub limit_type: String,
     pub limit: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// Why and where a flow paused (present on `FLOW_PAUSED`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowPause {
+    /// What paused it, e.g. `wait_for`, `pause_until`, `approval`.
+    pub pause_type: String,
+    /// The step (card) that paused the flow, when the engine knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_name: Option<String>,
+    /// When the engine resumes the flow by itself: this many milliseconds after the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_after_ms: Option<u64>,
+}
+
+/// The third-party service limit that held a flow (present on
+/// `FLOW_THIRD_PARTY_RATE_LIMITED`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThirdPartyLimit {
+    /// The service that limited the flow, e.g. `slack`, `google_workspace`.
+    pub service: String,
+    /// The step (card) whose call was limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_name: Option<String>,
+    /// How long the service asked to wait (its `Retry-After`), in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
 }
@@ -141,6 +136,10 @@ pub struct ExecutionEvent {
     pub error: Option<FlowError>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle_limit: Option<ThrottleLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<FlowPause>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub third_party_limit: Option<ThirdPartyLimit>,
 
     /// Fields this version of ELS does not know; passed through untouched, as the text they
     /// were read from (see [`RawJson`]: an integer beyond `u64` stays exact).
@@ -236,12 +235,29 @@ impl ExecutionEvent {
                 }
             }
         }
+        if self
+            .pause
+            .as_ref()
+            .is_some_and(|p| p.pause_type.trim().is_empty())
+        {
+            return Err(ModelError::field("pause.pause_type", "must not be empty"));
+        }
+        if self
+            .third_party_limit
+            .as_ref()
+            .is_some_and(|l| l.service.trim().is_empty())
+        {
+            return Err(ModelError::field(
+                "third_party_limit.service",
+                "must not be empty",
+            ));
+        }
         Ok(())
     }
 
     /// Every identifier the event carries (`*_id`, `folder_id_path`, `idempotency_key`,
     /// `org_hostname`), by field path; `event_id` and `execution_id` are UUIDs already.
-    fn ids(&self) -> [(&'static str, Option<&str>); 12] {
+    fn ids(&self) -> [(&'static str, Option<&str>); 14] {
         [
             ("org_id", Some(&self.org_id)),
             ("flow_id", Some(&self.flow_id)),
@@ -257,6 +273,16 @@ impl ExecutionEvent {
             (
                 "error.step_id",
                 self.error.as_ref().and_then(|e| e.step_id.as_deref()),
+            ),
+            (
+                "pause.step_id",
+                self.pause.as_ref().and_then(|p| p.step_id.as_deref()),
+            ),
+            (
+                "third_party_limit.step_id",
+                self.third_party_limit
+                    .as_ref()
+                    .and_then(|l| l.step_id.as_deref()),
             ),
         ]
     }
@@ -374,6 +400,82 @@ pub(crate) mod tests {
         e.extra
             .insert("note".into(), RawJson::from_value(&"a\nb".into()));
         e.validate().unwrap();
+    }
+
+    #[test]
+    fn paused_and_third_party_limited_events_keep_their_metadata() {
+        let mut v = sample_json();
+        v["event_type"] = "FLOW_PAUSED".into();
+        v.as_object_mut().unwrap().remove("error");
+        v["pause"] = serde_json::json!({
+            "pause_type": "wait_for", "step_id": "s1", "step_name": "Wait For",
+            "resume_after_ms": 60000
+        });
+        let e: ExecutionEvent = serde_json::from_value(v.clone()).unwrap();
+        e.validate().unwrap();
+        assert_eq!(e.event_type, EventType::FlowPaused);
+        assert_eq!(e.pause.as_ref().unwrap().resume_after_ms, Some(60_000));
+        assert_eq!(serde_json::to_value(&e).unwrap(), v);
+
+        let mut v = sample_json();
+        v["event_type"] = "FLOW_THIRD_PARTY_RATE_LIMITED".into();
+        v["third_party_limit"] = serde_json::json!({"service": "slack", "retry_after_ms": 30000});
+        let e: ExecutionEvent = serde_json::from_value(v.clone()).unwrap();
+        e.validate().unwrap();
+        assert_eq!(e.third_party_limit.as_ref().unwrap().service, "slack");
+        assert_eq!(serde_json::to_value(&e).unwrap(), v);
+
+        // Typed like the other metadata: wrong types and empty names are refused.
+        for (field, value) in [
+            ("pause", serde_json::json!({"step_id": "s1"})),
+            (
+                "pause",
+                serde_json::json!({"pause_type": "w", "resume_after_ms": "soon"}),
+            ),
+            ("third_party_limit", serde_json::json!({"service": 7})),
+            ("third_party_limit", serde_json::json!("slack")),
+        ] {
+            let mut v = sample_json();
+            v[field] = value;
+            assert!(
+                serde_json::from_value::<ExecutionEvent>(v).is_err(),
+                "{field}"
+            );
+        }
+        let mut e: ExecutionEvent = serde_json::from_value(sample_json()).unwrap();
+        e.pause = Some(FlowPause {
+            pause_type: " ".into(),
+            step_id: None,
+            step_name: None,
+            resume_after_ms: None,
+        });
+        assert_eq!(
+            e.validate().unwrap_err().field_name(),
+            Some("pause.pause_type")
+        );
+        e.pause = None;
+        e.third_party_limit = Some(ThirdPartyLimit {
+            service: "slack".into(),
+            step_id: Some("s\n1".into()),
+            step_name: None,
+            retry_after_ms: None,
+        });
+        assert_eq!(
+            e.validate().unwrap_err().field_name(),
+            Some("third_party_limit.step_id")
+        );
+    }
+
+    #[test]
+    fn unknown_event_types_round_trip_unchanged() {
+        let mut v = sample_json();
+        v["event_type"] = "FLOW_RESUMED".into();
+        v["resumed_by"] = "approval".into();
+        let e: ExecutionEvent = serde_json::from_value(v.clone()).unwrap();
+        e.validate().unwrap();
+        assert_eq!(e.event_type.as_str(), "FLOW_RESUMED");
+        assert!(!e.event_type.is_known());
+        assert_eq!(serde_json::to_value(&e).unwrap(), v);
     }
 
     #[test]

@@ -103,7 +103,7 @@ struct Head<'a> {
 
 #[derive(Serialize)]
 struct Fields<'a> {
-    event_type: &'static str,
+    event_type: &'a str,
     event_id: &'a uuid::Uuid,
     flow_id: &'a str,
 }

@@ -261,7 +261,11 @@ mod tests {
     #[test]
     fn bad_enum_and_uuid_and_timestamp() {
         for (field, value) in [
-            ("event_type", json!("FLOW_EXPLODED")),
+            ("event_type", json!("flow_exploded")),
+            ("event_type", json!("FLOW EXPLODED")),
+            ("event_type", json!("")),
+            ("event_type", json!("F".repeat(65))),
+            ("event_type", json!(7)),
             ("execution_id", json!("not-a-uuid")),
             ("timestamp", json!("yesterday")),
             ("event_id", json!(42)),
@@ -272,6 +276,48 @@ mod tests {
                 parse_body(&serde_json::to_vec(&v).unwrap(), BodyFormat::Json, 10).unwrap_err();
             assert_eq!(err.field_name(), Some(field), "{err}");
         }
+    }
+
+    #[test]
+    fn new_and_unknown_event_types_pass_ingest_unchanged() {
+        let mut paused = event_json();
+        paused["event_type"] = json!("FLOW_PAUSED");
+        paused["pause"] = json!({"pause_type": "wait_for", "resume_after_ms": 1000});
+        let mut limited = event_json();
+        limited["event_type"] = json!("FLOW_THIRD_PARTY_RATE_LIMITED");
+        limited["third_party_limit"] = json!({"service": "slack"});
+        let mut unknown = event_json();
+        unknown["event_type"] = json!("FLOW_RESUMED");
+        let body = serde_json::to_vec(&json!([paused, limited, unknown])).unwrap();
+        let events = parse_body(&body, BodyFormat::Json, 10).unwrap();
+        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(
+            types,
+            [
+                "FLOW_PAUSED",
+                "FLOW_THIRD_PARTY_RATE_LIMITED",
+                "FLOW_RESUMED"
+            ]
+        );
+        assert!(!events[2].event_type.is_known());
+        let out = serde_json::to_value(&events[2]).unwrap();
+        assert_eq!(out["event_type"], "FLOW_RESUMED");
+        // The metadata of the new types is typed: a bad value names its field.
+        let mut bad = event_json();
+        bad["pause"] = json!({"pause_type": "w", "resume_after_ms": -1});
+        let arr = json!([event_json(), bad]);
+        let err = parse_body(&serde_json::to_vec(&arr).unwrap(), BodyFormat::Json, 10).unwrap_err();
+        assert_eq!(
+            err.field_name(),
+            Some("events[1].pause.resume_after_ms"),
+            "{err}"
+        );
+        let mut bad = event_json();
+        bad["event_type"] = json!("flow_resumed");
+        let arr = json!([event_json(), bad]);
+        let err = parse_body(&serde_json::to_vec(&arr).unwrap(), BodyFormat::Json, 10).unwrap_err();
+        assert_eq!(err.field_name(), Some("events[1].event_type"), "{err}");
+        assert!(err.to_string().contains("flow_resumed"), "{err}");
     }
 
     #[test]

@@ -32,29 +32,54 @@ pub enum EndpointKind {
 }
 
 /// Which event types to stream: `"all"` or a list such as `["FLOW_FAILED","FLOW_CANCELED"]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `"all"` includes types this version does not know; a list may name any well-formed type
+/// (see [`EventType`]), so an org can subscribe to a new type by name before ELS knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum EventSelection {
     #[default]
-    #[serde(with = "all_literal")]
+    #[serde(serialize_with = "all_literal")]
     All,
     Only(BTreeSet<EventType>),
 }
 
-mod all_literal {
-    use serde::{Deserialize, Deserializer, Serializer};
+fn all_literal<S: serde::Serializer>(s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("all")
+}
 
-    pub fn serialize<S: Serializer>(s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("all")
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
-        let text = String::deserialize(d)?;
-        if text.eq_ignore_ascii_case("all") {
-            Ok(())
-        } else {
-            Err(serde::de::Error::custom("expected \"all\""))
+/// By hand rather than `untagged`, whose one message ("did not match any variant") would
+/// not say which type is wrong: `"all"` (any case) or a list whose bad entry is named.
+impl<'de> Deserialize<'de> for EventSelection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EventSelection;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"all\" or a list of event types")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<EventSelection, E> {
+                if text.eq_ignore_ascii_case("all") {
+                    Ok(EventSelection::All)
+                } else {
+                    Err(E::custom("expected \"all\" or a list of event types"))
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<EventSelection, A::Error> {
+                let mut set = BTreeSet::new();
+                let mut i = 0;
+                while let Some(name) = seq.next_element::<String>()? {
+                    let t = EventType::parse(&name)
+                        .map_err(|e| serde::de::Error::custom(format!("events[{i}]: {e}")))?;
+                    set.insert(t);
+                    i += 1;
+                }
+                Ok(EventSelection::Only(set))
+            }
         }
+        d.deserialize_any(V)
     }
 }
 

@@ -22,7 +22,9 @@ use serde::Deserializer;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::event::{EventType, ExecutionEvent, FlowError, ThrottleLimit};
+use crate::event::{
+    EventType, ExecutionEvent, FlowError, FlowPause, ThirdPartyLimit, ThrottleLimit,
+};
 
 /// A JSON string's value inside the event text, or unescaped when it had escapes.
 #[derive(Debug, Clone)]
@@ -101,10 +103,12 @@ enum Kind {
     OptBool,
     OptFlowError,
     OptThrottleLimit,
+    OptFlowPause,
+    OptThirdPartyLimit,
 }
 
 /// Every field [`ExecutionEvent`] types (a test checks both agree on what is valid).
-const FIELDS: [(&str, Kind); 28] = [
+const FIELDS: [(&str, Kind); 30] = [
     ("event_id", Kind::Uuid),
     ("event_type", Kind::EventType),
     ("execution_id", Kind::Uuid),
@@ -133,6 +137,8 @@ const FIELDS: [(&str, Kind); 28] = [
     ("step_count", Kind::OptU32),
     ("error", Kind::OptFlowError),
     ("throttle_limit", Kind::OptThrottleLimit),
+    ("pause", Kind::OptFlowPause),
+    ("third_party_limit", Kind::OptThirdPartyLimit),
 ];
 
 /// Indexes into [`FIELDS`] of the fields kept typed.
@@ -328,6 +334,8 @@ fn field_index(name: &str) -> Option<usize> {
         "step_count" => 25,
         "error" => 26,
         "throttle_limit" => 27,
+        "pause" => 28,
+        "third_party_limit" => 29,
         _ => return None,
     })
 }
@@ -338,13 +346,10 @@ fn uuid(raw: &str) -> Result<Uuid, NotAnEvent> {
     Uuid::parse_str(&text).map_err(|e| NotAnEvent(e.to_string()))
 }
 
-/// An event type in a JSON string.
+/// An event type in a JSON string: a known one or a well-formed unknown one (kept by name).
 fn event_type(raw: &str) -> Result<EventType, NotAnEvent> {
     let text = json_str(raw)?;
-    EventType::ALL
-        .into_iter()
-        .find(|t| t.as_str() == text)
-        .ok_or_else(|| NotAnEvent(format!("unknown event type `{text}`")))
+    EventType::parse(&text).map_err(NotAnEvent)
 }
 
 /// Check one known field against its declared type.
@@ -368,6 +373,8 @@ fn check(name: &str, kind: Kind, raw: Option<&str>) -> Result<(), NotAnEvent> {
         Kind::OptBool => typed::<bool>(raw).map(drop),
         Kind::OptFlowError => typed::<FlowError>(raw).map(drop),
         Kind::OptThrottleLimit => typed::<ThrottleLimit>(raw).map(drop),
+        Kind::OptFlowPause => typed::<FlowPause>(raw).map(drop),
+        Kind::OptThirdPartyLimit => typed::<ThirdPartyLimit>(raw).map(drop),
     }
     .map_err(in_field)
 }

@@ -217,6 +217,8 @@ async fn handle_ingest(state: &AppState, request: Request) -> Response {
     };
     let events = &batch.events;
     state.metrics.events_received.inc_by(events.len() as u64);
+    let unknown = events.iter().filter(|e| !e.event_type.is_known()).count();
+    state.metrics.unknown_event_types.inc_by(unknown as u64);
     match state.producer.send(&records).await {
         Ok(()) => {
             state.metrics.events_produced.inc_by(events.len() as u64);
@@ -389,6 +391,45 @@ mod tests {
         let (status, body) = answer(&state, post(serde_json::to_vec(&batch).unwrap())).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
         assert_eq!(body["field"], "events[2]");
+    }
+
+    #[tokio::test]
+    async fn unknown_types_are_counted_and_malformed_ones_are_400_naming_the_field() {
+        let state = state(1_000_000);
+        let with_type = |t: &str| {
+            let mut e = event(0);
+            e["event_type"] = t.into();
+            e
+        };
+        let mut paused = with_type("FLOW_PAUSED");
+        paused["pause"] = serde_json::json!({"pause_type": "wait_for"});
+        // No broker: a valid batch is counted when validated, then answered 503.
+        let batch = serde_json::json!([
+            paused,
+            with_type("FLOW_RESUMED"),
+            with_type("FLOW_RETRIED"),
+            with_type("FLOW_THIRD_PARTY_RATE_LIMITED"),
+        ]);
+        let (status, body) = answer(&state, post(serde_json::to_vec(&batch).unwrap())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(state.metrics.events_received.get(), 4);
+        assert_eq!(state.metrics.unknown_event_types.get(), 2);
+        let text = state.metrics.render();
+        assert!(
+            text.contains("els_producer_unknown_event_types_total 2"),
+            "{text}"
+        );
+        assert!(!text.contains("FLOW_RESUMED"), "no label per type name");
+
+        let too_long = "F".repeat(els_model::event::MAX_EVENT_TYPE_BYTES + 1);
+        for bad in ["flow_paused", "FLOW PAUSED", "", too_long.as_str()] {
+            let batch = serde_json::json!([event(0), with_type(bad)]);
+            let (status, body) = answer(&state, post(serde_json::to_vec(&batch).unwrap())).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+            assert_eq!(body["error"], "invalid_field");
+            assert_eq!(body["field"], "events[1].event_type", "{bad:?}: {body}");
+        }
+        assert_eq!(state.metrics.unknown_event_types.get(), 2);
     }
 
     #[tokio::test]

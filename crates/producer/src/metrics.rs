@@ -13,6 +13,9 @@ pub struct Metrics {
     pub produce_errors: IntCounter,
     /// Ingest requests by answered HTTP status.
     pub requests: IntCounterVec,
+    /// Validated events whose `event_type` this version does not know (accepted and passed
+    /// on by name; one series, never a label per name).
+    pub unknown_event_types: IntCounter,
 }
 
 impl Metrics {
@@ -37,6 +40,11 @@ impl Metrics {
             "els_producer_produce_errors_total",
             "Events Kafka did not acknowledge (request answered 503)",
         );
+        let unknown_event_types = counter(
+            "els_producer_unknown_event_types_total",
+            "Events in ingest requests that passed validation with an event_type this version \
+             does not know (accepted and passed on unchanged)",
+        );
         let requests = IntCounterVec::new(
             Opts::new(
                 "els_producer_requests_total",
@@ -54,6 +62,7 @@ impl Metrics {
             events_produced,
             produce_errors,
             requests,
+            unknown_event_types,
         }
     }
 

@@ -64,6 +64,8 @@ pub fn sample_event(org: &str) -> ExecutionEvent {
         step_count: Some(3),
         error: None,
         throttle_limit: None,
+        pause: None,
+        third_party_limit: None,
         extra: BTreeMap::new(),
     }
 }

@@ -320,6 +320,9 @@ impl Loop {
             Ok(event) => event,
             Err((error, payload)) => return self.invalid(partition, offset, &payload, error).await,
         };
+        if !event.event_type.is_known() {
+            metrics.unknown_event_types.inc();
+        }
         let selected = self
             .services
             .settings

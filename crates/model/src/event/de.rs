@@ -18,7 +18,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
-use super::{EventType, ExecutionEvent, FlowError, ThrottleLimit};
+use super::{EventType, ExecutionEvent, FlowError, FlowPause, ThirdPartyLimit, ThrottleLimit};
 use crate::json::RawJson;
 
 /// An RFC 3339 timestamp, normalised to UTC; parsed from the borrowed text.
@@ -182,6 +182,8 @@ event_visitor! {
         step_count: u32,
         error: FlowError,
         throttle_limit: ThrottleLimit,
+        pause: FlowPause,
+        third_party_limit: ThirdPartyLimit,
     }
 }
 

@@ -31,6 +31,50 @@ fn defaults_and_selection() {
 }
 
 #[test]
+fn lists_may_name_new_and_unknown_types() {
+    let s = settings(json!({
+        "url": "https://siem.example.com/x",
+        "events": ["FLOW_PAUSED", "FLOW_RESUMED", "FLOW_FAILED"]
+    }))
+    .unwrap();
+    let resumed = EventType::parse("FLOW_RESUMED").unwrap();
+    assert!(s.events.includes(resumed));
+    assert!(s.events.includes(EventType::FlowPaused));
+    assert!(!s.events.includes(EventType::FlowThirdPartyRateLimited));
+    assert!(!s.events.includes(EventType::parse("FLOW_RETRIED").unwrap()));
+    assert!(EventSelection::All.includes(resumed));
+    // Known types first, in their order, then unknown ones by name.
+    assert_eq!(
+        serde_json::to_value(&s).unwrap()["events"],
+        json!(["FLOW_FAILED", "FLOW_PAUSED", "FLOW_RESUMED"])
+    );
+}
+
+#[test]
+fn settings_written_before_unknown_types_load_unchanged() {
+    // A document as ELS stored it before: every field the API writes.
+    let before = json!({
+        "enabled": true,
+        "url": "https://siem.example.com/services/collector/event",
+        "endpoint": "hec",
+        "events": ["FLOW_FAILED", "FLOW_CANCELED", "FLOW_THROTTLED"],
+        "flows": {"mode": "include", "flow_ids": ["f1"]},
+        "auth_headers": [{"name": "Authorization", "value": "Splunk t"}],
+        "custom_headers": [],
+        "custom_fields": [],
+        "hec": serde_json::to_value(crate::hec::HecOptions::default()).unwrap(),
+        "allow_http": false
+    });
+    let text = serde_json::to_vec(&before).unwrap();
+    let s = OrgSettings::from_json(&text).unwrap();
+    s.validate().unwrap();
+    assert_eq!(serde_json::to_value(&s).unwrap(), before);
+    let all = json!({"url": "https://siem.example.com/x", "events": "ALL"});
+    let s = OrgSettings::from_json(all.to_string().as_bytes()).unwrap();
+    assert_eq!(s.events, EventSelection::All);
+}
+
+#[test]
 fn field_named_errors() {
     let cases = [
         (json!({"url": "ftp://x/y"}), "url"),
@@ -117,9 +161,15 @@ fn from_json_names_fields_and_never_echoes_secrets() {
             Some("auth_headers[0].value"),
         ),
         (
-            r#"{"url": "https://x", "events": ["FLOW_NOPE"]}"#,
+            r#"{"url": "https://x", "events": ["flow_nope"]}"#,
             Some("events"),
         ),
+        (
+            r#"{"url": "https://x", "events": ["FLOW NOPE"]}"#,
+            Some("events"),
+        ),
+        (r#"{"url": "https://x", "events": [""]}"#, Some("events")),
+        (r#"{"url": "https://x", "events": "some"}"#, Some("events")),
         (r#"{"url": "https://x""#, None),
         (r#"{"url": "https://x"} trailing"#, None),
         ("[]", None),
@@ -128,6 +178,14 @@ fn from_json_names_fields_and_never_echoes_secrets() {
         let err = OrgSettings::from_json(text.as_bytes()).unwrap_err();
         assert_eq!(err.field_name(), field, "{text} -> {err}");
     }
+    let err =
+        OrgSettings::from_json(br#"{"url": "https://x", "events": ["FLOW_FAILED", "flow nope"]}"#)
+            .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("events[1]: `flow nope` is not an event type"),
+        "{err}"
+    );
     let err = OrgSettings::from_json(
         br#"{"url": "https://x", "auth_headers": [{"name": "A", "value": ["CANARY-7f3a"]}]}"#,
     )

@@ -80,6 +80,10 @@ fn field_value() -> impl Strategy<Value = Value> {
         Just(json!("text")),
         Just(json!("2026-11-25T01:02:03Z")),
         Just(json!("FLOW_START")),
+        Just(json!("FLOW_RESUMED")),
+        Just(json!("flow_start")),
+        Just(json!({"pause_type": "wait_for", "resume_after_ms": 5})),
+        Just(json!({"service": "slack", "retry_after_ms": 5})),
         Just(json!("5f0c6f7e-8a41-4d57-9a7d-1f0e2c3b4a59")),
         Just(json!({"error_code": "E", "error_message": "m"})),
         Just(json!({"limit_type": "x", "limit": 3})),
@@ -114,5 +118,26 @@ proptest! {
             prop_assert_eq!(t.timestamp.timestamp_millis(), e.timestamp_ms);
             prop_assert_eq!(t.event_id, e.event_id);
         }
+    }
+}
+
+#[test]
+fn unknown_types_are_read_by_name_and_malformed_ones_refused() {
+    let mut v = sample_json();
+    v["event_type"] = "FLOW_RESUMED".into();
+    let text = v.to_string();
+    let e = TopicEvent::parse(text.as_bytes()).unwrap();
+    assert_eq!(e.event_type.as_str(), "FLOW_RESUMED");
+    assert!(!e.event_type.is_known());
+    assert_eq!(e.json(), text);
+    for t in ["FLOW_PAUSED", "FLOW_THIRD_PARTY_RATE_LIMITED"] {
+        v["event_type"] = t.into();
+        let e = TopicEvent::parse(v.to_string().as_bytes()).unwrap();
+        assert!(e.event_type.is_known() && e.event_type.as_str() == t);
+    }
+    for bad in ["flow_exploded", "FLOW EXPLODED", ""] {
+        v["event_type"] = bad.into();
+        let err = TopicEvent::parse(v.to_string().as_bytes()).unwrap_err().0;
+        assert!(err.starts_with("event_type: "), "{bad:?}: {err}");
     }
 }
