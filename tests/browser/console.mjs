@@ -132,7 +132,8 @@ async function run(page) {
   await page.locator('#org-new').fill(ORG);
   await page.locator('#org-new').press('Enter');
   await until(page, 'the org to open', (org) => document.getElementById('org-name').textContent === org, ORG);
-  assert.match(await text(page.locator('#settings-note')), /no settings of its own/);
+  // The note comes with the org's settings, which load after its name is shown.
+  await until(page, 'the settings note', () => /no settings of its own/.test(document.getElementById('settings-note').textContent));
   assert.equal(await page.locator('#settings-fields').isDisabled(), false, 'a new org opens for editing');
   await until(page, 'the dead-letter count', (n) => document.getElementById('dlq-count').textContent === String(n), EXPECT_DEAD);
   ok(`opened ${ORG} (no settings of its own yet, ${EXPECT_DEAD} dead letters)`);
@@ -159,6 +160,8 @@ async function run(page) {
   await page.locator('#ev-all').uncheck();
   await page.getByLabel('Canceled').uncheck();
   await page.getByLabel('Throttled').uncheck();
+  await page.getByLabel('Paused', { exact: true }).uncheck();
+  await page.getByLabel('Rate-limited by a third party').uncheck();
   if ((await page.locator('#auth-rows > .row').count()) === 0) await page.getByRole('button', { name: 'Add authorization header' }).click();
   await part('auth-rows', 0, 'name').fill('Authorization');
   await part('auth-rows', 0, 'value').fill(`Splunk ${SIEM_TOKEN}`);
@@ -208,7 +211,8 @@ async function run(page) {
       endpoint: $('endpoint').value,
       allowHttp: $('allow-http').checked,
       all: $('ev-all').checked,
-      events: ['FLOW_START', 'FLOW_COMPLETE', 'FLOW_FAILED', 'FLOW_CANCELED', 'FLOW_THROTTLED'].filter((t) => $(`ev-${t}`).checked),
+      events: ['FLOW_START', 'FLOW_COMPLETE', 'FLOW_FAILED', 'FLOW_CANCELED', 'FLOW_THROTTLED', 'FLOW_PAUSED',
+        'FLOW_THIRD_PARTY_RATE_LIMITED'].filter((t) => $(`ev-${t}`).checked),
       auth: rows('auth-rows'),
       masked: [...document.querySelectorAll('#auth-rows .masked')].map((m) => m.textContent),
       headers: rows('custom-header-rows'),

@@ -11,7 +11,10 @@
   const TOKEN_KEY = 'els.console.token';
   /** What the settings API shows instead of a stored auth header value. */
   const MASK = '********';
-  const EVENT_TYPES = ['FLOW_START', 'FLOW_COMPLETE', 'FLOW_FAILED', 'FLOW_CANCELED', 'FLOW_THROTTLED'];
+  const EVENT_TYPES = [
+    'FLOW_START', 'FLOW_COMPLETE', 'FLOW_FAILED', 'FLOW_CANCELED', 'FLOW_THROTTLED',
+    'FLOW_PAUSED', 'FLOW_THIRD_PARTY_RATE_LIMITED',
+  ];
   const REQUEST_TIMEOUT_MS = 20000;
   const REPLAY_TIMEOUT_MS = 120000;
   const SAMPLE_TEMPLATE = '{\n  "source": "els",\n  "event": "${event}"\n}';
@@ -485,7 +488,11 @@
     s.url = $('url').value.trim();
     s.endpoint = $('endpoint').value;
     s.allow_http = $('allow-http').checked;
-    s.events = $('ev-all').checked ? 'all' : EVENT_TYPES.filter((t) => $(`ev-${t}`).checked);
+    // Types without a box here (new ones, subscribed to by name through the API) are kept.
+    const other = Array.isArray(state.saved && state.saved.events)
+      ? state.saved.events.filter((t) => !EVENT_TYPES.includes(t))
+      : [];
+    s.events = $('ev-all').checked ? 'all' : EVENT_TYPES.filter((t) => $(`ev-${t}`).checked).concat(other);
 
     const pairs = (containerId, keyName, kind, field) => {
       const out = [];
