@@ -386,6 +386,18 @@ async fn deliver_hec(
         let reply = hec::parse_reply(&last.detail);
         let code = reply.as_ref().map(|r| r.code);
         if probing(engine, org) || streams::is_configuration_error(last.status, code) {
+            if engine.services.streams.window_expired(org) {
+                // Failing for the whole retry window: the held events end as dead letters.
+                Box::pin(dead_letter(
+                    engine,
+                    batch,
+                    Reason::RetriesExhausted,
+                    attempts,
+                    &last,
+                ))
+                .await;
+                continue;
+            }
             // The stream's configuration (token, index, channel, URL) is wrong, or a probe
             // failed: pause and hold, never dead-letter event by event.
             pause(org, batch, &last, runtime, engine);
@@ -600,7 +612,11 @@ async fn deliver_single(
             exhausted(org, vec![job], attempts, &last, runtime, engine).await;
         }
         Outcome::Rejected { attempts, last } => {
-            if probing(engine, org) || streams::is_configuration_error(last.status, None) {
+            let paused = probing(engine, org) || streams::is_configuration_error(last.status, None);
+            if paused && engine.services.streams.window_expired(org) {
+                let reason = Reason::RetriesExhausted;
+                Box::pin(dead_letter(engine, vec![job], reason, attempts, &last)).await;
+            } else if paused {
                 pause(org, vec![job], &last, runtime, engine);
             } else {
                 Box::pin(dead_letter(

@@ -304,6 +304,16 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(settings: OrgSettings, knobs: EngineKnobs, siem: FakeSiem) -> Self {
+        Self::with_health(settings, knobs, siem, Config::default().health_knobs())
+    }
+
+    /// [`Harness::new`] with stream-health knobs of its own.
+    pub fn with_health(
+        settings: OrgSettings,
+        knobs: EngineKnobs,
+        siem: FakeSiem,
+        health: crate::streams::HealthKnobs,
+    ) -> Self {
         let org_settings = SettingsStore::default();
         org_settings.put(ORG, settings).unwrap();
         let dir = std::env::temp_dir().join(format!("els-engine-{}", uuid::Uuid::new_v4()));
@@ -313,6 +323,10 @@ impl Harness {
         let siem = Arc::new(siem);
         services.deliver = siem.clone();
         services.engine = knobs;
+        services.streams = Arc::new(crate::streams::StreamStates::new(
+            health,
+            services.metrics.clone(),
+        ));
         let services = Arc::new(services);
         let (done_tx, done) = mpsc::unbounded_channel();
         let (held_tx, held) = mpsc::unbounded_channel();

@@ -150,3 +150,28 @@ async fn new_settings_resume_a_paused_stream_and_the_resume_is_announced_to_the_
     assert!(requests[1].events.is_empty(), "no lifecycle event first");
     assert_eq!(requests[2].events, vec![0, 1, 2]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn past_the_retry_window_a_refused_stream_dead_letters_its_held_events() {
+    let siem = FakeSiem::replying(|_, _| (403, INVALID_TOKEN.into()));
+    let health = crate::streams::HealthKnobs {
+        retry_window: Duration::from_secs(120),
+        ..crate::streams::HealthKnobs::default()
+    };
+    let mut h = Harness::with_health(hec(), knobs(), siem, health);
+    let tx = h.worker((0..3).map(job));
+    h.held(3).await;
+    let streams = h.services.streams.clone();
+    let settings = Arc::as_ptr(&h.services.settings.get(ORG).unwrap()) as usize;
+    tokio::time::sleep(Duration::from_secs(121)).await;
+    assert_eq!(streams.release(ORG, settings), crate::streams::Release::All);
+    for n in 0..3 {
+        tx.send(job(n)).await.unwrap();
+    }
+    h.finished(3).await;
+    let dead = h.dead_letters();
+    assert_eq!(dead.len(), 3);
+    assert!(dead
+        .iter()
+        .all(|d| d.reason == crate::state::Reason::RetriesExhausted));
+}
