@@ -1,9 +1,10 @@
 //! `els-consumer`: Kafka -> filter -> limit -> deliver to each org's SIEM -> dead letters.
 //!
-//! The crate has five rooms, each opening with a map of its files:
+//! The crate has six rooms, each opening with a map of its files:
 //!
 //! - [`delivery`]: the engine: the consume loop and its watermarks, rebalances and lag,
-//!   per-org dispatch, parking, workers (batching, HEC splitting), limits, retries, request
+//!   per-org dispatch, parking, workers (batching, HEC splitting, indexer acks), limits,
+//!   retries, request
 //!   bodies, the SIEM client and its SSRF guard.
 //! - [`settings`]: every org's stream settings: the in-memory store, the compacted settings
 //!   topic shared by all instances, the crypto that seals auth header values.
