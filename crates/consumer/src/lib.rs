@@ -4,8 +4,7 @@
 //!
 //! - [`delivery`]: the engine: the consume loop and its watermarks, rebalances and lag,
 //!   per-org dispatch, parking, workers (batching, HEC splitting, indexer acks), limits,
-//!   retries, request
-//!   bodies, the SIEM client and its SSRF guard.
+//!   retries, request bodies, the SIEM client and its SSRF guard.
 //! - [`settings`]: every org's stream settings: the in-memory store, the compacted settings
 //!   topic shared by all instances, the crypto that seals auth header values.
 //! - [`admin`]: the admin server: route table and token layer, probes and metrics, the
