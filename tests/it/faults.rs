@@ -600,6 +600,9 @@ async fn secrets_canary_and_ssrf_hold_under_faults() {
         &[
             ("ELS_SSRF_ALLOW", "localhost"),
             ("ELS_RETRY_MAX_ELAPSED_MS", "3000"),
+            // No probe of the paused org while the test looks (its 3 s window would be over
+            // and a probe would dead-letter the held events).
+            ("ELS_PROBE_INTERVAL_MS", "600000"),
             ("ELS_RETRY_INITIAL_MS", "100"),
             ("ELS_REQUEST_TIMEOUT_MS", "1000"),
             (
