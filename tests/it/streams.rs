@@ -150,12 +150,12 @@ async fn a_wrong_token_pauses_survives_a_kill_and_the_fix_delivers_in_order() {
         metric(&m, "els_events_dead_lettered_total{reason=\"rejected\"}"),
         0.0
     );
-    // While paused only probes reach the SIEM: one per 2 s.
+    // While paused only probes reach the SIEM: at most one per 2 s interval, and at least one.
     let before = sim.stats().await.unwrap()["requests"].as_u64().unwrap();
     tokio::time::sleep(Duration::from_millis(6500)).await;
     let probes = sim.stats().await.unwrap()["requests"].as_u64().unwrap() - before;
     assert!(
-        (2..=4).contains(&probes),
+        (1..=4).contains(&probes),
         "{probes} requests in 6.5 s while paused"
     );
     let listed = elsctl(&consumer, &["status", "--org", "org-0001"]);
