@@ -12,7 +12,7 @@ use els_tests::*;
 use serde_json::{json, Value};
 
 /// Examples per operation and phase (schemathesis `--max-examples`).
-const MAX_EXAMPLES: &str = "15";
+const MAX_EXAMPLES: &str = "40";
 /// Wall-clock bound of one schemathesis run.
 const RUN_LIMIT: Duration = Duration::from_secs(240);
 /// What "breaks the document" means, plus server errors.
@@ -51,8 +51,11 @@ fn schemathesis(
         .args([
             "--max-examples",
             MAX_EXAMPLES,
+            // Not the coverage phase: under CPython 3.11 it intermittently crashes inside
+            // hypothesis ("SystemError: AST constructor recursion depth mismatch", a CPython
+            // bug, not an answer of ours), which made this test flaky on a loaded machine.
             "--phases",
-            "examples,coverage,fuzzing",
+            "examples,fuzzing",
         ])
         .args([
             "--workers",
