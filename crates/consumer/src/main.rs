@@ -109,6 +109,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("connecting the stream notices topic")?;
         services.streams.restore(notices);
+        let settings = &services.settings;
+        services
+            .streams
+            .adopt_settings(|org| settings.get(org).map_or(0, |rt| Arc::as_ptr(&rt) as usize));
         services.streams.attach_sink(sink);
     }
     let (tokens, audit) = access::start(&config, cancel.clone())

@@ -252,6 +252,17 @@ impl StreamStates {
         self.count_states(&streams);
     }
 
+    /// Streams restored paused take `settings_of(org)` (the current settings' address) as the
+    /// settings they paused with, so only a later change resumes them. Called at start, once
+    /// the settings are read.
+    pub fn adopt_settings(&self, settings_of: impl Fn(&str) -> usize) {
+        for (org, stream) in self.lock().iter_mut() {
+            if stream.paused_settings == UNKNOWN_SETTINGS {
+                stream.paused_settings = settings_of(org);
+            }
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, OrgStream>> {
         self.streams.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -305,7 +316,13 @@ impl StreamStates {
         };
         let notice = StreamNotice {
             org: org.to_string(),
-            from,
+            // Probing is a moment of a pause (its cycles are not notices): a stream resuming
+            // from a probe resumes from `paused`.
+            from: if from == StreamState::Probing {
+                StreamState::Paused
+            } else {
+                from
+            },
             to,
             reason,
             at,

@@ -142,6 +142,15 @@ fn states_come_back_from_the_notices_topic() {
         "restored paused, resumed at once"
     );
     assert_eq!(s.state("org-1"), StreamState::Paused);
+    // With the settings adopted at start, a change made before the first release resumes.
+    s.restore(vec![notice(
+        "org-5",
+        StreamState::Active,
+        StreamState::Paused,
+    )]);
+    s.adopt_settings(|_| 3);
+    assert_eq!(s.release("org-5", 4), Release::All);
+    assert_eq!(s.state("org-5"), StreamState::Active);
     assert_eq!(s.state("org-2"), StreamState::PausedByUser);
     assert_eq!(s.state("org-3"), StreamState::Active, "failing is not held");
     assert_eq!(s.state("org-4"), StreamState::Active);

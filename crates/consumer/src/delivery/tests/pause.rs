@@ -117,7 +117,7 @@ async fn a_probe_is_one_attempt_and_its_success_resumes_the_stream() {
         moves,
         [
             (StreamState::Active, StreamState::Paused),
-            (StreamState::Probing, StreamState::Active)
+            (StreamState::Paused, StreamState::Active)
         ]
     );
     assert!(streams.status(ORG, false).reason.is_none());
