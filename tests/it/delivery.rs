@@ -5,24 +5,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use els_producer::generate::demo_events;
 use els_tests::*;
 use serde_json::{json, Value};
 
 const TOPIC: &str = "els.events";
-
-/// Fresh demo events for `org`, stamped now (so latency = arrival - timestamp).
-fn events_for(org: &str, n: usize, seed: u64) -> Vec<Value> {
-    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    demo_events(1, n, seed)
-        .into_iter()
-        .map(|mut e| {
-            e["org_id"] = json!(org);
-            e["timestamp"] = json!(now);
-            e
-        })
-        .collect()
-}
 
 async fn wait_ids(sim: &Sim, ids: &[String], timeout: Duration) {
     let want: HashSet<&str> = ids.iter().map(String::as_str).collect();

@@ -7,8 +7,6 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use els_producer::generate::demo_events;
 use els_tests::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -50,19 +48,6 @@ async fn put_settings(consumer: &ConsumerProc, org: &str, settings: &Value) {
 
 fn metric(m: &std::collections::BTreeMap<String, f64>, name: &str) -> f64 {
     m.get(name).copied().unwrap_or(0.0)
-}
-
-/// `n` events of `org`, stamped now.
-fn events_of(org: &str, n: usize, seed: u64) -> Vec<Value> {
-    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    demo_events(1, n, seed)
-        .into_iter()
-        .map(|mut e| {
-            e["org_id"] = json!(org);
-            e["timestamp"] = json!(now);
-            e
-        })
-        .collect()
 }
 
 /// The sequence number of each id's first arrival at `sim`.
@@ -129,7 +114,7 @@ async fn a_wrong_token_pauses_survives_a_kill_and_the_fix_delivers_in_order() {
 
     // 500 events to a SIEM that refuses the token: paused after the first refusal, held.
     let held_ids = producer
-        .post_all(&events_of("org-0001", 500, 1), 250)
+        .post_all(&events_for("org-0001", 500, 1), 250)
         .await
         .unwrap();
     let paused = wait_for(
@@ -189,7 +174,7 @@ async fn a_wrong_token_pauses_survives_a_kill_and_the_fix_delivers_in_order() {
     assert_eq!(found, 500);
     assert!(took <= Duration::from_secs(5), "held events took {took:?}");
     let new_ids = producer
-        .post_all(&events_of("org-0001", 50, 2), 50)
+        .post_all(&events_for("org-0001", 50, 2), 50)
         .await
         .unwrap();
     wait_arrived(&[&sim], &new_ids, Duration::from_secs(30)).await;
@@ -282,7 +267,7 @@ async fn past_the_hold_quota_events_are_dead_lettered_quota_exceeded() {
     let paused = api(&consumer, reqwest::Method::POST, "/v1/orgs/org-0001/pause").await;
     assert_eq!(paused["state"], "paused_by_user", "{paused}");
     let ids = producer
-        .post_all(&events_of("org-0001", 1500, 3), 500)
+        .post_all(&events_for("org-0001", 1500, 3), 500)
         .await
         .unwrap();
     wait_for(
@@ -340,7 +325,7 @@ async fn paced(
 ) -> Vec<String> {
     let mut ids = Vec::new();
     for round in 0..rounds {
-        let batch = events_of(org, per_round, seed * 1000 + round as u64);
+        let batch = events_for(org, per_round, seed * 1000 + round as u64);
         ids.extend(producer.post_all(&batch, per_round).await.unwrap());
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

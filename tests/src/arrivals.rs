@@ -13,6 +13,19 @@ use serde_json::Value;
 
 use crate::{ConsumerProc, Kafka, Sim};
 
+/// `n` demo events of `org`, stamped now (so latency = arrival - timestamp).
+pub fn events_for(org: &str, n: usize, seed: u64) -> Vec<Value> {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    els_producer::generate::demo_events(1, n, seed)
+        .into_iter()
+        .map(|mut e| {
+            e["org_id"] = serde_json::json!(org);
+            e["timestamp"] = serde_json::json!(now);
+            e
+        })
+        .collect()
+}
+
 /// Delivery latency (first arrival at siem-sim minus the event's timestamp) of each of `ids`,
 /// in milliseconds, sorted.
 pub async fn latencies(sim: &Sim, ids: &HashSet<String>) -> Vec<i64> {

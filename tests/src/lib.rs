@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 pub use arrivals::{
-    arrived, latencies, p99, post_paced, wait_arrived, wait_arrived_or_explain, Explain,
+    arrived, events_for, latencies, p99, post_paced, wait_arrived, wait_arrived_or_explain, Explain,
 };
 pub use els_testkit::kafka::Located;
 pub use els_testkit::sim::HEC_TOKEN;
