@@ -106,7 +106,8 @@ fn error(status: StatusCode, kind: &str, field: Option<&str>, message: String) -
 }
 
 /// After a body that was not read whole the connection cannot carry another request (hyper
-/// closes it); say so to the client.
+/// closes it); say so to the client, so that it does not send its next request on a
+/// connection about to close.
 fn closing(mut response: Response) -> Response {
     response
         .headers_mut()
@@ -130,23 +131,25 @@ async fn handle_ingest(state: &AppState, request: Request) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    // Every answer given before the body is read whole closes the connection: the unread rest
+    // of the body would otherwise be taken for the next request on a kept-alive connection.
     let Some(format) = BodyFormat::from_content_type(content_type) else {
-        return error(
+        return closing(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             Some("Content-Type"),
             format!(
                 "Content-Type `{content_type}` is not supported; use application/json or application/x-ndjson"
             ),
-        );
+        ));
     };
     let too_large = || {
-        error(
+        closing(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             Some("body"),
             format!("the body exceeds {} bytes", state.max_body_bytes),
-        )
+        ))
     };
     let declared = request
         .headers()
@@ -374,6 +377,44 @@ mod tests {
         let response = handle_ingest(&state, post(Body::from_stream(stalled))).await;
         assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
         assert_eq!(response.headers()[header::CONNECTION], "close");
+    }
+
+    #[tokio::test]
+    async fn answers_before_the_whole_body_close_the_connection() {
+        let state = AppState {
+            max_body_bytes: 100,
+            ..state(1_000_000)
+        };
+        let declared = Request::builder()
+            .method("POST")
+            .uri("/v1/events")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, "5000")
+            .body(Body::from(vec![b' '; 5000]))
+            .unwrap();
+        let streamed = post(Body::from_stream(futures::stream::iter([Ok::<
+            _,
+            std::io::Error,
+        >(
+            Bytes::from(vec![b' '; 5000]),
+        )])));
+        let mut plain = post("hello");
+        plain
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        for (request, status) in [
+            (declared, StatusCode::PAYLOAD_TOO_LARGE),
+            (streamed, StatusCode::PAYLOAD_TOO_LARGE),
+            (plain, StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ] {
+            let response = handle_ingest(&state, request).await;
+            assert_eq!(response.status(), status);
+            assert_eq!(response.headers()[header::CONNECTION], "close", "{status}");
+        }
+        // A body read whole keeps the connection, even when its content is refused.
+        let response = handle_ingest(&state, post("{")).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(response.headers().get(header::CONNECTION).is_none());
     }
 
     #[tokio::test]

@@ -51,7 +51,16 @@ impl IntoResponse for ApiError {
             message: self.message,
             errors: Vec::new(),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The body was not read whole, so the connection cannot carry another request:
+            // tell the client before it sends one.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
