@@ -13,22 +13,33 @@ use crate::event::EventType;
 use crate::hec::HecOptions;
 use crate::template::BodyTemplate;
 
+mod destination;
 mod headers;
 #[cfg(test)]
 mod tests;
 
+pub use destination::{
+    check_stream_id, stream_slot, DatadogOptions, ElasticOpType, ElasticOptions, HttpFormat,
+    HttpOptions, OAuth2, DATADOG_MAX_BYTES, DATADOG_MAX_EVENTS, DEFAULT_STREAM,
+};
+
 use headers::{check_header, Destination};
 pub use headers::{is_credential_header, CREDENTIAL_HEADERS};
 
-/// How the org's endpoint speaks.
+/// How the stream's endpoint speaks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointKind {
     /// Splunk HEC: batched envelopes, HEC reply codes.
     #[default]
     Hec,
-    /// Any HTTPS endpoint: one event per request, rendered through the body template.
+    /// Any HTTPS endpoint: one event per request rendered through the body template, or
+    /// batches as NDJSON or a JSON array ([`HttpOptions`]).
     Http,
+    /// Elasticsearch `_bulk` ([`ElasticOptions`]): per-item answers, only failed items re-sent.
+    Elasticsearch,
+    /// Datadog logs intake ([`DatadogOptions`]): JSON arrays, `DD-API-KEY`.
+    Datadog,
 }
 
 /// Which event types to stream: `"all"` or a list such as `["FLOW_FAILED","FLOW_CANCELED"]`.
@@ -208,10 +219,14 @@ fn yes() -> bool {
     true
 }
 
-/// One org's stream settings.
+/// One stream's settings (an org has up to a configured number of streams, each its own
+/// destination; settings written before streams existed are the org's stream `default`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrgSettings {
+    /// What people call the stream (the console shows it); the stream id when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Absolute http(s) URL of the SIEM endpoint; https unless `allow_http`.
@@ -236,6 +251,19 @@ pub struct OrgSettings {
     pub max_events: Option<RateLimit>,
     #[serde(default)]
     pub hec: HecOptions,
+    /// Body layout and caps of an `http` stream.
+    #[serde(default, skip_serializing_if = "HttpOptions::is_default")]
+    pub http: HttpOptions,
+    /// Index and op type of an `elasticsearch` stream (required there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elasticsearch: Option<ElasticOptions>,
+    /// Reserved attributes of a `datadog` stream's log entries.
+    #[serde(default, skip_serializing_if = "DatadogOptions::is_default")]
+    pub datadog: DatadogOptions,
+    /// OAuth2 client credentials for any stream but `hec`: a bearer token is fetched and
+    /// sent as `Authorization`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2>,
     /// Permit plain http (local demos and tests only).
     #[serde(default)]
     pub allow_http: bool,
@@ -254,6 +282,7 @@ impl OrgSettings {
     /// A minimal enabled HEC stream to `url` with one auth header.
     pub fn hec(url: impl Into<String>, token: &str) -> Self {
         Self {
+            name: None,
             enabled: true,
             url: url.into(),
             endpoint: EndpointKind::Hec,
@@ -268,6 +297,10 @@ impl OrgSettings {
             body_template: None,
             max_events: None,
             hec: HecOptions::default(),
+            http: HttpOptions::default(),
+            elasticsearch: None,
+            datadog: DatadogOptions::default(),
+            oauth2: None,
             allow_http: false,
         }
     }
@@ -373,6 +406,28 @@ impl OrgSettings {
             }
             header.value = kept.value.clone();
         }
+        if let Some(oauth) = self.oauth2.as_mut() {
+            if oauth.client_secret.is_placeholder() {
+                let field = "oauth2.client_secret";
+                let kept = stored.and_then(|s| s.oauth2.as_ref()).filter(|k| {
+                    !k.client_secret.is_placeholder()
+                        && Destination::of(&k.token_url).is_some()
+                        && Destination::of(&k.token_url) == Destination::of(&oauth.token_url)
+                        && k.client_id == oauth.client_id
+                });
+                let Some(kept) = kept else {
+                    return Err(ModelError::field(
+                        field,
+                        format!(
+                            "is the redaction placeholder \"{REDACTED}\", which keeps the stored \
+                             secret only while token_url's scheme, host and port and the \
+                             client_id stay the same: send the real client secret"
+                        ),
+                    ));
+                };
+                oauth.client_secret = kept.client_secret.clone();
+            }
+        }
         Ok(())
     }
 
@@ -399,6 +454,15 @@ impl OrgSettings {
 
     /// Check every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ModelError> {
+        if let Some(name) = &self.name {
+            if name.trim().is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                return Err(ModelError::field(
+                    "name",
+                    "must be 1-64 bytes without control characters",
+                ));
+            }
+        }
+        self.validate_endpoint()?;
         let url = url::Url::parse(&self.url)
             .map_err(|e| ModelError::field("url", format!("not an absolute URL: {e}")))?;
         match url.scheme() {
@@ -490,6 +554,63 @@ impl OrgSettings {
         Ok(())
     }
 
+    /// The endpoint type's own options, present where required and absent where meaningless.
+    fn validate_endpoint(&self) -> Result<(), ModelError> {
+        self.http.validate("http")?;
+        match self.endpoint {
+            EndpointKind::Elasticsearch => match &self.elasticsearch {
+                Some(options) => options.validate("elasticsearch")?,
+                None => {
+                    return Err(ModelError::field(
+                        "elasticsearch",
+                        "an elasticsearch stream needs {\"index\": ...}",
+                    ))
+                }
+            },
+            _ if self.elasticsearch.is_some() => {
+                return Err(ModelError::field(
+                    "elasticsearch",
+                    "only for endpoint \"elasticsearch\"",
+                ))
+            }
+            _ => {}
+        }
+        if self.endpoint == EndpointKind::Datadog
+            && !self
+                .auth_headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("dd-api-key"))
+        {
+            return Err(ModelError::field(
+                "auth_headers",
+                "a datadog stream needs the auth header DD-API-KEY",
+            ));
+        }
+        if self.endpoint != EndpointKind::Http && !self.http.is_default() {
+            return Err(ModelError::field("http", "only for endpoint \"http\""));
+        }
+        if let Some(oauth) = &self.oauth2 {
+            if self.endpoint == EndpointKind::Hec {
+                return Err(ModelError::field(
+                    "oauth2",
+                    "Splunk HEC authenticates with its token: use auth_headers",
+                ));
+            }
+            if self
+                .auth_headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("authorization"))
+            {
+                return Err(ModelError::field(
+                    "oauth2",
+                    "sends the Authorization header itself: remove it from auth_headers",
+                ));
+            }
+            oauth.validate(self.allow_http)?;
+        }
+        Ok(())
+    }
+
     /// Whether this org wants an event of this type and flow at all (enabled, event type and
     /// flow selected).
     pub fn selects(&self, event_type: EventType, flow_id: &str) -> bool {
@@ -507,7 +628,10 @@ impl OrgSettings {
     pub fn redacted(&self) -> Self {
         let mut out = self.clone();
         for h in &mut out.auth_headers {
-            h.value = Secret::new("********");
+            h.value = Secret::new(REDACTED);
+        }
+        if let Some(oauth) = out.oauth2.as_mut() {
+            oauth.client_secret = Secret::new(REDACTED);
         }
         out
     }

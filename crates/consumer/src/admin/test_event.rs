@@ -78,7 +78,7 @@ pub fn body_for(event: &ExecutionEvent, runtime: &OrgRuntime) -> Vec<u8> {
     let event = &event;
     match runtime.settings.endpoint {
         EndpointKind::Hec => request::hec_body(std::iter::once(event), runtime),
-        EndpointKind::Http => request::event_body(event, runtime),
+        _ => request::event_body(event, runtime),
     }
 }
 
@@ -106,13 +106,13 @@ pub async fn send(siem: &SiemClient, org: &str, runtime: &OrgRuntime) -> TestEve
             }
             let (hec_code, hec_text) = match runtime.settings.endpoint {
                 EndpointKind::Hec => hec_reply(&exchange.body),
-                EndpointKind::Http => (None, None),
+                _ => (None, None),
             };
             let hec_ack_id = match runtime.settings.endpoint {
                 EndpointKind::Hec => {
                     crate::delivery::hec::parse_reply(&exchange.body).and_then(|r| r.ack_id)
                 }
-                EndpointKind::Http => None,
+                _ => None,
             };
             TestEventResult {
                 status: Some(exchange.status),

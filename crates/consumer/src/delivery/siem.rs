@@ -114,6 +114,8 @@ pub async fn send(
     let endpoint = match runtime.settings.endpoint {
         EndpointKind::Hec => "hec",
         EndpointKind::Http => "http",
+        EndpointKind::Elasticsearch => "elasticsearch",
+        EndpointKind::Datadog => "datadog",
     };
     let started = Instant::now();
     let (attempt, label) = match deliver.exchange(runtime, body, channel).await {

@@ -334,7 +334,7 @@ async fn process(
         }
         match runtime.settings.endpoint {
             EndpointKind::Hec => deliver_hec(org, admitted, &runtime, engine, channel, acks).await,
-            EndpointKind::Http => {
+            _ => {
                 let mut jobs = admitted.into_iter();
                 while let Some(job) = jobs.next() {
                     deliver_single(org, job, &runtime, engine, channel).await;
@@ -541,7 +541,7 @@ async fn lifecycle_event(
             }
             envelope.to_string()
         }
-        EndpointKind::Http => event.to_string(),
+        _ => event.to_string(),
     };
     let _permit = engine.requests.acquire().await;
     let attempt = siem::send(

@@ -179,18 +179,29 @@ impl Keyring {
         for h in &mut out.auth_headers {
             h.value = Secret::new(self.seal(org, h.value.expose()));
         }
+        if let Some(oauth) = out.oauth2.as_mut() {
+            oauth.client_secret = Secret::new(self.seal(org, oauth.client_secret.expose()));
+        }
         out
     }
 
-    /// `sealed` with every auth header value opened; the error names the header's index.
+    /// `sealed` with every auth header value and the OAuth2 client secret opened; the error
+    /// names the field (`auth_headers[0]`, `oauth2.client_secret`).
     pub fn open_settings(
         &self,
         org: &str,
         sealed: &OrgSettings,
-    ) -> Result<OrgSettings, (usize, OpenError)> {
+    ) -> Result<OrgSettings, (String, OpenError)> {
         let mut out = sealed.clone();
         for (i, h) in out.auth_headers.iter_mut().enumerate() {
-            h.value = self.open(org, h.value.expose()).map_err(|e| (i, e))?;
+            h.value = self
+                .open(org, h.value.expose())
+                .map_err(|e| (format!("auth_headers[{i}]"), e))?;
+        }
+        if let Some(oauth) = out.oauth2.as_mut() {
+            oauth.client_secret = self
+                .open(org, oauth.client_secret.expose())
+                .map_err(|e| ("oauth2.client_secret".to_string(), e))?;
         }
         Ok(out)
     }
@@ -285,14 +296,29 @@ mod tests {
     #[test]
     fn settings_seal_and_open() {
         let ring = Keyring::parse(K1, "t").unwrap();
-        let settings = OrgSettings::hec("https://x/y", "CANARY-7f3a");
+        let mut settings = OrgSettings::hec("https://x/y", "CANARY-7f3a");
         let sealed = ring.seal_settings("org-1", &settings);
         assert!(!serde_json::to_string(&sealed).unwrap().contains("CANARY"));
         assert_eq!(ring.open_settings("org-1", &sealed).unwrap(), settings);
         assert_eq!(
             ring.open_settings("org-2", &sealed).unwrap_err().0,
-            0,
+            "auth_headers[0]",
             "names the header"
+        );
+        settings.endpoint = els_model::settings::EndpointKind::Http;
+        settings.auth_headers.clear();
+        settings.oauth2 = Some(els_model::settings::OAuth2 {
+            token_url: "https://login.example/t/oauth2/v2.0/token".into(),
+            client_id: "app".into(),
+            client_secret: Secret::new("CANARY-c1"),
+            scope: None,
+        });
+        let sealed = ring.seal_settings("org-1", &settings);
+        assert!(!serde_json::to_string(&sealed).unwrap().contains("CANARY"));
+        assert_eq!(ring.open_settings("org-1", &sealed).unwrap(), settings);
+        assert_eq!(
+            ring.open_settings("org-2", &sealed).unwrap_err().0,
+            "oauth2.client_secret"
         );
     }
 }

@@ -82,7 +82,7 @@ pub fn decode(keyring: &Keyring, org: &str, payload: &[u8]) -> Result<OrgSetting
     let SettingsRecord::V1(v1) = record;
     let mut settings = keyring
         .open_settings(org, &v1.settings)
-        .map_err(|(i, e)| format!("auth_headers[{i}] does not decrypt: {e}"))?;
+        .map_err(|(field, e)| format!("{field} does not decrypt: {e}"))?;
     // Written before credential headers were refused as custom headers: they keep working as
     // auth headers (redacted when shown) rather than the org losing its settings.
     let moved = settings.move_credential_headers_to_auth();

@@ -7,9 +7,14 @@ use super::RESERVED_HEADERS;
 use crate::error::ModelError;
 
 /// Request headers that carry credentials (RFC 9110 `Authorization`, `Proxy-Authorization`;
-/// RFC 6265 `Cookie`): they belong in `auth_headers`, never in the custom headers, which are
-/// stored in clear and shown by the API.
-pub const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+/// RFC 6265 `Cookie`; Datadog's `DD-API-KEY`): they belong in `auth_headers`, never in the
+/// custom headers, which are stored in clear and shown by the API.
+pub const CREDENTIAL_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "dd-api-key",
+];
 
 /// Whether a header of this name (any case) carries a credential.
 pub fn is_credential_header(name: &str) -> bool {
