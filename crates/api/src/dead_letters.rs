@@ -88,6 +88,10 @@ pub struct DeadLetterV1 {
     #[serde(default)]
     pub id: u64,
     pub org_id: String,
+    /// The org's stream that could not deliver it (`default` for records written before
+    /// streams existed); a replay goes to this stream only.
+    #[serde(default = "default_stream")]
+    pub stream: String,
     /// The event as consumed (email already hashed), or the raw payload for invalid events.
     /// Read on its own ([`event_on_its_own`]), so the record adds no level to its depth.
     #[serde(deserialize_with = "event_on_its_own")]
@@ -105,6 +109,10 @@ pub struct DeadLetterV1 {
     pub offset: i64,
 }
 
+fn default_stream() -> String {
+    els_model::settings::DEFAULT_STREAM.to_string()
+}
+
 impl DeadLetterV1 {
     /// The dead letter of a Kafka record at (`partition`, `offset`) that is not a valid event:
     /// the payload as JSON if it is JSON, else as text.
@@ -119,6 +127,7 @@ impl DeadLetterV1 {
                 .and_then(|v| v.as_str())
                 .unwrap_or("")
                 .to_string(),
+            stream: default_stream(),
             event: raw,
             reason: Reason::InvalidEvent,
             attempts: 0,

@@ -55,7 +55,7 @@ pub use dead_letters::{
 };
 pub use error::{ErrorBody, FieldError};
 pub use health::{Liveness, Readiness};
-pub use settings::{OrgList, OrgSettings, SettingsDeleted, REDACTED};
+pub use settings::{OrgList, OrgSettings, SettingsDeleted, StreamEntry, StreamList, REDACTED};
 pub use status::{
     NoticeList, NoticeQuery, StatusList, StatusQuery, StatusReason, StreamNotice, StreamState,
     StreamStatus,

@@ -18,3 +18,21 @@ pub struct OrgList {
 pub struct SettingsDeleted {
     pub deleted: bool,
 }
+
+/// `GET /v1/orgs/{org}/streams`: the org's streams, sorted by id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StreamList {
+    pub org: String,
+    /// How many streams an org may have (`ELS_MAX_STREAMS_PER_ORG`).
+    pub max_streams: usize,
+    pub streams: Vec<StreamEntry>,
+}
+
+/// One stream of an org: its id, its settings (redacted) and its health here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StreamEntry {
+    pub id: String,
+    #[schema(value_type = Object)]
+    pub settings: OrgSettings,
+    pub status: crate::status::StreamStatus,
+}

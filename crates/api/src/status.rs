@@ -95,10 +95,14 @@ pub struct StatusReason {
     pub text: String,
 }
 
-/// `GET /v1/orgs/{org}/status`: one stream's health.
+/// `GET /v1/orgs/{org}/status` (the stream `default`) and
+/// `GET /v1/orgs/{org}/streams/{stream}/status`: one stream's health.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StreamStatus {
     pub org: String,
+    /// The stream's id within its org (`default` for settings from before streams).
+    #[serde(default = "default_stream")]
+    pub stream: String,
     pub state: StreamState,
     /// When the stream entered `state`.
     pub since: DateTime<Utc>,
@@ -117,8 +121,9 @@ pub struct StreamStatus {
     pub failed_last_hour: u64,
 }
 
-/// `GET /v1/status` query: filter by state and org id prefix; page with `after` (the last
-/// org of the previous page) and `limit` (default 100, at most 1000). Orgs sort by id.
+/// `GET /v1/status` query: filter by state and org id prefix; page with `after` (the `next`
+/// of the previous page) and `limit` (default 100, at most 1000). Streams sort by org id,
+/// then stream id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -137,7 +142,7 @@ pub struct StatusQuery {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StatusList {
     pub items: Vec<StreamStatus>,
-    /// Orgs matching the query (all pages).
+    /// Streams matching the query (all pages).
     pub matched: usize,
     /// Streams by state, over all orgs (not only this page).
     pub by_state: std::collections::BTreeMap<String, usize>,
@@ -150,6 +155,9 @@ pub struct StatusList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StreamNotice {
     pub org: String,
+    /// The stream's id (notices written before streams existed are the stream `default`'s).
+    #[serde(default = "default_stream")]
+    pub stream: String,
     pub from: StreamState,
     pub to: StreamState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,7 +165,12 @@ pub struct StreamNotice {
     pub at: DateTime<Utc>,
 }
 
-/// `GET /v1/orgs/{org}/stream-events`: the org's recent notices, oldest first.
+fn default_stream() -> String {
+    els_model::settings::DEFAULT_STREAM.to_string()
+}
+
+/// `GET /v1/orgs/{org}/stream-events`: the org's recent notices (all its streams), oldest
+/// first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NoticeList {
     pub items: Vec<StreamNotice>,
@@ -194,6 +207,7 @@ mod tests {
             .with_timezone(&Utc);
         let status = StreamStatus {
             org: "org-1".into(),
+            stream: "default".into(),
             state: StreamState::Paused,
             since: at,
             reason: Some(StatusReason {

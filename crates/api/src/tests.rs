@@ -44,6 +44,7 @@ fn record() -> DeadLetterV1 {
     DeadLetterV1 {
         id: (2 << 40) | 12,
         org_id: "org-1".into(),
+        stream: "default".into(),
         event: json!({"event_id": "e-1", "event_type": "FLOW_FAILED"}),
         reason: Reason::RetriesExhausted,
         attempts: 12,

@@ -91,6 +91,8 @@ pub struct Config {
     /// events are dead-lettered `quota_exceeded`.
     pub hold_max_events_per_org: u64,
     pub hold_max_bytes_per_org: u64,
+    /// Most streams an org may have (the admin API refuses one more with 409).
+    pub max_streams_per_org: usize,
     /// Topic of stream lifecycle notices (state changes); empty = not written, and states
     /// do not survive a restart.
     pub stream_events_topic: String,
@@ -162,6 +164,7 @@ impl Default for Config {
             probe_interval_ms: 30_000,
             hold_max_events_per_org: 1_000_000,
             hold_max_bytes_per_org: 1 << 30,
+            max_streams_per_org: 5,
             stream_events_topic: "els.stream-events".into(),
             hec_ack_poll_interval_ms: 10_000,
             hec_ack_timeout_ms: 300_000,

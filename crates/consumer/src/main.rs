@@ -125,7 +125,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
             &config.brokers,
             &config.topic,
         )?
-        .with_access(tokens, audit),
+        .with_access(tokens, audit)
+        .with_max_streams(config.max_streams_per_org),
     );
     let listener = tokio::net::TcpListener::bind(&config.admin_listen)
         .await

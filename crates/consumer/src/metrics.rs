@@ -4,6 +4,7 @@
 //! Reconciliation: `consumed = delivered + filtered + dead_lettered + parked-and-pending +
 //! in flight`. A retried event is counted in `retries`, never as dropped.
 
+use crate::streams::StreamKey;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -305,9 +306,9 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "els_org_events_total",
-                        "Events per org and outcome (top orgs by first sight, the rest as __other__; off unless metrics_org_labels > 0)",
+                        "Events per org, stream and outcome (top orgs by first sight, the rest as __other__; off unless metrics_org_labels > 0)",
                     ),
-                    &["org", "outcome"],
+                    &["org", "stream", "outcome"],
                 )
                 .expect("valid metric"),
             ),
@@ -325,11 +326,17 @@ impl Metrics {
         self
     }
 
-    /// Count `n` events of `org` with `outcome` (no-op when per-org series are off).
-    pub fn org_event(&self, org: &str, outcome: OrgOutcome, n: u64) {
-        if let Some(label) = self.org_labels.label(org) {
+    /// Count `n` events of a stream with `outcome` (no-op when per-org series are off).
+    pub fn org_event(&self, stream: &StreamKey, outcome: OrgOutcome, n: u64) {
+        if let Some(label) = self.org_labels.label(stream.org()) {
+            // Past the org cap, `__other__` stands for org and stream alike.
+            let stream = if label == OTHER_ORGS {
+                OTHER_ORGS
+            } else {
+                stream.stream()
+            };
             self.org_events
-                .with_label_values(&[label.as_str(), outcome.as_str()])
+                .with_label_values(&[label.as_str(), stream, outcome.as_str()])
                 .inc_by(n);
         }
     }
@@ -390,22 +397,30 @@ mod tests {
 
     #[test]
     fn per_org_series_are_off_by_default_and_bounded_when_on() {
+        let key = |org: &str| StreamKey::new(org, "default");
         let off = Metrics::new();
-        off.org_event("org-1", OrgOutcome::Delivered, 1);
+        off.org_event(&key("org-1"), OrgOutcome::Delivered, 1);
         assert!(!off.render().contains("els_org_events_total{"));
 
         let on = Metrics::new().with_org_labels(2);
         for org in ["a", "b", "c", "d", "a"] {
-            on.org_event(org, OrgOutcome::Delivered, 1);
+            on.org_event(&key(org), OrgOutcome::Delivered, 1);
         }
-        on.org_event("b", OrgOutcome::DeadLettered, 3);
+        on.org_event(&key("b"), OrgOutcome::DeadLettered, 3);
+        on.org_event(&StreamKey::new("b", "lake"), OrgOutcome::DeadLettered, 1);
+        on.org_event(&StreamKey::new("c", "lake"), OrgOutcome::Delivered, 1);
         let text = on.render();
-        assert!(
-            text.contains(r#"els_org_events_total{org="a",outcome="delivered"} 2"#),
-            "{text}"
+        let series = |labels: &str, n: u32| {
+            let line = format!("els_org_events_total{{{labels}}} {n}");
+            assert!(text.contains(&line), "{line} in {text}");
+        };
+        series(r#"org="a",outcome="delivered",stream="default""#, 2);
+        series(r#"org="b",outcome="dead_lettered",stream="default""#, 3);
+        series(r#"org="b",outcome="dead_lettered",stream="lake""#, 1);
+        series(
+            r#"org="__other__",outcome="delivered",stream="__other__""#,
+            3,
         );
-        assert!(text.contains(r#"els_org_events_total{org="b",outcome="dead_lettered"} 3"#));
-        assert!(text.contains(r#"els_org_events_total{org="__other__",outcome="delivered"} 2"#));
         assert!(!text.contains(r#"org="c""#) && !text.contains(r#"org="d""#));
     }
 

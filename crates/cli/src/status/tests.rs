@@ -15,6 +15,7 @@ const NOW: &str = "2026-12-01T12:00:00Z";
 fn stream(org: &str, state: StreamState, since: &str) -> StreamStatus {
     StreamStatus {
         org: org.into(),
+        stream: "default".into(),
         state,
         since: at(since),
         reason: None,
@@ -183,6 +184,7 @@ fn detail_shows_every_fact_a_hint_and_the_notices() {
         items: vec![
             StreamNotice {
                 org: "org-b".into(),
+                stream: "default".into(),
                 from: StreamState::Active,
                 to: StreamState::Paused,
                 reason: Some(refused()),
@@ -190,6 +192,7 @@ fn detail_shows_every_fact_a_hint_and_the_notices() {
             },
             StreamNotice {
                 org: "org-b".into(),
+                stream: "default".into(),
                 from: StreamState::Paused,
                 to: StreamState::Probing,
                 reason: None,

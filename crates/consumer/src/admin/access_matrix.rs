@@ -68,6 +68,7 @@ fn dead_letter(org: &str, offset: i64) -> DeadLetterV1 {
     DeadLetterV1 {
         id: 0,
         org_id: org.into(),
+        stream: "default".into(),
         event: json!({"event_id": "e", "org_id": org}),
         reason: Reason::Rejected,
         attempts: 1,
@@ -167,6 +168,36 @@ fn request_for(
         }
         ("DELETE", "/v1/orgs/{org}/settings") => (format!("/v1/orgs/{org}/settings"), None, true),
         ("POST", "/v1/orgs/{org}/test") => (format!("/v1/orgs/{org}/test"), Some(json!({})), true),
+        ("GET", "/v1/orgs/{org}/streams") => (format!("/v1/orgs/{org}/streams"), None, true),
+        ("GET", "/v1/orgs/{org}/streams/{stream}") => {
+            (format!("/v1/orgs/{org}/streams/default"), None, true)
+        }
+        ("PUT", "/v1/orgs/{org}/streams/{stream}") => (
+            format!("/v1/orgs/{org}/streams/default"),
+            Some(settings),
+            true,
+        ),
+        ("DELETE", "/v1/orgs/{org}/streams/{stream}") => {
+            (format!("/v1/orgs/{org}/streams/default"), None, true)
+        }
+        ("POST", "/v1/orgs/{org}/streams/{stream}/test") => (
+            format!("/v1/orgs/{org}/streams/default/test"),
+            Some(json!({})),
+            true,
+        ),
+        ("GET", "/v1/orgs/{org}/streams/{stream}/status") => {
+            (format!("/v1/orgs/{org}/streams/default/status"), None, true)
+        }
+        ("POST", "/v1/orgs/{org}/streams/{stream}/pause") => (
+            format!("/v1/orgs/{org}/streams/default/pause"),
+            Some(json!({})),
+            true,
+        ),
+        ("POST", "/v1/orgs/{org}/streams/{stream}/resume") => (
+            format!("/v1/orgs/{org}/streams/default/resume"),
+            Some(json!({})),
+            true,
+        ),
         ("GET", "/v1/whoami") => ("/v1/whoami".into(), None, false),
         ("GET", "/v1/tokens") => ("/v1/tokens".into(), None, false),
         ("POST", "/v1/tokens") => (

@@ -140,6 +140,7 @@ mod tests {
         DeadLetterV1 {
             id: 0,
             org_id: org.into(),
+            stream: "default".into(),
             event: json!({"event_id": "e"}),
             reason,
             attempts: 3,

@@ -200,8 +200,9 @@ pub async fn purge(
     }))
 }
 
-/// Re-publish matching dead letters to the events topic with their original `event_id`;
-/// each record is removed only after Kafka acknowledged it. Rate-limited.
+/// Re-publish matching dead letters to the events topic with their original `event_id`,
+/// each marked for the stream it was dead-lettered for (only that stream of the org gets it
+/// again); each record is removed only after Kafka acknowledged it. Rate-limited.
 pub async fn replay(
     State(admin): State<Arc<Admin>>,
     who: Principal,
@@ -225,10 +226,15 @@ pub async fn replay(
     for (i, record) in items.iter().enumerate() {
         limiter.until_ready().await;
         let payload = serde_json::to_vec(&record.event).unwrap_or_default();
+        let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+            key: crate::delivery::consume::REPLAY_STREAM_HEADER,
+            value: Some(record.stream.as_bytes()),
+        });
         let send = producer.send(
             FutureRecord::to(topic)
                 .key(record.org_id.as_bytes())
-                .payload(&payload),
+                .payload(&payload)
+                .headers(headers),
             Timeout::After(Duration::from_secs(15)),
         );
         match send.await {

@@ -73,6 +73,8 @@ pub struct Admin {
     replay: FutureProducer,
     /// The events topic.
     topic: String,
+    /// Most streams an org may have.
+    max_streams: usize,
 }
 
 /// How long the dead-letter routes wait for this instance's view of every instance's dead
@@ -100,7 +102,18 @@ impl Admin {
             audit: AuditLog::default(),
             replay,
             topic: topic.to_string(),
+            max_streams: 5,
         })
+    }
+
+    /// Allow at most `n` streams per org (`max_streams_per_org`).
+    pub fn with_max_streams(mut self, n: usize) -> Self {
+        self.max_streams = n.max(1);
+        self
+    }
+
+    pub(crate) fn max_streams(&self) -> usize {
+        self.max_streams
     }
 
     /// Use `tokens` and `audit` (connected to their topics in `main`).

@@ -137,6 +137,39 @@ fn operation(doc: &mut DocBuilder, method: &str, path: &str) -> Option<Value> {
             "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}}},
             "responses": ok("the SIEM's answer", doc.schema::<TestEventResult>())})
         }
+        ("GET", "/v1/orgs/{org}/streams") => {
+            json!({"summary": "An org's streams with their settings (redacted) and health", "responses": ok("the streams", doc.schema::<StreamList>())})
+        }
+        ("GET", "/v1/orgs/{org}/streams/{stream}") => {
+            json!({"summary": "One stream's settings", "responses": ok("settings, redacted", settings_schema())})
+        }
+        ("PUT", "/v1/orgs/{org}/streams/{stream}") => {
+            json!({"summary": "Store one stream's settings (a new stream past max_streams_per_org is 409)",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": settings_schema()}}},
+            "responses": ok("stored settings, redacted", settings_schema())})
+        }
+        ("DELETE", "/v1/orgs/{org}/streams/{stream}") => {
+            json!({"summary": "Delete one stream", "responses": ok("whether it existed", doc.schema::<SettingsDeleted>())})
+        }
+        ("POST", "/v1/orgs/{org}/streams/{stream}/test") => {
+            json!({"summary": "Send a test event through one stream's delivery path",
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}}},
+            "responses": ok("the SIEM's answer", doc.schema::<TestEventResult>())})
+        }
+        ("GET", "/v1/orgs/{org}/streams/{stream}/status") => {
+            json!({"summary": "One stream's state", "responses": ok("the stream's health", doc.schema::<StreamStatus>())})
+        }
+        ("POST", "/v1/orgs/{org}/streams/{stream}/pause")
+        | ("POST", "/v1/orgs/{org}/streams/{stream}/resume") => {
+            let what = if path.ends_with("pause") {
+                "Pause one stream (its events are held)"
+            } else {
+                "Resume one stream"
+            };
+            json!({"summary": what,
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}}},
+            "responses": ok("the stream's health", doc.schema::<StreamStatus>())})
+        }
         ("GET", "/v1/whoami") => {
             json!({"summary": "The calling token", "responses": ok("role, orgs, id, expiry", doc.schema::<WhoAmI>())})
         }

@@ -117,6 +117,63 @@ pub fn routes() -> Vec<Route> {
         Route::new(M::POST, "/v1/orgs/{org}/test", Write, test_event::post)
             .body_limit(settings_body)
             .audited("test_event"),
+        Route::new(
+            M::GET,
+            "/v1/orgs/{org}/streams",
+            Read,
+            settings::list_streams,
+        ),
+        Route::new(
+            M::GET,
+            "/v1/orgs/{org}/streams/{stream}",
+            Read,
+            settings::show_stream,
+        ),
+        Route::new(
+            M::PUT,
+            "/v1/orgs/{org}/streams/{stream}",
+            Write,
+            settings::put_stream,
+        )
+        .body_limit(settings_body)
+        .audited("streams.put"),
+        Route::new(
+            M::DELETE,
+            "/v1/orgs/{org}/streams/{stream}",
+            Write,
+            settings::delete_stream,
+        )
+        .audited("streams.delete"),
+        Route::new(
+            M::POST,
+            "/v1/orgs/{org}/streams/{stream}/test",
+            Write,
+            test_event::post_stream,
+        )
+        .body_limit(settings_body)
+        .audited("test_event"),
+        Route::new(
+            M::GET,
+            "/v1/orgs/{org}/streams/{stream}/status",
+            Read,
+            status::show_stream,
+        ),
+        Route::new(
+            M::POST,
+            "/v1/orgs/{org}/streams/{stream}/pause",
+            Write,
+            status::pause_stream,
+        )
+        .body_limit(settings_body)
+        .audited("streams.pause"),
+        Route::new(
+            M::POST,
+            "/v1/orgs/{org}/streams/{stream}/resume",
+            Write,
+            status::resume_stream,
+        )
+        .body_limit(settings_body)
+        .audited("streams.resume"),
         Route::new(M::GET, "/v1/whoami", Read, tokens::whoami),
         Route::new(M::GET, "/v1/tokens", SuperAdmin, tokens::list),
         Route::new(M::POST, "/v1/tokens", SuperAdmin, tokens::create)

@@ -11,6 +11,13 @@
 //!   400 `{"error","field","message"}` names the field; 413 above 256 KiB.
 //! - `DELETE /v1/orgs/{org}/settings` -> [`SettingsDeleted`] `{"deleted": bool}` (a tombstone
 //!   on the topic).
+//!
+//! Those are the org's stream `default` (all an org had before streams). An org has up to
+//! `max_streams_per_org` streams, each its own destination:
+//! - `GET /v1/orgs/{org}/streams` -> [`StreamList`]: every stream's id, settings (redacted)
+//!   and health.
+//! - `GET`, `PUT`, `DELETE /v1/orgs/{org}/streams/{stream}`: as the settings routes, for one
+//!   stream (`default` included); a new stream past the limit is 409 naming `stream`.
 
 use std::sync::Arc;
 
@@ -19,10 +26,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use els_api::{OrgList, OrgSettings, SettingsDeleted};
+use els_api::{OrgList, OrgSettings, SettingsDeleted, StreamEntry, StreamList};
+use els_model::settings::{check_stream_id, stream_slot, DEFAULT_STREAM};
 
 use super::{Admin, ApiError};
 use crate::access::Principal;
+use crate::streams::StreamKey;
 
 /// Largest settings document (or test request) accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -69,14 +78,7 @@ pub async fn show(
     State(admin): State<Arc<Admin>>,
     Path(org): Path<String>,
 ) -> Result<Json<OrgSettings>, ApiError> {
-    check_org(&org)?;
-    match admin.settings().get_own(&org) {
-        Some(rt) => Ok(Json(rt.settings.redacted())),
-        None => Err(ApiError::not_found(
-            "org",
-            format!("org {org} has no settings"),
-        )),
-    }
+    show_one(&admin, &org, DEFAULT_STREAM).map(Json)
 }
 
 pub async fn put(
@@ -84,30 +86,137 @@ pub async fn put(
     Path(org): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<OrgSettings>, ApiError> {
-    check_org(&org)?;
-    let bytes = body_bytes(body)?;
-    let store = admin.settings();
-    let mut settings = OrgSettings::from_json(&bytes)?;
-    let stored = store.get_own(&org);
-    settings.keep_stored_secrets(stored.as_ref().map(|rt| &rt.settings))?;
-    settings.validate()?;
-    store.save(&org, settings.clone()).await?;
-    tracing::info!(org_id = %org, "org settings stored through the admin API");
-    Ok(Json(settings.redacted()))
+    put_one(&admin, &org, DEFAULT_STREAM, body).await.map(Json)
 }
 
 pub async fn delete(
     State(admin): State<Arc<Admin>>,
     Path(org): Path<String>,
 ) -> Result<Json<SettingsDeleted>, ApiError> {
+    delete_one(&admin, &org, DEFAULT_STREAM).await.map(Json)
+}
+
+/// `GET /v1/orgs/{org}/streams`: the org's own streams with their health here.
+pub async fn list_streams(
+    State(admin): State<Arc<Admin>>,
+    Path(org): Path<String>,
+) -> Result<Json<StreamList>, ApiError> {
     check_org(&org)?;
-    let store = admin.settings();
-    if store.get_own(&org).is_none() {
-        return Ok(Json(SettingsDeleted { deleted: false }));
+    let streams = admin
+        .settings()
+        .own_streams(&org)
+        .into_iter()
+        .map(|(id, rt)| {
+            let key = StreamKey::new(&org, &id);
+            let status = admin.streams().status(key.as_str(), !rt.settings.enabled);
+            StreamEntry {
+                id,
+                settings: rt.settings.redacted(),
+                status,
+            }
+        })
+        .collect();
+    Ok(Json(StreamList {
+        org,
+        max_streams: admin.max_streams(),
+        streams,
+    }))
+}
+
+pub async fn show_stream(
+    State(admin): State<Arc<Admin>>,
+    Path((org, stream)): Path<(String, String)>,
+) -> Result<Json<OrgSettings>, ApiError> {
+    show_one(&admin, &org, &stream).map(Json)
+}
+
+pub async fn put_stream(
+    State(admin): State<Arc<Admin>>,
+    Path((org, stream)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<OrgSettings>, ApiError> {
+    put_one(&admin, &org, &stream, body).await.map(Json)
+}
+
+pub async fn delete_stream(
+    State(admin): State<Arc<Admin>>,
+    Path((org, stream)): Path<(String, String)>,
+) -> Result<Json<SettingsDeleted>, ApiError> {
+    delete_one(&admin, &org, &stream).await.map(Json)
+}
+
+/// Org and stream id of a path, checked.
+pub(crate) fn check_stream(org: &str, stream: &str) -> Result<StreamKey, ApiError> {
+    check_org(org)?;
+    check_stream_id(stream, "stream")?;
+    Ok(StreamKey::new(org, stream))
+}
+
+fn show_one(admin: &Admin, org: &str, stream: &str) -> Result<OrgSettings, ApiError> {
+    check_stream(org, stream)?;
+    match admin.settings().stream_own(org, stream) {
+        Some(rt) => Ok(rt.settings.redacted()),
+        None if stream == DEFAULT_STREAM => Err(ApiError::not_found(
+            "org",
+            format!("org {org} has no settings"),
+        )),
+        None => Err(ApiError::not_found(
+            "stream",
+            format!("org {org} has no stream {stream}"),
+        )),
     }
-    store.delete(&org).await?;
-    tracing::info!(org_id = %org, "org settings deleted through the admin API");
-    Ok(Json(SettingsDeleted { deleted: true }))
+}
+
+async fn put_one(
+    admin: &Admin,
+    org: &str,
+    stream: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<OrgSettings, ApiError> {
+    let key = check_stream(org, stream)?;
+    let bytes = body_bytes(body)?;
+    let store = admin.settings();
+    let mut settings = OrgSettings::from_json(&bytes)?;
+    let stored = store.stream_own(org, stream);
+    if stored.is_none() {
+        let others = store.own_streams(org);
+        if others.len() >= admin.max_streams() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                Some("stream"),
+                format!(
+                    "org {org} has {} streams, the most allowed (max_streams_per_org); remove                      one first",
+                    others.len()
+                ),
+            ));
+        }
+        let slot = stream_slot(stream);
+        if let Some((other, _)) = others.iter().find(|(id, _)| stream_slot(id) == slot) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                Some("stream"),
+                format!(
+                    "stream id `{stream}` shares its dead-letter slot with stream `{other}` of                      this org; choose another id"
+                ),
+            ));
+        }
+    }
+    settings.keep_stored_secrets(stored.as_ref().map(|rt| &rt.settings))?;
+    settings.validate()?;
+    store.save(&key, settings.clone()).await?;
+    tracing::info!(org_id = %org, stream, "stream settings stored through the admin API");
+    Ok(settings.redacted())
+}
+
+async fn delete_one(admin: &Admin, org: &str, stream: &str) -> Result<SettingsDeleted, ApiError> {
+    let key = check_stream(org, stream)?;
+    let store = admin.settings();
+    if store.stream_own(org, stream).is_none() {
+        return Ok(SettingsDeleted { deleted: false });
+    }
+    store.delete(&key).await?;
+    tracing::info!(org_id = %org, stream, "stream settings deleted through the admin API");
+    Ok(SettingsDeleted { deleted: true })
 }
 
 #[cfg(test)]

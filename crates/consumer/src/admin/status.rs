@@ -13,36 +13,58 @@ use els_api::status::{
     NoticeList, NoticeQuery, StatusList, StatusQuery, StreamState, StreamStatus,
 };
 
-use super::settings::{body_bytes, check_org};
+use els_model::settings::DEFAULT_STREAM;
+
+use super::settings::{body_bytes, check_org, check_stream};
 use super::{Admin, ApiError};
 use crate::access::Principal;
-use crate::streams::StreamStates;
+use crate::streams::{StreamKey, StreamStates};
 
 /// Default and largest page of `GET /v1/status`.
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
-fn status_of(admin: &Admin, org: &str) -> StreamStatus {
+fn status_of(admin: &Admin, key: &StreamKey) -> StreamStatus {
     let disabled = admin
         .settings()
-        .get(org)
+        .stream(key)
         .is_some_and(|rt| !rt.settings.enabled);
-    admin.streams().status(org, disabled)
+    admin.streams().status(key.as_str(), disabled)
 }
 
-/// `GET /v1/orgs/{org}/status`.
+/// `GET /v1/orgs/{org}/status`: the org's stream `default`.
 pub async fn show(
     State(admin): State<Arc<Admin>>,
     Path(org): Path<String>,
 ) -> Result<Json<StreamStatus>, ApiError> {
-    check_org(&org)?;
-    if admin.settings().get(&org).is_none() && !admin.streams().knows(&org) {
+    show_one(&admin, &org, DEFAULT_STREAM)
+}
+
+/// `GET /v1/orgs/{org}/streams/{stream}/status`.
+pub async fn show_stream(
+    State(admin): State<Arc<Admin>>,
+    Path((org, stream)): Path<(String, String)>,
+) -> Result<Json<StreamStatus>, ApiError> {
+    show_one(&admin, &org, &stream)
+}
+
+fn show_one(admin: &Admin, org: &str, stream: &str) -> Result<Json<StreamStatus>, ApiError> {
+    let key = check_stream(org, stream)?;
+    if admin.settings().stream(&key).is_none() && !admin.streams().knows(key.as_str()) {
+        let (field, what) = if stream == DEFAULT_STREAM {
+            (
+                "org",
+                format!("org {org} has no settings (and there is no default)"),
+            )
+        } else {
+            ("stream", format!("org {org} has no stream {stream}"))
+        };
         return Err(ApiError::not_found(
-            "org",
-            format!("org {org} has no settings (and there is no default) and no stream here"),
+            field,
+            format!("{what} and no stream state here"),
         ));
     }
-    Ok(Json(status_of(&admin, &org)))
+    Ok(Json(status_of(admin, &key)))
 }
 
 /// `GET /v1/status`: every org the token covers with settings of its own or a stream state
@@ -60,19 +82,35 @@ pub async fn list(
             format!("must be 1-{MAX_PAGE}"),
         ));
     }
-    let mut orgs = admin.settings().org_ids();
-    orgs.extend(admin.streams().orgs());
+    let settings = admin.settings();
+    let mut keys: Vec<StreamKey> = settings
+        .org_ids()
+        .iter()
+        .flat_map(|org| {
+            settings
+                .own_streams(org)
+                .into_iter()
+                .map(move |(id, _)| StreamKey::new(org, &id))
+        })
+        .collect();
+    keys.extend(
+        admin
+            .streams()
+            .orgs()
+            .iter()
+            .map(|k| StreamKey::from_encoded(k)),
+    );
     // Only the orgs the token may see, counts included.
-    orgs.retain(|o| who.covers(o));
-    orgs.sort();
-    orgs.dedup();
+    keys.retain(|k| who.covers(k.org()));
+    keys.sort();
+    keys.dedup();
     let mut by_state: BTreeMap<String, usize> = StreamState::ALL
         .iter()
         .map(|s| (s.as_str().to_string(), 0))
         .collect();
     let mut matching = Vec::new();
-    for org in orgs {
-        let status = status_of(&admin, &org);
+    for key in keys {
+        let status = status_of(&admin, &key);
         *by_state
             .entry(status.state.as_str().to_string())
             .or_default() += 1;
@@ -82,22 +120,25 @@ pub async fn list(
                 .as_deref()
                 .is_none_or(|p| status.org.starts_with(p));
         if wanted {
-            matching.push(status);
+            matching.push((key, status));
         }
     }
     let matched = matching.len();
     let after = query.after.as_deref();
-    let mut items: Vec<StreamStatus> = matching
+    // Paged by the encoded stream key (an org id alone as `after` starts at its stream
+    // `default`'s successor).
+    let mut page: Vec<(StreamKey, StreamStatus)> = matching
         .into_iter()
-        .filter(|s| after.is_none_or(|a| s.org.as_str() > a))
+        .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
         .take(limit + 1)
         .collect();
-    let next = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|s| s.org.clone())
+    let next = if page.len() > limit {
+        page.truncate(limit);
+        page.last().map(|(k, _)| k.as_str().to_string())
     } else {
         None
     };
+    let items = page.into_iter().map(|(_, s)| s).collect();
     Ok(Json(StatusList {
         items,
         matched,
@@ -125,13 +166,32 @@ fn no_options(body: Result<Bytes, BytesRejection>) -> Result<(), ApiError> {
     }
 }
 
-/// `POST /v1/orgs/{org}/pause`: hold the org's events until resumed.
+/// `POST /v1/orgs/{org}/pause`: hold the events of the org's stream `default` until
+/// resumed.
 pub async fn pause(
     State(admin): State<Arc<Admin>>,
     Path(org): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<StreamStatus>, ApiError> {
-    act(&admin, &org, body, StreamStates::user_pause)
+    act(&admin, &org, DEFAULT_STREAM, body, StreamStates::user_pause)
+}
+
+/// `POST /v1/orgs/{org}/streams/{stream}/pause`.
+pub async fn pause_stream(
+    State(admin): State<Arc<Admin>>,
+    Path((org, stream)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<StreamStatus>, ApiError> {
+    act(&admin, &org, &stream, body, StreamStates::user_pause)
+}
+
+/// `POST /v1/orgs/{org}/streams/{stream}/resume`.
+pub async fn resume_stream(
+    State(admin): State<Arc<Admin>>,
+    Path((org, stream)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<StreamStatus>, ApiError> {
+    act(&admin, &org, &stream, body, StreamStates::user_resume)
 }
 
 /// `POST /v1/orgs/{org}/resume`: resume a paused stream (by its user or by ELS) at once.
@@ -140,20 +200,27 @@ pub async fn resume(
     Path(org): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<StreamStatus>, ApiError> {
-    act(&admin, &org, body, StreamStates::user_resume)
+    act(
+        &admin,
+        &org,
+        DEFAULT_STREAM,
+        body,
+        StreamStates::user_resume,
+    )
 }
 
-/// Check the org and the (empty) body, apply `change` to the org's stream, answer its status.
+/// Check org, stream and the (empty) body, apply `change` to the stream, answer its status.
 fn act(
     admin: &Admin,
     org: &str,
+    stream: &str,
     body: Result<Bytes, BytesRejection>,
     change: fn(&StreamStates, &str),
 ) -> Result<Json<StreamStatus>, ApiError> {
-    check_org(org)?;
+    let key = check_stream(org, stream)?;
     no_options(body)?;
-    change(admin.streams(), org);
-    Ok(Json(status_of(admin, org)))
+    change(admin.streams(), key.as_str());
+    Ok(Json(status_of(admin, &key)))
 }
 
 /// `GET /v1/orgs/{org}/stream-events`: the org's recent state changes, oldest first.

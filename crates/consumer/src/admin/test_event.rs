@@ -22,11 +22,12 @@ use els_model::topic::TopicEvent;
 use els_model::EventType;
 use uuid::Uuid;
 
-use super::settings::{body_bytes, check_org};
+use super::settings::{body_bytes, check_stream};
 use super::{Admin, ApiError};
 use crate::delivery::request;
 use crate::delivery::siem::{Failure, SiemClient};
 use crate::settings::OrgRuntime;
+use els_model::settings::DEFAULT_STREAM;
 
 /// Most body bytes returned to the operator.
 pub const MAX_BODY_EXCERPT: usize = 4 * 1024;
@@ -141,14 +142,32 @@ pub async fn send(siem: &SiemClient, org: &str, runtime: &OrgRuntime) -> TestEve
     }
 }
 
-/// The route: check the request (no options), then [`send`] with the org's settings (or the
-/// default).
+/// The route: check the request (no options), then [`send`] with the settings of the org's
+/// stream `default` (or the file's default).
 pub async fn post(
     State(admin): State<Arc<Admin>>,
     Path(org): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<TestEventResult>, ApiError> {
-    check_org(&org)?;
+    post_one(&admin, &org, DEFAULT_STREAM, body).await
+}
+
+/// `POST /v1/orgs/{org}/streams/{stream}/test`: the same for one stream.
+pub async fn post_stream(
+    State(admin): State<Arc<Admin>>,
+    Path((org, stream)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<TestEventResult>, ApiError> {
+    post_one(&admin, &org, &stream, body).await
+}
+
+async fn post_one(
+    admin: &Admin,
+    org: &str,
+    stream: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<TestEventResult>, ApiError> {
+    let key = check_stream(org, stream)?;
     let bytes = body_bytes(body)?;
     if !bytes.iter().all(u8::is_ascii_whitespace) {
         match serde_json::from_slice::<serde_json::Value>(&bytes) {
@@ -168,19 +187,23 @@ pub async fn post(
             }
         }
     }
-    let Some(runtime) = admin.settings().get(&org) else {
-        return Err(ApiError::not_found(
-            "org",
-            format!("org {org} has no settings (and there is no default)"),
-        ));
+    let Some(runtime) = admin.settings().stream(&key) else {
+        return Err(if stream == DEFAULT_STREAM {
+            ApiError::not_found(
+                "org",
+                format!("org {org} has no settings (and there is no default)"),
+            )
+        } else {
+            ApiError::not_found("stream", format!("org {org} has no stream {stream}"))
+        });
     };
-    let result = send(admin.siem(), &org, &runtime).await;
-    tracing::info!(org_id = %org, status = ?result.status, latency_ms = result.latency_ms, error = ?result.error, "test event sent");
+    let result = send(admin.siem(), org, &runtime).await;
+    tracing::info!(org_id = %org, stream, status = ?result.status, latency_ms = result.latency_ms, error = ?result.error, "test event sent");
     if result.is_success() {
-        // The SIEM takes the org's events again: a paused stream resumes at once.
+        // The SIEM takes the stream's events again: a paused stream resumes at once.
         admin
             .streams()
-            .resume_now(&org, "a test event was accepted");
+            .resume_now(key.as_str(), "a test event was accepted");
     }
     Ok(Json(result))
 }

@@ -33,6 +33,7 @@ use crate::metrics::ChangelogKind;
 use crate::services::Services;
 use crate::state::changelog::restore;
 use crate::state::{DeadLetterV1, Reason};
+use crate::streams::StreamKey;
 
 struct Loop {
     consumer: Arc<StreamConsumer<RebalanceContext>>,
@@ -286,8 +287,9 @@ impl Loop {
                 let parsed = TopicEvent::parse(payload)
                     .map(Box::new)
                     .map_err(|e| (e.0, payload.to_vec()));
+                let only = replayed_for(&m);
                 drop(m);
-                self.on_message(partition, offset, parsed).await;
+                self.on_message(partition, offset, parsed, only).await;
             }
             Err(e) => {
                 // A fatal error (e.g. this static member fenced by the group) ends the
@@ -307,11 +309,14 @@ impl Loop {
         }
     }
 
+    /// A consumed record: invalid ones are dead-lettered, valid ones go to every stream of
+    /// their org that takes them (`only`: a replayed dead letter goes to its stream alone).
     async fn on_message(
         &mut self,
         partition: i32,
         offset: i64,
         parsed: Result<Box<TopicEvent>, (String, Vec<u8>)>,
+        only: Option<String>,
     ) {
         let metrics = &self.services.metrics;
         metrics.consumed.inc();
@@ -323,29 +328,51 @@ impl Loop {
         if !event.event_type.is_known() {
             metrics.unknown_event_types.inc();
         }
-        let selected = self
-            .services
-            .settings
-            .get(event.org_id())
-            .is_some_and(|rt| rt.settings.selects(event.event_type, event.flow_id()));
-        if !selected {
+        // One job per stream that takes the event; the offset is finished once every copy is.
+        let streams = self.services.settings.streams(event.org_id());
+        let selecting: Vec<&StreamKey> = streams
+            .iter()
+            .flat_map(|s| s.streams.iter())
+            .filter(|(key, _)| only.as_deref().is_none_or(|s| key.stream() == s))
+            .filter(|(_, rt)| rt.settings.selects(event.event_type, event.flow_id()))
+            .map(|(key, _)| key)
+            .collect();
+        let Some((last, others)) = selecting.split_last() else {
             metrics.filtered.inc();
-            metrics.org_event(event.org_id(), crate::metrics::OrgOutcome::Filtered, 1);
+            let key = StreamKey::new(event.org_id(), els_model::settings::DEFAULT_STREAM);
+            metrics.org_event(&key, crate::metrics::OrgOutcome::Filtered, 1);
             return self.finish_offset(partition, offset);
+        };
+        self.watermarks.add_copies(partition, offset, others.len());
+        for key in others {
+            let job = Job {
+                event: event.clone(),
+                stream: (*key).clone(),
+                origin: Origin::Kafka { partition, offset },
+            };
+            self.route_job(job).await;
         }
         let job = Job {
             event,
+            stream: (*last).clone(),
             origin: Origin::Kafka { partition, offset },
         };
+        self.route_job(job).await;
+    }
+
+    /// Queue a job consumed from Kafka on its stream's worker, or park it, or (held events at
+    /// the quota) dead-letter it.
+    async fn route_job(&mut self, job: Job) {
+        let (partition, offset) = (job.origin.partition(), job.origin.offset());
         let streams = &self.services.streams;
-        if streams.holds(job.event.org_id()) {
-            let (events, bytes) = self.park.held(job.event.org_id());
+        if streams.holds(job.stream.as_str()) {
+            let (events, bytes) = self.park.held(job.stream.as_str());
             let knobs = &streams.knobs;
             if events >= knobs.hold_max_events || bytes >= knobs.hold_max_bytes {
                 return self.over_quota(job).await;
             }
         }
-        let holding = streams.holds(job.event.org_id());
+        let holding = streams.holds(job.stream.as_str());
         let routed = route::route(
             &mut self.dispatcher,
             &mut self.park,
@@ -357,12 +384,12 @@ impl Loop {
             // Cannot park: the event stays unfinished (its offset is never stored) and will
             // be redelivered after a restart. Readiness reports the store failure.
             self.services.store_failed();
-            let org = job.event.org_id();
-            tracing::error!(error = %error, org_id = %org, partition, offset, "parking failed; offset held back");
+            let key = &job.stream;
+            tracing::error!(error = %error, org_id = key.org(), stream = key.stream(), partition, offset, "parking failed; offset held back");
         }
     }
 
-    /// An event of a paused stream whose held events are at the org's quota: dead-lettered
+    /// An event of a paused stream whose held events are at the stream's quota: dead-lettered
     /// `quota_exceeded` (counted, replayable), never dropped.
     async fn over_quota(&mut self, job: Job) {
         let (partition, offset) = (job.origin.partition(), job.origin.offset());
@@ -383,13 +410,13 @@ impl Loop {
         for job in jobs {
             match job.origin {
                 Origin::Kafka { partition, offset } => {
-                    if let Err(e) = self.park.park(&job.event, partition, offset) {
+                    if let Err(e) = self.park.park(&job.stream, &job.event, partition, offset) {
                         // Its offset stays unfinished: redelivered after a restart.
                         self.services.store_failed();
-                        tracing::error!(error = %e, org_id = %job.event.org_id(), partition, offset, "holding an event failed; offset held back");
+                        tracing::error!(error = %e, org_id = job.stream.org(), stream = job.stream.stream(), partition, offset, "holding an event failed; offset held back");
                     }
                 }
-                Origin::Parked { key, .. } => self.park.give_back(job.event.org_id(), key),
+                Origin::Parked { key, .. } => self.park.give_back(job.stream.as_str(), key),
             }
         }
     }
@@ -521,4 +548,20 @@ impl SetIf for ClientConfig {
         }
         self
     }
+}
+
+/// Header on a replayed dead letter naming the stream it was dead-lettered for: only that
+/// stream gets it again (the org's other streams had delivered it).
+pub const REPLAY_STREAM_HEADER: &str = "els-stream";
+
+/// The stream a replayed record is for, if it is one.
+fn replayed_for(m: &BorrowedMessage<'_>) -> Option<String> {
+    use rdkafka::message::Headers;
+    let headers = m.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == REPLAY_STREAM_HEADER)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(str::to_string)
 }

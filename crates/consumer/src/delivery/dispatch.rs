@@ -1,7 +1,8 @@
-//! Routing consumed events to per-org workers (a bounded, expiring map of queues).
+//! Routing consumed events to per-stream workers (a bounded, expiring map of queues).
 //!
-//! Each org has its own bounded queue and worker, so one org's slow or dead SIEM only fills
-//! that org's queue. When it is full the event is handed back to the caller, which parks it.
+//! Each org's stream has its own bounded queue and worker, so one slow or dead SIEM only
+//! fills that stream's queue (not even another stream of the same org waits). When it is
+//! full the event is handed back to the caller, which parks it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,11 +11,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::worker::{self, Engine, Job};
+use crate::streams::StreamKey;
 
 pub struct Dispatcher {
     engine: Arc<Engine>,
     capacity: usize,
-    orgs: HashMap<String, mpsc::Sender<Job>>,
+    /// Queues by stream.
+    orgs: HashMap<StreamKey, mpsc::Sender<Job>>,
     tasks: JoinSet<()>,
 }
 
@@ -34,15 +37,14 @@ impl Dispatcher {
     /// Queue `job` on its org's worker without waiting.
     pub fn try_dispatch(&mut self, mut job: Job) -> Result<(), QueueFull> {
         loop {
-            // The org id is copied only when a worker is started, not per event.
-            let tx = match self.orgs.get(job.event.org_id()) {
+            let tx = match self.orgs.get(job.stream.as_str()) {
                 Some(tx) if !tx.is_closed() => tx,
                 _ => {
-                    let org = job.event.org_id().to_string();
+                    let key = job.stream.clone();
                     let (tx, rx) = mpsc::channel(self.capacity);
                     self.tasks
-                        .spawn(worker::run(org.clone(), rx, self.engine.clone()));
-                    self.orgs.entry(org).insert_entry(tx).into_mut()
+                        .spawn(worker::run(key.clone(), rx, self.engine.clone()));
+                    self.orgs.entry(key).insert_entry(tx).into_mut()
                 }
             };
             match tx.try_send(job) {
@@ -50,7 +52,7 @@ impl Dispatcher {
                 Err(mpsc::error::TrySendError::Full(j)) => return Err(QueueFull(Box::new(j))),
                 // The worker went idle between our check and the send: start a new one.
                 Err(mpsc::error::TrySendError::Closed(j)) => {
-                    self.orgs.remove(j.event.org_id());
+                    self.orgs.remove(j.stream.as_str());
                     job = j;
                 }
             }
@@ -68,7 +70,7 @@ impl Dispatcher {
             Ok(()) => return Ok(()),
             Err(QueueFull(job)) => *job,
         };
-        let Some(tx) = self.orgs.get(job.event.org_id()).cloned() else {
+        let Some(tx) = self.orgs.get(job.stream.as_str()).cloned() else {
             return Err(job);
         };
         match tx.send_timeout(job, wait).await {
@@ -85,7 +87,7 @@ impl Dispatcher {
             match self.try_dispatch(job) {
                 Ok(()) => return,
                 Err(QueueFull(j)) => {
-                    let tx = self.orgs[j.event.org_id()].clone();
+                    let tx = self.orgs[j.stream.as_str()].clone();
                     match tx.send(*j).await {
                         Ok(()) => return,
                         Err(mpsc::error::SendError(j)) => job = j,
@@ -95,9 +97,9 @@ impl Dispatcher {
         }
     }
 
-    /// How many more jobs the org's queue takes now.
-    pub fn room(&self, org: &str) -> usize {
-        match self.orgs.get(org) {
+    /// How many more jobs the stream's queue (encoded key) takes now.
+    pub fn room(&self, stream: &str) -> usize {
+        match self.orgs.get(stream) {
             Some(tx) if !tx.is_closed() => tx.capacity(),
             _ => self.capacity,
         }

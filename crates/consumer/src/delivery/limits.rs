@@ -65,7 +65,7 @@ impl Limiter {
             }
             let metrics = &engine.services.metrics;
             metrics.rate_limited.inc();
-            metrics.org_event(job.event.org_id(), OrgOutcome::RateLimited, 1);
+            metrics.org_event(&job.stream, OrgOutcome::RateLimited, 1);
             match limit.policy {
                 LimitPolicy::DeadLetter => excess.push(job),
                 LimitPolicy::Delay if admitted.is_empty() => {

@@ -9,8 +9,10 @@
 //! it. Once an org has parked events, its new events park behind them, keeping the org's
 //! order.
 //!
-//! Keys are `org \0 be_u32(partition) be_u64(offset)`: an org's records sort in offset order
-//! (an org is on one partition: the topic is keyed by org). With the changelog on, the local
+//! Keys are `stream \0 be_u32(partition) be_u64(offset)`, `stream` being the encoded
+//! [`StreamKey`] (the bare org id for the stream `default`, as before streams existed): a
+//! stream's records sort in offset order (an org is on one partition: the topic is keyed by
+//! org). Each stream of an org parks its own copy of an event. With the changelog on, the local
 //! tree only mirrors the assigned partitions: it is emptied at start, a partition's records
 //! are restored from the changelog when it is assigned and dropped when it is revoked.
 
@@ -27,11 +29,12 @@ use crate::metrics::ChangelogKind;
 use crate::state::changelog::{self, restore::Restored, Changelog, Key};
 use crate::state::store::count_keys;
 use crate::state::StateStore;
-use crate::streams::Held;
+use crate::streams::{Held, StreamKey};
 
 pub struct Park {
     tree: sled::Tree,
-    /// Per org: parked events not yet handed to the worker, and the last key handed over.
+    /// Per stream (encoded key): parked events not yet handed to the worker, and the last
+    /// key handed over.
     waiting: HashMap<String, OrgPark>,
     /// Kafka offsets parked and not yet finished (see [`Park::flush`]).
     unflushed: Vec<Unflushed>,
@@ -75,22 +78,23 @@ pub struct Flushed {
     pub error: Option<ConsumerError>,
 }
 
-fn prefix(org: &str) -> Vec<u8> {
-    let mut p = org.as_bytes().to_vec();
+fn prefix(stream: &str) -> Vec<u8> {
+    let mut p = stream.as_bytes().to_vec();
     p.push(0);
     p
 }
 
-/// The park tree key of the event at (`partition`, `offset`) of `org`.
-pub fn park_key(org: &str, partition: i32, offset: i64) -> Vec<u8> {
-    let mut key = prefix(org);
+/// The park tree key of the event at (`partition`, `offset`) of `stream` (an encoded
+/// [`StreamKey`]).
+pub fn park_key(stream: &str, partition: i32, offset: i64) -> Vec<u8> {
+    let mut key = prefix(stream);
     key.extend_from_slice(&(partition as u32).to_be_bytes());
     key.extend_from_slice(&(offset as u64).to_be_bytes());
     key
 }
 
-/// (org, (partition, offset)) of a park key; the origin is `None` for keys written by older
-/// versions (`org \0 be_u64(sled id)`).
+/// (encoded stream key, (partition, offset)) of a park key; the origin is `None` for keys
+/// written by older versions (`org \0 be_u64(sled id)`).
 pub fn parse_key(key: &[u8]) -> Option<(&str, Option<(i32, i64)>)> {
     let end = key.iter().position(|b| *b == 0)?;
     let org = std::str::from_utf8(&key[..end]).ok()?;
@@ -200,20 +204,30 @@ impl Park {
         self.waiting.values().map(|p| p.waiting).sum()
     }
 
-    /// Park an event consumed from Kafka at (`partition`, `offset`); not yet finished, see
-    /// [`Park::flush`]. With the changelog on, its record is produced now.
+    /// Park the copy for `stream` of an event consumed from Kafka at (`partition`,
+    /// `offset`); not yet finished, see [`Park::flush`]. With the changelog on, its record is
+    /// produced now.
     pub fn park(
         &mut self,
+        stream: &StreamKey,
         event: &TopicEvent,
         partition: i32,
         offset: i64,
     ) -> Result<(), ConsumerError> {
-        let org = event.org_id();
+        let org = stream.as_str();
         let ack = match &self.changelog {
             None => None,
             Some(c) => {
-                let value = changelog::encode_parked(org, event.json());
-                match c.send(Key::Park { partition, offset }, Some(&value)) {
+                let value = changelog::encode_parked(stream, event.json());
+                let slot = els_model::settings::stream_slot(stream.stream());
+                match c.send(
+                    Key::Park {
+                        partition,
+                        offset,
+                        slot,
+                    },
+                    Some(&value),
+                ) {
                     Ok(ack) => Some(ack),
                     Err(e) => {
                         c.metrics().changelog_write(ChangelogKind::Park, false, 1);
@@ -334,9 +348,10 @@ impl Park {
             .collect()
     }
 
-    /// Up to `n` of the org's parked events, oldest first, as jobs whose completion removes
-    /// the parked record.
+    /// Up to `n` of the stream's parked events, oldest first, as jobs whose completion
+    /// removes the parked record.
     pub fn take(&mut self, org: &str, n: usize) -> Result<Vec<Job>, ConsumerError> {
+        let stream = StreamKey::from_encoded(org);
         let entry = self.waiting.entry(org.to_string()).or_default();
         let pfx = prefix(org);
         let iter = match &entry.cursor {
@@ -371,6 +386,7 @@ impl Park {
             match TopicEvent::parse(&value) {
                 Ok(event) => jobs.push(Job {
                     event: Box::new(event),
+                    stream: stream.clone(),
                     origin: Origin::Parked {
                         key: key.to_vec(),
                         partition,
@@ -399,7 +415,16 @@ impl Park {
     ) -> Result<(), ConsumerError> {
         if let Some(c) = &self.changelog {
             if partition >= 0 {
-                match c.send(Key::Park { partition, offset }, None) {
+                let stream = parse_key(key).map(|(s, _)| s).unwrap_or_default();
+                let slot = els_model::settings::stream_slot(crate::streams::key::split(stream).1);
+                match c.send(
+                    Key::Park {
+                        partition,
+                        offset,
+                        slot,
+                    },
+                    None,
+                ) {
                     Ok(ack) => self.tombstones.push(ack),
                     Err(_) => c
                         .metrics()
@@ -466,12 +491,12 @@ impl Park {
     pub fn restore(&mut self, records: Vec<Restored>) -> Result<(), ConsumerError> {
         let mut orgs = HashSet::new();
         for r in records {
-            let key = park_key(&r.org, r.partition, r.offset);
+            let key = park_key(&r.stream, r.partition, r.offset);
             if self.tree.insert(key, r.event.as_bytes())?.is_none() {
                 self.stored += 1;
-                self.held.add(&r.org, 1, r.event.len() as i64);
+                self.held.add(&r.stream, 1, r.event.len() as i64);
             }
-            orgs.insert(r.org);
+            orgs.insert(r.stream);
         }
         for org in orgs {
             let entry = self.waiting.entry(org.clone()).or_default();

@@ -1,4 +1,4 @@
-//! Where the consume loop sends a selected event: to its org's queue ([`super::dispatch`]),
+//! Where the consume loop sends a selected event: to its stream's queue ([`super::dispatch`]),
 //! or to the park store ([`super::park`]) when the queue stays full, or when the org already
 //! has parked events (new events queue behind them, so the org's SIEM sees its events in
 //! offset order); and parked events back to queues with room, oldest first.
@@ -30,7 +30,7 @@ pub async fn route(
     park_after: Duration,
     holding: bool,
 ) -> Result<(), ParkFailed> {
-    let job = if holding || park.has_waiting(job.event.org_id()) {
+    let job = if holding || park.has_waiting(job.stream.as_str()) {
         job
     } else {
         match dispatcher.dispatch_within(job, park_after).await {
@@ -39,7 +39,7 @@ pub async fn route(
         }
     };
     let (partition, offset) = (job.origin.partition(), job.origin.offset());
-    park.park(&job.event, partition, offset)
+    park.park(&job.stream, &job.event, partition, offset)
         .map_err(|error| ParkFailed {
             job: Box::new(job),
             error,
@@ -60,7 +60,7 @@ pub async fn resume_parked(
             continue;
         }
         let current = settings
-            .get(&org)
+            .stream(&crate::streams::StreamKey::from_encoded(&org))
             .map_or(0, |rt| std::sync::Arc::as_ptr(&rt) as usize);
         let room = match streams.release(&org, current) {
             Release::All => room,

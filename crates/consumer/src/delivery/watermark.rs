@@ -4,15 +4,20 @@
 //!
 //! Kafka offsets are not dense (compaction, transaction markers), so the watermark tracks the
 //! offsets actually consumed rather than assuming `offset + 1` follows `offset`.
+//!
+//! An offset may have several copies in flight: one per stream of the org that takes the
+//! event ([`Watermarks::add_copies`]), and one more each time it is consumed again (after a
+//! seek) while still tracked. It is finished when every copy is.
 
 use std::collections::{HashMap, VecDeque};
 
 /// One partition's consumed-but-unfinished offsets.
 #[derive(Debug, Default)]
 pub struct PartitionWatermark {
-    /// Consumed offsets in ascending order; `true` once finished. Offsets arrive ascending, so
-    /// tracking appends and advancing pops from the front; finishing is a binary search.
-    pending: VecDeque<(i64, bool)>,
+    /// Consumed offsets in ascending order, with their copies still unfinished (0: finished).
+    /// Offsets arrive ascending, so tracking appends and advancing pops from the front;
+    /// finishing is a binary search.
+    pending: VecDeque<(i64, u32)>,
     /// The next offset to store: one past the highest contiguous finished offset.
     committable: Option<i64>,
     /// Entries of `pending` not yet finished (kept so `in_flight` is O(1) on the hot path).
@@ -20,18 +25,35 @@ pub struct PartitionWatermark {
 }
 
 impl PartitionWatermark {
-    /// Record that `offset` was consumed and is now in flight.
+    /// Record that `offset` was consumed and one copy of it is now in flight.
     pub fn track(&mut self, offset: i64) {
+        self.add_copies(offset, 1);
+    }
+
+    /// `n` more copies of `offset` are in flight (tracked when not yet).
+    pub fn add_copies(&mut self, offset: i64, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        if n == 0 {
+            return;
+        }
         match self.pending.back() {
-            Some(&(last, _)) if offset <= last => {
-                // Consumed again after a seek: keep the order, never track twice.
-                if let Err(at) = self.search(offset) {
-                    self.pending.insert(at, (offset, false));
+            Some(&(last, _)) if offset <= last => match self.search(offset) {
+                // Consumed again after a seek while tracked: its copies add up, and it is
+                // finished only when the copies of both consumptions are.
+                Ok(at) => {
+                    let copies = &mut self.pending[at].1;
+                    if *copies == 0 {
+                        self.unfinished += 1;
+                    }
+                    *copies = copies.saturating_add(n);
+                }
+                Err(at) => {
+                    self.pending.insert(at, (offset, n));
                     self.unfinished += 1;
                 }
-            }
+            },
             _ => {
-                self.pending.push_back((offset, false));
+                self.pending.push_back((offset, n));
                 self.unfinished += 1;
             }
         }
@@ -49,17 +71,20 @@ impl PartitionWatermark {
         self.pending.binary_search_by_key(&offset, |&(o, _)| o)
     }
 
-    /// Mark `offset` finished. Returns the new committable position (next offset to consume)
-    /// when it advanced. Unknown offsets (e.g. from before a rebalance) are ignored.
+    /// Mark one copy of `offset` finished. Returns the new committable position (next offset
+    /// to consume) when it advanced. Unknown offsets (e.g. from before a rebalance) are
+    /// ignored.
     pub fn finish(&mut self, offset: i64) -> Option<i64> {
         let at = self.search(offset).ok()?;
-        let done = &mut self.pending[at].1;
-        if !*done {
-            *done = true;
-            self.unfinished -= 1;
+        let copies = &mut self.pending[at].1;
+        if *copies > 0 {
+            *copies -= 1;
+            if *copies == 0 {
+                self.unfinished -= 1;
+            }
         }
         let mut advanced = None;
-        while let Some(&(first, true)) = self.pending.front() {
+        while let Some(&(first, 0)) = self.pending.front() {
             advanced = Some(first + 1);
             self.pending.pop_front();
         }
@@ -78,7 +103,7 @@ impl PartitionWatermark {
     pub fn lowest_pending(&self) -> Option<i64> {
         self.pending
             .iter()
-            .find(|(_, done)| !*done)
+            .find(|(_, copies)| *copies > 0)
             .map(|(o, _)| *o)
     }
 
@@ -96,6 +121,14 @@ pub struct Watermarks {
 impl Watermarks {
     pub fn track(&mut self, partition: i32, offset: i64) {
         self.partitions.entry(partition).or_default().track(offset);
+    }
+
+    /// See [`PartitionWatermark::add_copies`].
+    pub fn add_copies(&mut self, partition: i32, offset: i64, n: usize) {
+        self.partitions
+            .entry(partition)
+            .or_default()
+            .add_copies(offset, n);
     }
 
     /// See [`PartitionWatermark::finish`]; partitions we do not own are ignored.
@@ -159,7 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn offsets_seen_again_or_out_of_order_are_tracked_once_in_order() {
+    fn offsets_seen_again_or_out_of_order_stay_in_order_and_need_every_copy() {
         let mut w = PartitionWatermark::default();
         for o in [5, 3, 5, 4, 3] {
             w.track(o);
@@ -167,9 +200,33 @@ mod tests {
         assert_eq!(w.in_flight(), 3);
         assert_eq!(w.lowest_pending(), Some(3));
         assert_eq!(w.finish(4), None);
+        assert_eq!(
+            w.finish(3),
+            None,
+            "3 was consumed twice: two copies in flight"
+        );
         assert_eq!(w.finish(3), Some(5));
+        assert_eq!(w.finish(5), None);
         assert_eq!(w.finish(5), Some(6));
         assert_eq!(w.in_flight(), 0);
+    }
+
+    #[test]
+    fn an_offset_with_copies_for_several_streams_waits_for_all() {
+        let mut ws = Watermarks::default();
+        ws.track(0, 7);
+        ws.add_copies(0, 7, 2);
+        ws.track(0, 8);
+        assert_eq!(ws.finish(0, 8), None);
+        assert_eq!(ws.finish(0, 7), None);
+        assert_eq!(ws.finish(0, 7), None);
+        assert_eq!(ws.in_flight(), 1);
+        assert_eq!(ws.finish(0, 7), Some(9));
+        assert_eq!(
+            ws.finish(0, 7),
+            None,
+            "a surplus completion changes nothing"
+        );
     }
 
     #[test]

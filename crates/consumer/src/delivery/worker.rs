@@ -29,14 +29,16 @@ use crate::services::{EngineKnobs, Services};
 use crate::settings::OrgRuntime;
 use crate::state::record::{truncate, MAX_ERROR_BYTES};
 use crate::state::{DeadLetterV1, Reason};
-use crate::streams;
+use crate::streams::{self, StreamKey};
 use els_api::status::{StatusReason, StreamState};
 
-/// A consumed event on its way to the org's SIEM.
+/// A consumed event on its way to one of its org's streams (an event several streams take
+/// is one job per stream, all with the same origin).
 #[derive(Debug)]
 pub struct Job {
-    /// Boxed: jobs move through per-org queues, whose memory is a multiple of a job's size.
+    /// Boxed: jobs move through per-stream queues, whose memory is a multiple of a job's size.
     pub event: Box<TopicEvent>,
+    pub stream: StreamKey,
     pub origin: Origin,
 }
 
@@ -124,7 +126,7 @@ enum Step {
 }
 
 /// Run one org's worker until its queue closes (shutdown or idle) and no batch awaits an ack.
-pub async fn run(org: String, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine>) {
+pub async fn run(key: StreamKey, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine>) {
     let mut limiter = Limiter::default();
     // The org's HEC data channel, kept for the worker's life (see `hec::new_channel`).
     let channel = hec::new_channel();
@@ -147,8 +149,8 @@ pub async fn run(org: String, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine>) 
             Step::Job(first) => {
                 let mut jobs = vec![first];
                 collect_batch(&mut rx, &mut jobs, knobs).await;
-                process(&org, jobs, &engine, &mut limiter, channel, &mut acks).await;
-                if engine.services.streams.holds(&org) {
+                process(&key, jobs, &engine, &mut limiter, channel, &mut acks).await;
+                if engine.services.streams.holds(key.as_str()) {
                     // Paused: what is still queued goes back to be held too.
                     let mut queued = Vec::new();
                     while let Ok(job) = rx.try_recv() {
@@ -170,7 +172,7 @@ pub async fn run(org: String, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine>) 
                 acks.schedule(knobs.ack.poll_interval.min(SHUTDOWN_POLL));
             }
             Step::PollAcks => {
-                poll_acks(&org, &mut acks, &engine, channel).await;
+                poll_acks(&key, &mut acks, &engine, channel).await;
                 let next = if open {
                     knobs.ack.poll_interval
                 } else {
@@ -195,9 +197,9 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// One ack poll for every pending id of the worker's channel: acked batches are delivered,
 /// a code 14 (ack disabled) delivers them all and turns ack off for the worker, batches past
 /// the timeout are sent again.
-async fn poll_acks(org: &str, acks: &mut Acks, engine: &Engine, channel: Uuid) {
+async fn poll_acks(key: &StreamKey, acks: &mut Acks, engine: &Engine, channel: Uuid) {
     let metrics = engine.metrics();
-    let Some(runtime) = engine.services.settings.get(org) else {
+    let Some(runtime) = engine.services.settings.stream(key) else {
         // The org's settings were removed after Splunk accepted these batches: there is no
         // token left to ask with, and the 200s stand.
         for batch in acks.take_all(&engine.acks) {
@@ -234,7 +236,8 @@ async fn poll_acks(org: &str, acks: &mut Acks, engine: &Engine, channel: Uuid) {
             let batches = acks.take_all(&engine.acks);
             let events: usize = batches.iter().map(|b| b.jobs.len()).sum();
             tracing::warn!(
-                org_id = org,
+                org_id = key.org(),
+                stream = key.stream(),
                 events,
                 "the HEC ack endpoint says indexer acknowledgement is disabled for this token \
                  (code 14); counting its 200s as delivered"
@@ -251,12 +254,13 @@ async fn poll_acks(org: &str, acks: &mut Acks, engine: &Engine, channel: Uuid) {
     for batch in acks.take_expired(engine.services.engine.ack.timeout, &engine.acks) {
         metrics.ack_timeouts.inc();
         tracing::warn!(
-            org_id = org,
+            org_id = key.org(),
+            stream = key.stream(),
             events = batch.jobs.len(),
             "no HEC indexer ack within the timeout; sending the batch again"
         );
         Box::pin(deliver_hec(
-            org, batch.jobs, &runtime, engine, channel, acks,
+            key, batch.jobs, &runtime, engine, channel, acks,
         ))
         .await;
     }
@@ -281,14 +285,14 @@ async fn collect_batch(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, knobs:
 }
 
 async fn process(
-    org: &str,
+    key: &StreamKey,
     jobs: Vec<Job>,
     engine: &Engine,
     limiter: &mut Limiter,
     channel: Uuid,
     acks: &mut Acks,
 ) {
-    let runtime = engine.services.settings.get(org);
+    let runtime = engine.services.settings.stream(key);
     // Settings may have changed since the consume loop selected these events.
     let (selected, filtered): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|job| {
         runtime.as_ref().is_some_and(|rt| {
@@ -299,7 +303,7 @@ async fn process(
     if !filtered.is_empty() {
         let metrics = engine.metrics();
         metrics.filtered.inc_by(filtered.len() as u64);
-        metrics.org_event(org, OrgOutcome::Filtered, filtered.len() as u64);
+        metrics.org_event(key, OrgOutcome::Filtered, filtered.len() as u64);
         finish(engine, &filtered);
     }
     let Some(runtime) = runtime else { return };
@@ -307,19 +311,19 @@ async fn process(
         return;
     }
     let streams = &engine.services.streams;
-    let state = streams.state(org);
+    let state = streams.state(key.as_str());
     if state.holds() && state != StreamState::Probing {
         // Paused (or paused by its user): held, not sent.
         return hold(engine, selected);
     }
-    if let Some((paused_at, reason)) = streams.take_resumed(org) {
-        lifecycle_event(org, &runtime, engine, channel, paused_at, reason).await;
+    if let Some((paused_at, reason)) = streams.take_resumed(key.as_str()) {
+        lifecycle_event(key, &runtime, engine, channel, paused_at, reason).await;
     }
     // Deliver in slices the org's limit admits, so the SIEM sees the limited rate rather
     // than a burst after the wait.
     let mut pending = selected;
     while !pending.is_empty() {
-        if streams.holds(org) && streams.state(org) != StreamState::Probing {
+        if streams.holds(key.as_str()) && streams.state(key.as_str()) != StreamState::Probing {
             return hold(engine, pending);
         }
         let Some((admitted, rest)) = limiter
@@ -333,12 +337,12 @@ async fn process(
             continue;
         }
         match runtime.settings.endpoint {
-            EndpointKind::Hec => deliver_hec(org, admitted, &runtime, engine, channel, acks).await,
+            EndpointKind::Hec => deliver_hec(key, admitted, &runtime, engine, channel, acks).await,
             _ => {
                 let mut jobs = admitted.into_iter();
                 while let Some(job) = jobs.next() {
-                    deliver_single(org, job, &runtime, engine, channel).await;
-                    if streams.holds(org) {
+                    deliver_single(key, job, &runtime, engine, channel).await;
+                    if streams.holds(key.as_str()) {
                         return hold(engine, jobs.chain(pending).collect());
                     }
                 }
@@ -353,7 +357,7 @@ async fn process(
 /// in halves (a lone event answered 413 is `too_large`). A `200` carrying an `ackId` (and
 /// `hec.ack` not false) leaves the batch in `acks` until its ack comes.
 async fn deliver_hec(
-    org: &str,
+    key: &StreamKey,
     jobs: Vec<Job>,
     runtime: &Arc<OrgRuntime>,
     engine: &Engine,
@@ -368,15 +372,15 @@ async fn deliver_hec(
         let body = || request::hec_body(batch.iter().map(|j| &*j.event), runtime);
         engine.metrics().batch_size.observe(batch.len() as f64);
         let (attempts, last) =
-            match send_with_retry(org, runtime, body, batch.len(), engine, channel).await {
+            match send_with_retry(key, runtime, body, batch.len(), engine, channel).await {
                 Outcome::Rejected { attempts, last } => (attempts, last),
                 Outcome::Cancelled { .. } => return,
                 Outcome::Delivered { reply, .. } => {
-                    accepted(org, batch, &reply, runtime, engine, acks);
+                    accepted(key, batch, &reply, runtime, engine, acks);
                     continue;
                 }
                 Outcome::Exhausted { attempts, last } => {
-                    if exhausted(org, batch, attempts, &last, runtime, engine).await {
+                    if exhausted(key, batch, attempts, &last, runtime, engine).await {
                         hold_all(engine, stack);
                         return;
                     }
@@ -385,8 +389,8 @@ async fn deliver_hec(
             };
         let reply = hec::parse_reply(&last.detail);
         let code = reply.as_ref().map(|r| r.code);
-        if probing(engine, org) || streams::is_configuration_error(last.status, code) {
-            if engine.services.streams.window_expired(org) {
+        if probing(engine, key) || streams::is_configuration_error(last.status, code) {
+            if engine.services.streams.window_expired(key.as_str()) {
                 // Failing for the whole retry window: the held events end as dead letters.
                 Box::pin(dead_letter(
                     engine,
@@ -400,7 +404,7 @@ async fn deliver_hec(
             }
             // The stream's configuration (token, index, channel, URL) is wrong, or a probe
             // failed: pause and hold, never dead-letter event by event.
-            pause(org, batch, &last, runtime, engine);
+            pause(key, batch, &last, runtime, engine);
             hold_all(engine, stack);
             return;
         }
@@ -411,7 +415,7 @@ async fn deliver_hec(
         match decision {
             Decision::Split | Decision::SplitTooLarge => {
                 tracing::info!(
-                    org_id = org,
+                    org_id = key.org(), stream = key.stream(),
                     events = batch.len(),
                     status = ?last.status,
                     code,
@@ -439,15 +443,15 @@ async fn deliver_hec(
 }
 
 /// Whether `org`'s stream is probing (its batch is a probe: one attempt, no dead letters).
-fn probing(engine: &Engine, org: &str) -> bool {
-    engine.services.streams.state(org) == StreamState::Probing
+fn probing(engine: &Engine, key: &StreamKey) -> bool {
+    engine.services.streams.state(key.as_str()) == StreamState::Probing
 }
 
 /// Retries of `batch` ran out: within the retry window the stream pauses and holds it
 /// (true: the caller holds the rest); past it, or when the retry window is no longer than
 /// the pause threshold, the batch is dead-lettered `retries_exhausted` (false).
 async fn exhausted(
-    org: &str,
+    key: &StreamKey,
     batch: Vec<Job>,
     attempts: u32,
     last: &Attempt,
@@ -457,7 +461,7 @@ async fn exhausted(
     let streams = &engine.services.streams;
     let window_is_retry_time =
         engine.services.engine.retry.max_elapsed <= streams.knobs.pause_after;
-    if window_is_retry_time || streams.window_expired(org) {
+    if window_is_retry_time || streams.window_expired(key.as_str()) {
         Box::pin(dead_letter(
             engine,
             batch,
@@ -468,14 +472,20 @@ async fn exhausted(
         .await;
         return false;
     }
-    pause(org, batch, last, runtime, engine);
+    pause(key, batch, last, runtime, engine);
     true
 }
 
 /// Pause `org`'s stream because of `last` and hold `batch`.
-fn pause(org: &str, batch: Vec<Job>, last: &Attempt, runtime: &Arc<OrgRuntime>, engine: &Engine) {
+fn pause(
+    key: &StreamKey,
+    batch: Vec<Job>,
+    last: &Attempt,
+    runtime: &Arc<OrgRuntime>,
+    engine: &Engine,
+) {
     engine.services.streams.pause(
-        org,
+        key.as_str(),
         batch.len() as u64,
         reason_of(last),
         Arc::as_ptr(runtime) as usize,
@@ -510,7 +520,7 @@ fn hold_all(engine: &Engine, batches: Vec<Vec<Job>>) {
 /// Tell the org's SIEM, once, that its stream resumed: when it paused and why (as Okta's
 /// `system.log_stream.lifecycle` events do). One attempt; a failure is only logged.
 async fn lifecycle_event(
-    org: &str,
+    key: &StreamKey,
     runtime: &OrgRuntime,
     engine: &Engine,
     channel: Uuid,
@@ -553,15 +563,19 @@ async fn lifecycle_event(
     )
     .await;
     if attempt.verdict != super::retry::Verdict::Success {
-        tracing::warn!(org_id = org, status = ?attempt.status, "the stream-resumed lifecycle event was not accepted");
+        tracing::warn!(org_id = key.org(), stream = key.stream(), status = ?attempt.status, "the stream-resumed lifecycle event was not accepted");
     } else {
-        tracing::info!(org_id = org, "sent the stream-resumed lifecycle event");
+        tracing::info!(
+            org_id = key.org(),
+            stream = key.stream(),
+            "sent the stream-resumed lifecycle event"
+        );
     }
 }
 
 /// A `200` for `batch`: delivered, or (with an `ackId` to wait for) pending in `acks`.
 fn accepted(
-    org: &str,
+    key: &StreamKey,
     batch: Vec<Job>,
     reply: &str,
     runtime: &OrgRuntime,
@@ -586,7 +600,8 @@ fn accepted(
         if !acks.warned_no_ack_id {
             acks.warned_no_ack_id = true;
             tracing::warn!(
-                org_id = org,
+                org_id = key.org(),
+                stream = key.stream(),
                 "hec.ack is true but HEC answered without an ackId (is indexer \
                  acknowledgement on for this token?); counting its 200s as delivered"
             );
@@ -596,7 +611,7 @@ fn accepted(
 }
 
 async fn deliver_single(
-    org: &str,
+    key: &StreamKey,
     job: Job,
     runtime: &Arc<OrgRuntime>,
     engine: &Engine,
@@ -604,20 +619,20 @@ async fn deliver_single(
 ) {
     let body = || request::event_body(&job.event, runtime);
     engine.metrics().batch_size.observe(1.0);
-    let outcome = send_with_retry(org, runtime, body, 1, engine, channel).await;
+    let outcome = send_with_retry(key, runtime, body, 1, engine, channel).await;
     match outcome {
         Outcome::Delivered { .. } => delivered(engine, &[job]),
         Outcome::Cancelled { .. } => {}
         Outcome::Exhausted { attempts, last } => {
-            exhausted(org, vec![job], attempts, &last, runtime, engine).await;
+            exhausted(key, vec![job], attempts, &last, runtime, engine).await;
         }
         Outcome::Rejected { attempts, last } => {
-            let paused = probing(engine, org) || streams::is_configuration_error(last.status, None);
-            if paused && engine.services.streams.window_expired(org) {
+            let paused = probing(engine, key) || streams::is_configuration_error(last.status, None);
+            if paused && engine.services.streams.window_expired(key.as_str()) {
                 let reason = Reason::RetriesExhausted;
                 Box::pin(dead_letter(engine, vec![job], reason, attempts, &last)).await;
             } else if paused {
-                pause(org, vec![job], &last, runtime, engine);
+                pause(key, vec![job], &last, runtime, engine);
             } else {
                 Box::pin(dead_letter(
                     engine,
@@ -636,7 +651,7 @@ async fn deliver_single(
 /// granted, so thousands of orgs waiting for a permit hold their events but no bodies; it is
 /// kept for the retries that follow.
 async fn send_with_retry(
-    org: &str,
+    key: &StreamKey,
     runtime: &OrgRuntime,
     render: impl Fn() -> Vec<u8>,
     events: usize,
@@ -648,7 +663,7 @@ async fn send_with_retry(
     // Retries stop at the pause threshold (then the stream pauses, its events held) or the
     // retry window, whichever is shorter; a probe gets one attempt.
     let mut policy = engine.services.engine.retry;
-    policy.max_elapsed = if probing(engine, org) {
+    policy.max_elapsed = if probing(engine, key) {
         Duration::ZERO
     } else {
         policy.max_elapsed.min(streams.knobs.pause_after)
@@ -665,8 +680,8 @@ async fn send_with_retry(
         },
         |attempt, wait| {
             engine.metrics().retries.inc_by(events as u64);
-            streams.failed(org, events as u64, reason_of(attempt));
-            tracing::debug!(org_id = org, status = ?attempt.status, wait_ms = wait.as_millis() as u64, "delivery will be retried");
+            streams.failed(key.as_str(), events as u64, reason_of(attempt));
+            tracing::debug!(org_id = key.org(), stream = key.stream(), status = ?attempt.status, wait_ms = wait.as_millis() as u64, "delivery will be retried");
         },
     )
     .await
@@ -696,8 +711,8 @@ fn delivered(engine: &Engine, jobs: &[Job]) {
     }
     let n = jobs.len() as u64;
     metrics.delivered.inc_by(n);
-    metrics.org_event(first.event.org_id(), OrgOutcome::Delivered, n);
-    engine.services.streams.delivered(first.event.org_id(), n);
+    metrics.org_event(&first.stream, OrgOutcome::Delivered, n);
+    engine.services.streams.delivered(first.stream.as_str(), n);
     finish(engine, jobs);
 }
 
@@ -716,7 +731,8 @@ pub async fn dead_letter(
         .iter()
         .map(|job| DeadLetterV1 {
             id: 0,
-            org_id: job.event.org_id().to_string(),
+            org_id: job.stream.org().to_string(),
+            stream: job.stream.stream().to_string(),
             event: serde_json::from_str(job.event.json()).unwrap_or_default(),
             reason,
             attempts,
@@ -729,7 +745,7 @@ pub async fn dead_letter(
         })
         .collect();
     if let Some(first) = jobs.first() {
-        tracing::warn!(org_id = %first.event.org_id(), reason = reason.as_str(), status = ?last.status, attempts, events = jobs.len(), "dead-lettering events");
+        tracing::warn!(org_id = first.stream.org(), stream = first.stream.stream(), reason = reason.as_str(), status = ?last.status, attempts, events = jobs.len(), "dead-lettering events");
     }
     if !store_durably(engine, records).await {
         return;
@@ -740,7 +756,7 @@ pub async fn dead_letter(
         .with_label_values(&[reason.as_str()])
         .inc_by(jobs.len() as u64);
     for job in &jobs {
-        metrics.org_event(job.event.org_id(), OrgOutcome::DeadLettered, 1);
+        metrics.org_event(&job.stream, OrgOutcome::DeadLettered, 1);
     }
     finish(engine, &jobs);
 }

@@ -8,10 +8,10 @@
 //! by a newer record, so the writing instance, which applies its own write at once, never
 //! goes back to an older version when its reader catches up.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use els_model::settings::OrgSettings;
+use els_model::settings::{OrgSettings, DEFAULT_STREAM};
 use els_model::template::BodyTemplate;
 use els_model::ModelError;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use super::topic::Writer;
 use crate::error::ConsumerError;
+use crate::streams::StreamKey;
 
 /// One org's validated settings with the template, URL and request headers prepared once
 /// (not per request).
@@ -83,12 +84,55 @@ pub struct SettingsFile {
 /// Where a settings record sits in the settings topic: (partition, offset).
 pub type Version = (i32, i64);
 
+/// One org's streams as the engine sees them: every stream's key and runtime, sorted by
+/// stream id. A snapshot: a change builds a new one, so readers never lock while routing.
+#[derive(Debug, Default)]
+pub struct OrgStreams {
+    pub streams: Vec<(StreamKey, Arc<OrgRuntime>)>,
+}
+
+impl OrgStreams {
+    pub fn get(&self, stream: &str) -> Option<&Arc<OrgRuntime>> {
+        self.streams
+            .iter()
+            .find(|(k, _)| k.stream() == stream)
+            .map(|(_, rt)| rt)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    orgs: HashMap<String, Arc<OrgRuntime>>,
+    /// Orgs with settings of their own: stream id -> runtime.
+    orgs: HashMap<String, BTreeMap<String, Arc<OrgRuntime>>>,
+    /// The engine's view of each org with settings of its own, rebuilt on every change.
+    snapshots: HashMap<String, Arc<OrgStreams>>,
+    /// The settings file's default (the stream `default` of orgs without settings).
     default: Option<Arc<OrgRuntime>>,
-    /// The topic record each org's current settings (or deletion) came from.
+    /// Snapshots of orgs that stream under the file's default, made on first use.
+    defaulted: HashMap<String, Arc<OrgStreams>>,
+    /// The topic record (key: [`StreamKey::as_str`]) each stream's current settings (or
+    /// deletion) came from.
     versions: HashMap<String, Version>,
+}
+
+impl Inner {
+    fn rebuild(&mut self, org: &str) {
+        match self.orgs.get(org) {
+            Some(streams) if !streams.is_empty() => {
+                let snapshot = OrgStreams {
+                    streams: streams
+                        .iter()
+                        .map(|(id, rt)| (StreamKey::new(org, id), rt.clone()))
+                        .collect(),
+                };
+                self.snapshots.insert(org.to_string(), Arc::new(snapshot));
+            }
+            _ => {
+                self.orgs.remove(org);
+                self.snapshots.remove(org);
+            }
+        }
+    }
 }
 
 /// Shared, cheaply cloned handle to the settings of all orgs.
@@ -149,73 +193,152 @@ impl SettingsStore {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Validate and store one org's settings.
+    /// Validate and store one org's default stream.
     pub fn put(&self, org: &str, settings: OrgSettings) -> Result<(), ConsumerError> {
+        self.put_stream(org, DEFAULT_STREAM, settings)
+    }
+
+    /// Validate and store one stream of an org.
+    pub fn put_stream(
+        &self,
+        org: &str,
+        stream: &str,
+        settings: OrgSettings,
+    ) -> Result<(), ConsumerError> {
         let runtime = OrgRuntime::new(settings)
             .map_err(|e| ConsumerError::Settings(format!("org {org}: {e}")))?;
-        self.write().orgs.insert(org.to_string(), Arc::new(runtime));
+        let mut inner = self.write();
+        inner
+            .orgs
+            .entry(org.to_string())
+            .or_default()
+            .insert(stream.to_string(), Arc::new(runtime));
+        inner.rebuild(org);
         Ok(())
     }
 
-    /// Forget the org's own settings (the default, if any, applies again); whether it had any.
+    /// Forget all of the org's own settings (the default, if any, applies again); whether it
+    /// had any.
     pub fn remove(&self, org: &str) -> bool {
-        self.write().orgs.remove(org).is_some()
+        let mut inner = self.write();
+        let had = inner.orgs.remove(org).is_some();
+        inner.rebuild(org);
+        had
     }
 
-    /// Apply a record of the settings topic: `Some` settings or `None` (a tombstone), unless
-    /// the org's current settings came from the same or a later record. Returns whether it
-    /// was applied; invalid settings are an error and change nothing.
+    /// Apply a record of the settings topic for `key` (an org's stream): `Some` settings or
+    /// `None` (a tombstone), unless the stream's current settings came from the same or a
+    /// later record. Returns whether it was applied; invalid settings are an error and
+    /// change nothing.
     pub fn apply(
         &self,
-        org: &str,
+        key: &StreamKey,
         version: Version,
         settings: Option<OrgSettings>,
     ) -> Result<bool, ConsumerError> {
+        let org = key.org();
         let runtime = settings
             .map(|s| OrgRuntime::new(s).map(Arc::new))
             .transpose()
-            .map_err(|e| ConsumerError::Settings(format!("org {org}: {e}")))?;
+            .map_err(|e| ConsumerError::Settings(format!("stream {key}: {e}")))?;
         let mut inner = self.write();
-        if let Some(&(partition, offset)) = inner.versions.get(org) {
+        if let Some(&(partition, offset)) = inner.versions.get(key.as_str()) {
             if partition == version.0 && offset >= version.1 {
                 return Ok(false);
             }
         }
-        inner.versions.insert(org.to_string(), version);
+        inner.versions.insert(key.as_str().to_string(), version);
         match runtime {
-            Some(rt) => inner.orgs.insert(org.to_string(), rt),
-            None => inner.orgs.remove(org),
-        };
+            Some(rt) => {
+                inner
+                    .orgs
+                    .entry(org.to_string())
+                    .or_default()
+                    .insert(key.stream().to_string(), rt);
+            }
+            None => {
+                if let Some(streams) = inner.orgs.get_mut(org) {
+                    streams.remove(key.stream());
+                }
+            }
+        }
+        inner.rebuild(org);
         Ok(true)
     }
 
     /// Validate, write to the settings topic (waiting for Kafka's ack) and apply at once.
-    pub async fn save(&self, org: &str, settings: OrgSettings) -> Result<(), ConsumerError> {
+    pub async fn save(&self, key: &StreamKey, settings: OrgSettings) -> Result<(), ConsumerError> {
         let writer = self.writer().ok_or(ConsumerError::ReadOnlySettings)?;
         OrgRuntime::new(settings.clone())
-            .map_err(|e| ConsumerError::Settings(format!("org {org}: {e}")))?;
-        let version = writer.write(org, Some(&settings)).await?;
-        self.apply(org, version, Some(settings))?;
+            .map_err(|e| ConsumerError::Settings(format!("stream {key}: {e}")))?;
+        let version = writer.write(key, Some(&settings)).await?;
+        self.apply(key, version, Some(settings))?;
         Ok(())
     }
 
-    /// Write a tombstone for the org and forget its settings at once.
-    pub async fn delete(&self, org: &str) -> Result<(), ConsumerError> {
+    /// Write a tombstone for the stream and forget its settings at once.
+    pub async fn delete(&self, key: &StreamKey) -> Result<(), ConsumerError> {
         let writer = self.writer().ok_or(ConsumerError::ReadOnlySettings)?;
-        let version = writer.write(org, None).await?;
-        self.apply(org, version, None)?;
+        let version = writer.write(key, None).await?;
+        self.apply(key, version, None)?;
         Ok(())
     }
 
-    /// The org's own settings, ignoring the default.
+    /// The org's own default stream, ignoring the file's default.
     pub fn get_own(&self, org: &str) -> Option<Arc<OrgRuntime>> {
-        self.read().orgs.get(org).cloned()
+        self.stream_own(org, DEFAULT_STREAM)
     }
 
-    /// The org's settings, or the default; `None` means the org does not stream.
+    /// One stream of the org's own settings.
+    pub fn stream_own(&self, org: &str, stream: &str) -> Option<Arc<OrgRuntime>> {
+        self.read().orgs.get(org)?.get(stream).cloned()
+    }
+
+    /// The org's own streams (id -> settings), sorted by id.
+    pub fn own_streams(&self, org: &str) -> Vec<(String, Arc<OrgRuntime>)> {
+        self.read()
+            .orgs
+            .get(org)
+            .map(|s| s.iter().map(|(id, rt)| (id.clone(), rt.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// The org's default stream, or the file's default; `None`: it has no such stream.
     pub fn get(&self, org: &str) -> Option<Arc<OrgRuntime>> {
+        self.stream(&StreamKey::new(org, DEFAULT_STREAM))
+    }
+
+    /// The settings of a stream: its own, or for the stream `default` of an org without
+    /// settings the file's default.
+    pub fn stream(&self, key: &StreamKey) -> Option<Arc<OrgRuntime>> {
         let inner = self.read();
-        inner.orgs.get(org).or(inner.default.as_ref()).cloned()
+        match inner.orgs.get(key.org()) {
+            Some(streams) => streams.get(key.stream()).cloned(),
+            None if key.stream() == DEFAULT_STREAM => inner.default.clone(),
+            None => None,
+        }
+    }
+
+    /// Every stream of the org (the file's default stands in for orgs without settings);
+    /// `None`: the org does not stream.
+    pub fn streams(&self, org: &str) -> Option<Arc<OrgStreams>> {
+        {
+            let inner = self.read();
+            if let Some(s) = inner.snapshots.get(org) {
+                return Some(s.clone());
+            }
+            inner.default.as_ref()?;
+            if let Some(s) = inner.defaulted.get(org) {
+                return Some(s.clone());
+            }
+        }
+        let mut inner = self.write();
+        let default = inner.default.clone()?;
+        let snapshot = Arc::new(OrgStreams {
+            streams: vec![(StreamKey::new(org, DEFAULT_STREAM), default)],
+        });
+        inner.defaulted.insert(org.to_string(), snapshot.clone());
+        Some(snapshot)
     }
 
     pub fn org_ids(&self) -> Vec<String> {
@@ -234,17 +357,27 @@ mod tests {
         let store = SettingsStore::default();
         let a = OrgSettings::hec("https://a.example/x", "t");
         let b = OrgSettings::hec("https://b.example/x", "t");
-        assert!(store.apply("o", (0, 5), Some(b.clone())).unwrap());
+        let o = StreamKey::new("o", DEFAULT_STREAM);
+        assert!(store.apply(&o, (0, 5), Some(b.clone())).unwrap());
         // The reader catching up with an older record of the same partition changes nothing.
-        assert!(!store.apply("o", (0, 4), Some(a.clone())).unwrap());
-        assert!(!store.apply("o", (0, 5), Some(a.clone())).unwrap());
+        assert!(!store.apply(&o, (0, 4), Some(a.clone())).unwrap());
+        assert!(!store.apply(&o, (0, 5), Some(a.clone())).unwrap());
         assert_eq!(store.get_own("o").unwrap().settings.url, b.url);
-        assert!(store.apply("o", (0, 6), None).unwrap());
+        // Another stream of the same org has its own versions.
+        let lake = StreamKey::new("o", "lake");
+        assert!(store.apply(&lake, (0, 3), Some(a.clone())).unwrap());
+        let streams = store.streams("o").unwrap();
+        let ids: Vec<&str> = streams.streams.iter().map(|(k, _)| k.stream()).collect();
+        assert_eq!(ids, ["default", "lake"]);
+        assert!(store.apply(&o, (0, 6), None).unwrap());
         assert!(store.get_own("o").is_none());
-        assert!(!store.apply("o", (0, 2), Some(a.clone())).unwrap());
+        assert_eq!(store.streams("o").unwrap().streams.len(), 1);
+        assert!(store.apply(&lake, (0, 7), None).unwrap());
+        assert!(store.streams("o").is_none());
+        assert!(!store.apply(&o, (0, 2), Some(a.clone())).unwrap());
         let mut bad = a.clone();
         bad.url = "ftp://x".into();
-        assert!(store.apply("o", (0, 9), Some(bad)).is_err());
+        assert!(store.apply(&o, (0, 9), Some(bad)).is_err());
         assert!(
             store.get_own("o").is_none(),
             "invalid records change nothing"

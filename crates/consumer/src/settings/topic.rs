@@ -34,6 +34,7 @@ use super::crypto::Keyring;
 use super::store::{SettingsStore, Version};
 use crate::config::Config;
 use crate::error::ConsumerError;
+use crate::streams::StreamKey;
 
 /// How long a write may wait for Kafka's acknowledgement.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -161,15 +162,18 @@ impl Writer {
         })
     }
 
-    /// Write `settings` (`None`: a tombstone) for `org` and wait for the ack; returns where
-    /// the record landed.
+    /// Write `settings` (`None`: a tombstone) for the stream `key` and wait for the ack;
+    /// returns where the record landed. The record key is the stream key's encoded form:
+    /// the bare org id for the stream `default`, as before streams existed.
     pub async fn write(
         &self,
-        org: &str,
+        key: &StreamKey,
         settings: Option<&OrgSettings>,
     ) -> Result<Version, ConsumerError> {
+        let org = key.org();
         let payload = settings.map(|s| encode(&self.keyring, org, s, &self.instance));
-        let mut record = FutureRecord::<[u8], Vec<u8>>::to(&self.topic).key(org.as_bytes());
+        let mut record =
+            FutureRecord::<[u8], Vec<u8>>::to(&self.topic).key(key.as_str().as_bytes());
         if let Some(p) = &payload {
             record = record.payload(p);
         }
@@ -180,10 +184,11 @@ impl Writer {
             .map_err(|(e, _)| ConsumerError::SettingsTopic(format!("writing {org}: {e}")))?;
         tracing::info!(
             org_id = org,
+            stream = key.stream(),
             partition = delivery.partition,
             offset = delivery.offset,
             deleted = settings.is_none(),
-            "org settings written to the settings topic"
+            "stream settings written to the settings topic"
         );
         Ok((delivery.partition, delivery.offset))
     }
@@ -334,10 +339,11 @@ impl Follower {
         }
     }
 
-    /// Apply one record; returns the org id when the record had a readable key.
+    /// Apply one record; returns the org id when the record had a readable key (the org id
+    /// for its stream `default`, org and stream id otherwise: [`StreamKey`]).
     fn apply(&self, message: &BorrowedMessage<'_>) -> Option<String> {
         let (partition, offset) = (message.partition(), message.offset());
-        let Some(org) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+        let Some(encoded) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
             tracing::warn!(
                 partition,
                 offset,
@@ -345,28 +351,35 @@ impl Follower {
             );
             return None;
         };
+        let key = StreamKey::from_encoded(encoded);
+        let (org, stream) = (key.org(), key.stream());
+        if let Err(e) = els_model::settings::check_stream_id(stream, "stream") {
+            tracing::warn!(org_id = org, partition, offset, error = %e, "skipping a settings record with an invalid stream id");
+            return None;
+        }
         let settings = match message.payload() {
             None => None,
             Some(payload) => match decode(&self.keyring, org, payload) {
                 Ok(s) => Some(s),
                 Err(reason) => {
-                    tracing::error!(org_id = org, partition, offset, %reason, "skipping an invalid settings record; the org keeps its previous settings");
+                    tracing::error!(org_id = org, stream, partition, offset, %reason, "skipping an invalid settings record; the stream keeps its previous settings");
                     return Some(org.to_string());
                 }
             },
         };
         let deleted = settings.is_none();
-        match self.store.apply(org, (partition, offset), settings) {
+        match self.store.apply(&key, (partition, offset), settings) {
             Ok(true) => tracing::info!(
                 org_id = org,
+                stream,
                 partition,
                 offset,
                 deleted,
-                "org settings applied from the settings topic"
+                "stream settings applied from the settings topic"
             ),
             Ok(false) => {}
             Err(e) => {
-                tracing::error!(org_id = org, partition, offset, error = %e, "skipping an invalid settings record; the org keeps its previous settings")
+                tracing::error!(org_id = org, stream, partition, offset, error = %e, "skipping an invalid settings record; the stream keeps its previous settings")
             }
         }
         Some(org.to_string())
@@ -395,7 +408,8 @@ pub async fn start(
     let mut orgs: Vec<&String> = seed.keys().filter(|o| !seen.contains(*o)).collect();
     orgs.sort();
     for org in orgs {
-        store.save(org, seed[org].clone()).await?;
+        let key = StreamKey::new(org, els_model::settings::DEFAULT_STREAM);
+        store.save(&key, seed[org].clone()).await?;
         tracing::info!(org_id = %org, "seeded the settings topic from the settings file");
     }
     std::thread::Builder::new()

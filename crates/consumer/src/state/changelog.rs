@@ -41,6 +41,8 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::error::ConsumerError;
 use crate::metrics::{ChangelogKind, Metrics};
+use crate::streams::StreamKey;
+use els_model::settings::DEFAULT_STREAM;
 
 /// How long a changelog write may take before it counts as failed.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,15 +50,39 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// What a changelog key names: the input offset a record stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {
-    Park { partition: i32, offset: i64 },
-    Dead { partition: i32, offset: i64 },
+    Park {
+        partition: i32,
+        offset: i64,
+        slot: u8,
+    },
+    /// `slot` is the dead letter's id's stream slot ([`crate::state::record::dead_letter_id`]).
+    Dead {
+        partition: i32,
+        offset: i64,
+        slot: u8,
+    },
 }
 
 impl Key {
+    /// `park/{p}/{o}` or `dead/{p}/{o}` for the stream `default` (slot 0, as before streams
+    /// existed), with `/{slot}` appended for the org's other streams: each stream's copy of an
+    /// event has its own record.
     pub fn encode(self) -> String {
-        match self {
-            Key::Park { partition, offset } => format!("park/{partition}/{offset}"),
-            Key::Dead { partition, offset } => format!("dead/{partition}/{offset}"),
+        let (kind, partition, offset, slot) = match self {
+            Key::Park {
+                partition,
+                offset,
+                slot,
+            } => ("park", partition, offset, slot),
+            Key::Dead {
+                partition,
+                offset,
+                slot,
+            } => ("dead", partition, offset, slot),
+        };
+        match slot {
+            0 => format!("{kind}/{partition}/{offset}"),
+            slot => format!("{kind}/{partition}/{offset}/{slot}"),
         }
     }
 
@@ -64,13 +90,25 @@ impl Key {
         let text = std::str::from_utf8(key).ok()?;
         let mut parts = text.split('/');
         let (kind, p, o) = (parts.next()?, parts.next()?, parts.next()?);
+        let slot = match parts.next() {
+            None => 0,
+            Some(s) => s.parse().ok().filter(|s| *s != 0)?,
+        };
         if parts.next().is_some() {
             return None;
         }
         let (partition, offset) = (p.parse().ok()?, o.parse().ok()?);
         match kind {
-            "park" => Some(Key::Park { partition, offset }),
-            "dead" => Some(Key::Dead { partition, offset }),
+            "park" => Some(Key::Park {
+                partition,
+                offset,
+                slot,
+            }),
+            "dead" => Some(Key::Dead {
+                partition,
+                offset,
+                slot,
+            }),
             _ => None,
         }
     }
@@ -82,30 +120,43 @@ impl Key {
     }
 }
 
-/// The value of a `park/*` record, version 1: `{"v":"1","org_id":..,"event":{..}}`. Written
-/// by hand around the event's JSON text (no re-serialisation per parked event); read with
-/// [`decode_parked`]. (Not a `#[serde(tag = "v")]` enum: a raw JSON value cannot pass through
-/// serde's internally tagged enums.)
-pub fn encode_parked(org: &str, event_json: &str) -> Vec<u8> {
-    let org = serde_json::to_string(org).unwrap_or_else(|_| "\"\"".into());
-    format!(r#"{{"v":"1","org_id":{org},"event":{event_json}}}"#).into_bytes()
+/// The value of a `park/*` record, version 1:
+/// `{"v":"1","org_id":..,"stream":..,"event":{..}}` (`stream` absent for the stream
+/// `default`, as before streams existed). Written by hand around the event's JSON text (no
+/// re-serialisation per parked event); read with [`decode_parked`]. (Not a
+/// `#[serde(tag = "v")]` enum: a raw JSON value cannot pass through serde's internally
+/// tagged enums.)
+pub fn encode_parked(stream: &StreamKey, event_json: &str) -> Vec<u8> {
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let org = quote(stream.org());
+    let named = match stream.stream() {
+        DEFAULT_STREAM => String::new(),
+        id => format!(r#","stream":{}"#, quote(id)),
+    };
+    format!(r#"{{"v":"1","org_id":{org}{named},"event":{event_json}}}"#).into_bytes()
 }
 
 #[derive(Deserialize)]
 struct ParkedWire {
     v: String,
     org_id: String,
+    #[serde(default)]
+    stream: Option<String>,
     event: Box<serde_json::value::RawValue>,
 }
 
-/// (org id, event JSON) of a `park/*` record value.
-pub fn decode_parked(value: &[u8]) -> Result<(String, String), String> {
+/// (stream, event JSON) of a `park/*` record value.
+pub fn decode_parked(value: &[u8]) -> Result<(StreamKey, String), String> {
     let wire: ParkedWire = serde_json::from_slice(value)
         .map_err(|e| format!("not a parked record ({:?} error)", e.classify()))?;
     if wire.v != "1" {
         return Err(format!("unknown parked record version {:?}", wire.v));
     }
-    Ok((wire.org_id, wire.event.get().to_string()))
+    let stream = wire.stream.as_deref().unwrap_or(DEFAULT_STREAM);
+    Ok((
+        StreamKey::new(&wire.org_id, stream),
+        wire.event.get().to_string(),
+    ))
 }
 
 /// The producer of the state topic, and what the readers need to find it.
@@ -383,23 +434,37 @@ mod tests {
             Key::Park {
                 partition: 3,
                 offset: 12_345,
+                slot: 0,
             },
             Key::Dead {
                 partition: 0,
                 offset: 0,
+                slot: 0,
+            },
+            Key::Dead {
+                partition: 1,
+                offset: 7,
+                slot: 200,
             },
         ] {
             assert_eq!(Key::parse(key.encode().as_bytes()), Some(key));
         }
-        assert_eq!(
-            Key::Park {
-                partition: 2,
-                offset: 9
-            }
-            .encode(),
-            "park/2/9"
-        );
-        for bad in ["park/1", "dead/x/1", "other/1/2", "park/1/2/3", ""] {
+        let park = |slot| Key::Park {
+            partition: 2,
+            offset: 9,
+            slot,
+        };
+        assert_eq!(park(0).encode(), "park/2/9");
+        assert_eq!(park(3).encode(), "park/2/9/3");
+        for bad in [
+            "park/1",
+            "dead/x/1",
+            "other/1/2",
+            "park/1/2/0",
+            "park/1/2/300",
+            "park/1/2/3/4",
+            "",
+        ] {
             assert_eq!(Key::parse(bad.as_bytes()), None, "{bad}");
         }
     }
@@ -407,12 +472,14 @@ mod tests {
     #[test]
     fn parked_records_round_trip() {
         let event = r#"{"org_id":"o\"1","event_id":"e1","n":[1,2]}"#;
-        let value = encode_parked("o\"1", event);
+        let default = StreamKey::new("o\"1", DEFAULT_STREAM);
+        let value = encode_parked(&default, event);
         assert!(value.starts_with(br#"{"v":"1","org_id":"o\"1","event":{"#));
-        assert_eq!(
-            decode_parked(&value).unwrap(),
-            ("o\"1".to_string(), event.to_string())
-        );
+        assert_eq!(decode_parked(&value).unwrap(), (default, event.to_string()));
+        let lake = StreamKey::new("o\"1", "lake");
+        let value = encode_parked(&lake, event);
+        assert!(value.starts_with(br#"{"v":"1","org_id":"o\"1","stream":"lake","event":{"#));
+        assert_eq!(decode_parked(&value).unwrap(), (lake, event.to_string()));
         assert!(decode_parked(br#"{"v":"9","org_id":"a","event":{}}"#).is_err());
         assert!(decode_parked(b"nope").is_err());
     }
@@ -422,8 +489,9 @@ mod tests {
         // The deepest event serde_json parses: the record around it is one level deeper.
         let event = format!(r#"{{"nest":{}{}}}"#, "[".repeat(126), "]".repeat(126));
         assert!(serde_json::from_str::<serde_json::Value>(&event).is_ok());
-        let value = encode_parked("o", &event);
+        let key = StreamKey::new("o", DEFAULT_STREAM);
+        let value = encode_parked(&key, &event);
         assert!(serde_json::from_slice::<serde_json::Value>(&value).is_err());
-        assert_eq!(decode_parked(&value).unwrap(), ("o".to_string(), event));
+        assert_eq!(decode_parked(&value).unwrap(), (key, event));
     }
 }

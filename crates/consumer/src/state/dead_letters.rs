@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::changelog::{Changelog, Key};
-use super::record::{dead_letter_id, dead_letter_origin, DeadLetter, DeadLetterV1, Filter};
+use super::record::{
+    dead_letter_origin, dead_letter_slot, record_id, DeadLetter, DeadLetterV1, Filter,
+};
 use super::store::count_keys;
 use crate::error::ConsumerError;
 use crate::metrics::ChangelogKind;
@@ -117,7 +119,7 @@ impl DeadLetters {
         let mut acks = Vec::new();
         for mut record in records {
             // Outside the id scheme only if the origin is unknown (not written any more).
-            let id = match dead_letter_id(record.partition, record.offset) {
+            let id = match record_id(&record) {
                 Some(id) => id,
                 None => self.db.generate_id()?,
             };
@@ -125,7 +127,14 @@ impl DeadLetters {
             let bytes = DeadLetter::V1(record).to_json()?;
             if let Some(changelog) = &self.changelog {
                 let (partition, offset) = dead_letter_origin(id);
-                match changelog.send(Key::Dead { partition, offset }, Some(&bytes)) {
+                match changelog.send(
+                    Key::Dead {
+                        partition,
+                        offset,
+                        slot: dead_letter_slot(id),
+                    },
+                    Some(&bytes),
+                ) {
                     Ok(ack) => acks.push(ack),
                     Err(e) => {
                         changelog
@@ -194,7 +203,7 @@ impl DeadLetters {
         for item in self.tree.iter() {
             let (key, bytes) = item?;
             let keep = match (key_id(&key), DeadLetter::from_json(&bytes)) {
-                (_, Ok(d)) => dead_letter_id(d.record().partition, d.record().offset).is_none(),
+                (_, Ok(d)) => record_id(d.record()).is_none(),
                 (Some(id), Err(e)) => {
                     self.report_unreadable(id, &e);
                     true
@@ -281,7 +290,14 @@ impl DeadLetters {
         }
         if let Some(changelog) = &self.changelog {
             let (partition, offset) = dead_letter_origin(id);
-            let tombstone = changelog.send(Key::Dead { partition, offset }, None);
+            let tombstone = changelog.send(
+                Key::Dead {
+                    partition,
+                    offset,
+                    slot: dead_letter_slot(id),
+                },
+                None,
+            );
             match tombstone {
                 Ok(ack) => changelog.acked(ChangelogKind::Tombstone, ack).await?,
                 Err(e) => {
@@ -317,7 +333,14 @@ impl DeadLetters {
             Some(changelog) => {
                 let sends = ids.iter().map(|&id| {
                     let (partition, offset) = dead_letter_origin(id);
-                    let sent = changelog.send(Key::Dead { partition, offset }, None);
+                    let sent = changelog.send(
+                        Key::Dead {
+                            partition,
+                            offset,
+                            slot: dead_letter_slot(id),
+                        },
+                        None,
+                    );
                     async move {
                         match sent {
                             Ok(ack) => changelog.acked(ChangelogKind::Tombstone, ack).await,

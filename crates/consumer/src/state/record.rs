@@ -14,28 +14,51 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Bits of a dead-letter id that hold the offset; the partition is above them.
+/// Bits of a dead-letter id that hold the offset; the partition is above them, and the
+/// stream's slot above that.
 pub const OFFSET_BITS: u32 = 40;
+/// Bits of the partition (partitions below 65,536).
+pub const PARTITION_BITS: u32 = 16;
+const SLOT_SHIFT: u32 = OFFSET_BITS + PARTITION_BITS;
 
-/// The id of the dead letter of input offset (`partition`, `offset`):
-/// `(partition << 40) | offset`, so ids sort by partition, then offset, and are the same on
-/// every instance. `None` outside the scheme (negative, partition >= 2^24, offset >= 2^40).
-pub fn dead_letter_id(partition: i32, offset: i64) -> Option<u64> {
+/// The id of the dead letter of input offset (`partition`, `offset`) for the stream of slot
+/// `slot` ([`els_model::settings::stream_slot`]: 0 for the stream `default`):
+/// `(slot << 56) | (partition << 40) | offset`, so ids sort by stream, partition, then
+/// offset, are the same on every instance, and each stream's copy of an event has its own
+/// record. Slot 0 gives the ids of the versions before streams existed. `None` outside the
+/// scheme (negative, partition >= 2^16, offset >= 2^40).
+pub fn dead_letter_id_in(slot: u8, partition: i32, offset: i64) -> Option<u64> {
     let p = u64::try_from(partition)
         .ok()
-        .filter(|p| *p < 1 << (64 - OFFSET_BITS))?;
+        .filter(|p| *p < 1 << PARTITION_BITS)?;
     let o = u64::try_from(offset)
         .ok()
         .filter(|o| *o < 1 << OFFSET_BITS)?;
-    Some((p << OFFSET_BITS) | o)
+    Some((u64::from(slot) << SLOT_SHIFT) | (p << OFFSET_BITS) | o)
 }
 
-/// The (partition, offset) a dead-letter id names (the inverse of [`dead_letter_id`]).
+/// The id of the stream `default`'s dead letter of (`partition`, `offset`).
+pub fn dead_letter_id(partition: i32, offset: i64) -> Option<u64> {
+    dead_letter_id_in(0, partition, offset)
+}
+
+/// The id of a record: its stream's slot and its input offset.
+pub fn record_id(record: &DeadLetterV1) -> Option<u64> {
+    let slot = els_model::settings::stream_slot(&record.stream);
+    dead_letter_id_in(slot, record.partition, record.offset)
+}
+
+/// The (partition, offset) a dead-letter id names (the inverse of [`dead_letter_id_in`]).
 pub fn dead_letter_origin(id: u64) -> (i32, i64) {
     (
-        (id >> OFFSET_BITS) as i32,
+        ((id >> OFFSET_BITS) & ((1 << PARTITION_BITS) - 1)) as i32,
         (id & ((1 << OFFSET_BITS) - 1)) as i64,
     )
+}
+
+/// The stream slot a dead-letter id names.
+pub fn dead_letter_slot(id: u64) -> u8 {
+    (id >> SLOT_SHIFT) as u8
 }
 
 pub use els_api::dead_letters::{DeadLetterV1, Reason};

@@ -1,4 +1,6 @@
-//! Stream health: every org's stream has a state ([`StreamState`]) its org can see.
+//! Stream health: every stream of every org has a state ([`StreamState`]) its org can see.
+//! States, held counts and quotas are per stream, keyed by the encoded [`StreamKey`] (the
+//! bare org id for the stream `default`, so states recorded before streams existed are its).
 //!
 //! - `active`: events flow. A transient failure (5xx, 429, network) makes it `failing`
 //!   while the worker retries; a success makes it `active` again.
@@ -18,6 +20,7 @@
 //! `els.stream-events` topic (which also brings the states back after a restart), and, when
 //! a stream resumes, sent to the org's SIEM as an event of its own.
 
+pub mod key;
 pub mod notices;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -29,6 +32,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
 
+pub use key::StreamKey;
 pub use notices::NoticeSink;
 
 /// How streams pause, probe and give up.
@@ -223,8 +227,9 @@ impl StreamStates {
         let mut streams = self.lock();
         let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
         for notice in notices {
+            let key = StreamKey::new(&notice.org, &notice.stream);
             let stream = streams
-                .entry(notice.org.clone())
+                .entry(key.as_str().to_string())
                 .or_insert_with(OrgStream::new);
             stream.state = match notice.to {
                 StreamState::Probing => StreamState::Paused,
@@ -314,8 +319,10 @@ impl StreamStates {
         } else {
             reason.clone()
         };
+        let (org_id, stream_id) = key::split(org);
         let notice = StreamNotice {
-            org: org.to_string(),
+            org: org_id.to_string(),
+            stream: stream_id.to_string(),
             // Probing is a moment of a pause (its cycles are not notices): a stream resuming
             // from a probe resumes from `paused`.
             from: if from == StreamState::Probing {
@@ -342,6 +349,7 @@ impl StreamStates {
         if notice.to.holds() {
             tracing::warn!(
                 org_id = %notice.org,
+                stream = %notice.stream,
                 from = notice.from.as_str(),
                 to = notice.to.as_str(),
                 status,
@@ -352,6 +360,7 @@ impl StreamStates {
         } else {
             tracing::info!(
                 org_id = %notice.org,
+                stream = %notice.stream,
                 from = notice.from.as_str(),
                 to = notice.to.as_str(),
                 status,
@@ -574,8 +583,10 @@ impl StreamStates {
         } else {
             stream.state
         };
+        let (org_id, stream_id) = key::split(org);
         StreamStatus {
-            org: org.to_string(),
+            org: org_id.to_string(),
+            stream: stream_id.to_string(),
             state,
             since: stream.since,
             reason: stream.reason,
@@ -601,7 +612,7 @@ impl StreamStates {
         orgs
     }
 
-    /// The org's recent notices, oldest first.
+    /// The org's recent notices (all its streams), oldest first.
     pub fn notices(&self, org: &str, limit: usize) -> Vec<StreamNotice> {
         let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(h) = history.get(org) else {

@@ -122,6 +122,7 @@ fn states_come_back_from_the_notices_topic() {
     let at = Utc::now();
     let notice = |org: &str, from, to| StreamNotice {
         org: org.into(),
+        stream: "default".into(),
         from,
         to,
         reason: Some(refused()),

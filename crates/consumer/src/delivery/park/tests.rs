@@ -14,6 +14,10 @@ fn event(org: &str, n: u32) -> TopicEvent {
     TopicEvent::from_event(&event).unwrap()
 }
 
+fn key(org: &str) -> StreamKey {
+    StreamKey::new(org, els_model::settings::DEFAULT_STREAM)
+}
+
 fn open() -> (Park, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("els-park-{}", uuid::Uuid::new_v4()));
     let store = StateStore::open(&dir).unwrap();
@@ -44,6 +48,13 @@ fn keys_sort_by_offset_within_an_org_and_round_trip() {
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
     assert!(!keys[4].starts_with(&prefix("a")));
     assert_eq!(parse_key(&keys[2]), Some(("a", Some((0, 256)))));
+    // Another stream of org `a` keeps its own records, outside the prefix of `a`'s default.
+    let lake = StreamKey::new("a", "lake");
+    assert!(!park_key(lake.as_str(), 0, 9).starts_with(&prefix("a")));
+    assert_eq!(
+        parse_key(&park_key(lake.as_str(), 0, 9)),
+        Some((lake.as_str(), Some((0, 9))))
+    );
     let mut legacy = prefix("a");
     legacy.extend_from_slice(&7u64.to_be_bytes());
     assert_eq!(parse_key(&legacy), Some(("a", None)));
@@ -53,7 +64,8 @@ fn keys_sort_by_offset_within_an_org_and_round_trip() {
 async fn taken_in_offset_order_with_their_origin() {
     let (mut park, dir) = open();
     for offset in [12, 3, 7] {
-        park.park(&event("a", offset as u32), 2, offset).unwrap();
+        park.park(&key("a"), &event("a", offset as u32), 2, offset)
+            .unwrap();
     }
     let flushed = park.flush().await;
     assert_eq!(flushed.done.len(), 3);
@@ -74,12 +86,14 @@ async fn taken_in_offset_order_with_their_origin() {
 async fn revoked_partitions_are_dropped_and_recounted() {
     let (mut park, dir) = open();
     for offset in 0..3 {
-        park.park(&event("a", offset as u32), 0, offset).unwrap();
-        park.park(&event("b", offset as u32), 1, offset).unwrap();
+        park.park(&key("a"), &event("a", offset as u32), 0, offset)
+            .unwrap();
+        park.park(&key("b"), &event("b", offset as u32), 1, offset)
+            .unwrap();
     }
     park.flush().await;
-    park.park(&event("b", 9), 1, 9).unwrap();
-    park.park(&event("a", 9), 0, 9).unwrap();
+    park.park(&key("b"), &event("b", 9), 1, 9).unwrap();
+    park.park(&key("a"), &event("a", 9), 0, 9).unwrap();
     // One of b's events is with its worker.
     assert_eq!(park.take("b", 1).unwrap().len(), 1);
     assert_eq!((park.stored(), park.waiting_total()), (8, 7));
@@ -112,7 +126,7 @@ fn restored_records_wait_in_offset_order() {
     let restored = |offset: i64| Restored {
         partition: 3,
         offset,
-        org: "c".into(),
+        stream: "c".into(),
         event: event("c", offset as u32).json().to_string(),
     };
     park.restore(vec![restored(40), restored(4)]).unwrap();
@@ -126,12 +140,13 @@ fn restored_records_wait_in_offset_order() {
 async fn an_offset_parked_behind_the_cursor_is_still_handed_over() {
     let (mut park, dir) = open();
     for offset in [10, 11, 12] {
-        park.park(&event("a", offset as u32), 0, offset).unwrap();
+        park.park(&key("a"), &event("a", offset as u32), 0, offset)
+            .unwrap();
     }
     assert_eq!(origins(&park.take("a", 2).unwrap()), [(0, 10), (0, 11)]);
     // After a rebalance Kafka delivers an older offset again (it was in a worker's queue,
     // never finished): it lands behind the cursor and goes first, nothing is handed twice.
-    park.park(&event("a", 4), 0, 4).unwrap();
+    park.park(&key("a"), &event("a", 4), 0, 4).unwrap();
     assert_eq!(park.waiting_total(), 2);
     assert!(park.has_waiting("a"));
     assert_eq!(origins(&park.take("a", 1).unwrap()), [(0, 4)]);

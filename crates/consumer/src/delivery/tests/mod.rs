@@ -232,6 +232,7 @@ pub fn event(n: u32) -> TopicEvent {
 pub fn job(n: u32) -> Job {
     Job {
         event: Box::new(event(n)),
+        stream: crate::streams::StreamKey::new(ORG, els_model::settings::DEFAULT_STREAM),
         origin: Origin::Kafka {
             partition: 0,
             offset: n.into(),
@@ -348,7 +349,8 @@ impl Harness {
         for job in jobs {
             tx.try_send(job).unwrap();
         }
-        tokio::spawn(worker::run(ORG.into(), rx, self.engine.clone()));
+        let key = crate::streams::StreamKey::new(ORG, els_model::settings::DEFAULT_STREAM);
+        tokio::spawn(worker::run(key, rx, self.engine.clone()));
         tx
     }
 

@@ -5,7 +5,7 @@
 //! - Parked events are re-published to the events topic (their old offsets were finished;
 //!   whichever instance owns the partition consumes them again). Their org's order relative
 //!   to newer events is not kept: this runs once.
-//! - Dead letters are written to the changelog under their [`dead_letter_id`] (re-keyed if an
+//! - Dead letters are written to the changelog under their [`record_id`] (re-keyed if an
 //!   older version numbered them); those without an input offset stay local-only, and so do
 //!   those that do not decode (reported; the view keeps them, removable by id).
 
@@ -15,7 +15,7 @@ use super::{Changelog, Key};
 use crate::delivery::park::parse_key;
 use crate::error::ConsumerError;
 use crate::metrics::ChangelogKind;
-use crate::state::record::{dead_letter_id, DeadLetter};
+use crate::state::record::{dead_letter_slot, record_id, DeadLetter};
 use crate::state::StateStore;
 
 /// Key in the `meta` tree: the state topic this directory's state was adopted into.
@@ -68,7 +68,7 @@ pub async fn adopt_local_state(
     }
     let (mut acks, mut rekeyed, mut local_only) = (Vec::new(), Vec::new(), 0usize);
     for (key, mut record) in records {
-        let Some(id) = dead_letter_id(record.partition, record.offset) else {
+        let Some(id) = record_id(&record) else {
             local_only += 1;
             continue;
         };
@@ -77,6 +77,7 @@ pub async fn adopt_local_state(
         let name = Key::Dead {
             partition: record.partition,
             offset: record.offset,
+            slot: dead_letter_slot(id),
         };
         acks.push(changelog.send(name, Some(&bytes))?);
         if key.as_ref() != id.to_be_bytes() {

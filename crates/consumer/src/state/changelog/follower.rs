@@ -18,7 +18,7 @@ use super::Key;
 use crate::config::Config;
 use crate::error::ConsumerError;
 use crate::metrics::{ChangelogKind, Metrics};
-use crate::state::record::dead_letter_id;
+use crate::state::record::dead_letter_id_in;
 use crate::state::DeadLetters;
 
 /// Start following on a thread of its own until `stop`. The local dead-letter tree is emptied
@@ -140,10 +140,15 @@ impl Follower {
 
     /// Apply a `dead/*` record; true when it was a live record.
     fn apply(&self, m: &BorrowedMessage<'_>) -> bool {
-        let Some(Key::Dead { partition, offset }) = m.key().and_then(Key::parse) else {
+        let Some(Key::Dead {
+            partition,
+            offset,
+            slot,
+        }) = m.key().and_then(Key::parse)
+        else {
             return false;
         };
-        let Some(id) = dead_letter_id(partition, offset) else {
+        let Some(id) = dead_letter_id_in(slot, partition, offset) else {
             return false;
         };
         // A value that does not decode is kept in the view all the same (reported there).

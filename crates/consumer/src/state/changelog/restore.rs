@@ -21,7 +21,8 @@ use crate::error::ConsumerError;
 pub struct Restored {
     pub partition: i32,
     pub offset: i64,
-    pub org: String,
+    /// The stream it was parked for (encoded [`crate::streams::StreamKey`]).
+    pub stream: String,
     /// The event's JSON text, as parked.
     pub event: String,
 }
@@ -59,7 +60,8 @@ pub fn read_parked(
             tpl.add_partition_offset(topic, p, Offset::Beginning)?;
         }
     }
-    let mut live: BTreeMap<(i32, i64), Option<(String, String)>> = BTreeMap::new();
+    let mut live: BTreeMap<(i32, i64, u8), Option<(crate::streams::StreamKey, String)>> =
+        BTreeMap::new();
     let mut read = 0usize;
     if !targets.is_empty() {
         consumer.assign(&tpl)?;
@@ -78,8 +80,11 @@ pub fn read_parked(
                 let p = m.partition();
                 // A partition's parked records live in the same changelog partition.
                 let key = m.key().and_then(Key::parse);
-                if let Some(Key::Park { partition, offset }) =
-                    key.filter(|k| matches!(k, Key::Park { partition, .. } if *partition == p))
+                if let Some(Key::Park {
+                    partition,
+                    offset,
+                    slot,
+                }) = key.filter(|k| matches!(k, Key::Park { partition, .. } if *partition == p))
                 {
                     let value = match m.payload() {
                         None => None,
@@ -91,7 +96,7 @@ pub fn read_parked(
                             }
                         },
                     };
-                    live.insert((partition, offset), value);
+                    live.insert((partition, offset, slot), value);
                 }
                 if targets.get(&p).is_some_and(|&high| m.offset() + 1 >= high) {
                     targets.remove(&p);
@@ -104,11 +109,11 @@ pub fn read_parked(
     }
     let restored: Vec<Restored> = live
         .into_iter()
-        .filter_map(|((partition, offset), v)| {
-            v.map(|(org, event)| Restored {
+        .filter_map(|((partition, offset, _), v)| {
+            v.map(|(stream, event)| Restored {
                 partition,
                 offset,
-                org,
+                stream: stream.as_str().to_string(),
                 event,
             })
         })

@@ -1,7 +1,7 @@
 //! Unit tests of the dead-letter view (no Kafka: the changelog is off).
 
 use super::*;
-use crate::state::record::{truncate, Reason};
+use crate::state::record::{dead_letter_id, dead_letter_id_in, dead_letter_slot, truncate, Reason};
 use crate::state::StateStore;
 use chrono::Utc;
 
@@ -14,6 +14,7 @@ fn record(org: &str, reason: Reason) -> DeadLetterV1 {
     DeadLetterV1 {
         id: 0,
         org_id: org.into(),
+        stream: "default".into(),
         event: serde_json::json!({"event_id": "e1"}),
         reason,
         attempts: 3,
@@ -66,16 +67,21 @@ fn ids_name_the_input_offset() {
         (0, 7),
         (3, 12_345),
         (255, (1 << 40) - 1),
-        ((1 << 24) - 1, 1),
+        ((1 << 16) - 1, 1),
     ] {
         let id = dead_letter_id(p, o).unwrap();
         assert_eq!(dead_letter_origin(id), (p, o));
+        // Each stream's copy has its own id, naming the same offset.
+        let other = dead_letter_id_in(200, p, o).unwrap();
+        assert_ne!(other, id);
+        assert_eq!(dead_letter_origin(other), (p, o));
+        assert_eq!((dead_letter_slot(id), dead_letter_slot(other)), (0, 200));
     }
     assert_eq!(dead_letter_id(1, 5), Some((1 << 40) | 5));
     // Ids sort by partition, then offset.
     assert!(dead_letter_id(0, (1 << 40) - 1) < dead_letter_id(1, 0));
     assert!(dead_letter_id(2, 9) < dead_letter_id(2, 10));
-    for (p, o) in [(-1, 0), (0, -1), (1 << 24, 0), (0, 1 << 40)] {
+    for (p, o) in [(-1, 0), (0, -1), (1 << 16, 0), (0, 1 << 40)] {
         assert_eq!(dead_letter_id(p, o), None, "({p}, {o})");
     }
 }
