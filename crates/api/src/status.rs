@@ -224,7 +224,7 @@ mod tests {
         let value = serde_json::to_value(&status).unwrap();
         assert_eq!(
             value,
-            json!({"org": "org-1", "state": "paused", "since": "2026-12-01T10:00:00Z",
+            json!({"org": "org-1", "stream": "default", "state": "paused", "since": "2026-12-01T10:00:00Z",
                    "reason": {"status": 403, "hec_code": 4, "text": "Invalid token"},
                    "held_events": 500, "held_bytes": 210000,
                    "delivered_last_hour": 10, "failed_last_hour": 501})

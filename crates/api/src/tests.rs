@@ -31,7 +31,7 @@ fn at(text: &str) -> DateTime<Utc> {
 
 fn record_wire() -> Value {
     json!({
-        "id": 2_199_023_255_564u64, "org_id": "org-1",
+        "id": 2_199_023_255_564u64, "org_id": "org-1", "stream": "default",
         "event": {"event_id": "e-1", "event_type": "FLOW_FAILED"},
         "reason": "retries_exhausted", "attempts": 12, "last_status": null,
         "last_error": "connect timed out",

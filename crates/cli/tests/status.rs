@@ -147,7 +147,7 @@ async fn elsctl(base: &str, args: &[&str]) -> Run {
 }
 
 fn stream(org: &str, state: &str) -> Value {
-    json!({"org": org, "state": state, "since": "2026-12-01T10:00:00Z",
+    json!({"org": org, "stream": "default", "state": state, "since": "2026-12-01T10:00:00Z",
            "held_events": 0, "held_bytes": 0, "delivered_last_hour": 7, "failed_last_hour": 0})
 }
 
