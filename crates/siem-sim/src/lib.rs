@@ -1,4 +1,7 @@
-//! `siem-sim`: a Splunk HTTP Event Collector compatible receiver with fault injection.
+//! `siem-sim`: a simulator of SIEM destinations with fault injection. It plays Splunk HTTP
+//! Event Collector, and besides batched generic HTTP (NDJSON, JSON array), Elasticsearch
+//! `_bulk`, the Datadog logs intake, and Microsoft Sentinel's Logs Ingestion API with its
+//! OAuth2 client credentials token endpoint (Microsoft Entra ID style).
 //!
 //! It is the SIEM of the docker-compose demo and of the end-to-end tests, so it behaves like
 //! real HEC where ELS depends on it: the same status and `code` for auth, data and busy

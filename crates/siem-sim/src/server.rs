@@ -84,8 +84,9 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/generic/{*rest}", post(generic))
         .route("/http/ndjson", post(http_ndjson))
         .route("/http/array", post(http_array))
-        .route("/_bulk", post(es_bulk))
-        .route("/{name}/_bulk", post(es_bulk_index))
+        // Elasticsearch takes `_bulk` by POST or PUT (the Python client sends PUT).
+        .route("/_bulk", post(es_bulk).put(es_bulk))
+        .route("/{name}/_bulk", post(es_bulk_index).put(es_bulk_index))
         .route("/api/v2/logs", post(datadog_logs))
         .route("/{name}/oauth2/v2.0/token", post(token_v2))
         .route("/{name}/oauth2/token", post(token_v1))

@@ -282,6 +282,17 @@ async fn duplicate_create_conflicts_index_overwrites_and_mapping_errors_persist(
     let (_, body) = send(bulk_req(&sim, "/els/_bulk", overwrite)).await;
     assert_eq!(body["items"][0]["index"]["result"], "updated");
     assert_eq!(body["items"][0]["index"]["status"], 200);
+    // PUT works as POST (the official Python client sends PUT).
+    let put = client()
+        .put(format!("{}/_bulk", sim.url()))
+        .header("Authorization", "ApiKey els-demo-token")
+        .header(
+            "Content-Type",
+            "application/vnd.elasticsearch+x-ndjson; compatible-with=8",
+        )
+        .body(creates("els", &ids("p", 1)));
+    let (status, body) = send(put).await;
+    assert_eq!((status, item_statuses(&body)), (StatusCode::OK, vec![201]));
     // A mapping error fails every time.
     for _ in 0..2 {
         let (_, body) = send(bulk_req(
@@ -301,7 +312,7 @@ async fn duplicate_create_conflicts_index_overwrites_and_mapping_errors_persist(
     );
     let (_, body) = send(bulk_req(&sim, "/_bulk", string_depth)).await;
     assert_eq!(item_statuses(&body), [400]);
-    assert_eq!(sim.sim().event_ids(), ["d0", "d1", "d0"]);
+    assert_eq!(sim.sim().event_ids(), ["d0", "d1", "d0", "p0"]);
 }
 
 #[tokio::test]
