@@ -584,6 +584,14 @@ fn respond(app: &App, answer: Answer, trickle: bool) -> Response {
     for (name, value) in answer.headers {
         response.headers_mut().append(name, value);
     }
+    if answer.status == StatusCode::PAYLOAD_TOO_LARGE {
+        // A 413 may be given before the whole body was read: close the connection, so the
+        // client does not send its next request on a connection about to close.
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
+    }
     response
 }
 
