@@ -48,6 +48,46 @@ pub struct Faults {
     /// inside Splunk ("About HTTP Event Collector Indexer Acknowledgment"). Spread evenly: of
     /// every 100 consecutive ids, exactly this many never ack. Not cleared by `fail_next`.
     pub never_ack_percent: u8,
+    /// Elasticsearch `_bulk`: reject `count` of the next `within` bulk items (spread evenly,
+    /// the last one included) with item status 429 `es_rejected_execution_exception`, as a
+    /// node whose write queue is full does. Rejected items are not stored; a re-send is
+    /// judged afresh. Clears itself once `within` items have been seen (`seen` counts them).
+    /// Not cleared by `fail_next`.
+    pub bulk_rejections: Option<BulkRejections>,
+    /// Elasticsearch `_bulk`: documents with one of these event ids (the source's `event_id`,
+    /// else the action's `_id`) always fail with item status 400
+    /// `document_parsing_exception`, like a document that does not fit the index mapping; a
+    /// re-send fails again. Not cleared by `fail_next`.
+    pub mapping_error_ids: Vec<String>,
+    /// Elasticsearch `_bulk`: fields mapped as `long`: a document whose top-level field (or
+    /// field of `event`) of one of these names holds a string that is not an integer fails
+    /// with item status 400 `document_parsing_exception`, as Elasticsearch answers a value that
+    /// does not parse as the mapped type. Not cleared by `fail_next`.
+    pub mapping_long_fields: Vec<String>,
+}
+
+/// See [`Faults::bulk_rejections`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRejections {
+    /// Items to reject.
+    pub count: u64,
+    /// Among how many next items; missing or 0: the next `count` items.
+    #[serde(default)]
+    pub within: u64,
+    /// Items judged so far (normally left out when setting).
+    #[serde(default)]
+    pub seen: u64,
+}
+
+impl BulkRejections {
+    fn window(&self) -> u64 {
+        if self.within == 0 {
+            self.count
+        } else {
+            self.within
+        }
+    }
 }
 
 /// What one ingest request suffers, decided by [`Faults::take`].
@@ -85,6 +125,14 @@ impl Faults {
                 reason: format!("{} is not a percentage", self.never_ack_percent),
             });
         }
+        if let Some(r) = &self.bulk_rejections {
+            if r.count == 0 || r.within != 0 && r.within < r.count || r.seen >= r.window() {
+                return Err(Error::InvalidConfig {
+                    field: "faults.bulk_rejections",
+                    reason: "need count > 0, within 0 or >= count, and seen < within".to_owned(),
+                });
+            }
+        }
         if let Some(retry_after) = &self.retry_after {
             if retry_after.is_empty() || HeaderValue::from_str(retry_after).is_err() {
                 return Err(Error::InvalidConfig {
@@ -94,6 +142,22 @@ impl Faults {
             }
         }
         Ok(())
+    }
+
+    /// Whether the next bulk item is rejected with 429 (see [`Faults::bulk_rejections`]):
+    /// item `i` (0-based) of a window of `w` holding `c` rejections is rejected when
+    /// `floor((i+1)c/w)` exceeds `floor(ic/w)`, which picks exactly `c` items spread evenly.
+    pub fn take_bulk_rejection(&mut self) -> bool {
+        let Some(r) = &mut self.bulk_rejections else {
+            return false;
+        };
+        let (i, c, w) = (r.seen, r.count, r.window());
+        let reject = (i + 1) * c / w > i * c / w;
+        r.seen += 1;
+        if r.seen >= w {
+            self.bulk_rejections = None;
+        }
+        reject
     }
 
     fn has_request_fault(&self) -> bool {
@@ -129,6 +193,10 @@ impl Faults {
                 *self = Faults {
                     unhealthy: self.unhealthy,
                     never_ack_percent: self.never_ack_percent,
+                    reject_containing: self.reject_containing.take(),
+                    bulk_rejections: self.bulk_rejections.take(),
+                    mapping_error_ids: std::mem::take(&mut self.mapping_error_ids),
+                    mapping_long_fields: std::mem::take(&mut self.mapping_long_fields),
                     ..Faults::default()
                 };
             }
@@ -211,6 +279,54 @@ mod tests {
         assert_eq!(got.delay, Duration::from_millis(250));
         assert_eq!(got.reply, None);
         assert_eq!(got.retry_after, None);
+    }
+
+    #[test]
+    fn bulk_rejections_pick_exactly_count_items_spread_evenly() {
+        let mut f = Faults {
+            bulk_rejections: Some(BulkRejections {
+                count: 3,
+                within: 500,
+                seen: 0,
+            }),
+            ..Faults::default()
+        };
+        assert!(f.validate().is_ok());
+        let picked: Vec<usize> = (0..600).filter(|_| f.take_bulk_rejection()).collect();
+        assert_eq!(picked, [166, 333, 499]);
+        assert_eq!(f.bulk_rejections, None);
+        let mut next_two = Faults {
+            bulk_rejections: Some(BulkRejections {
+                count: 2,
+                ..BulkRejections::default()
+            }),
+            ..Faults::default()
+        };
+        let got: Vec<bool> = (0..3).map(|_| next_two.take_bulk_rejection()).collect();
+        assert_eq!(got, [true, true, false]);
+        let bad = Faults {
+            bulk_rejections: Some(BulkRejections {
+                count: 5,
+                within: 4,
+                seen: 0,
+            }),
+            ..Faults::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn fail_next_keeps_item_faults() {
+        let mut f = Faults {
+            fail_next: 1,
+            mapping_error_ids: vec!["x".into()],
+            reject_containing: Some("poison".into()),
+            ..Faults::status(503)
+        };
+        assert!(f.take().is_some());
+        assert_eq!(f.status, None);
+        assert_eq!(f.mapping_error_ids, ["x"]);
+        assert_eq!(f.reject_containing.as_deref(), Some("poison"));
     }
 
     #[test]

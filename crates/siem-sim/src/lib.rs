@@ -1,4 +1,7 @@
-//! `siem-sim`: a Splunk HTTP Event Collector compatible receiver with fault injection.
+//! `siem-sim`: a simulator of SIEM destinations with fault injection. It plays Splunk HTTP
+//! Event Collector, and besides batched generic HTTP (NDJSON, JSON array), Elasticsearch
+//! `_bulk`, the Datadog logs intake, and Microsoft Sentinel's Logs Ingestion API with its
+//! OAuth2 client credentials token endpoint (Microsoft Entra ID style).
 //!
 //! It is the SIEM of the docker-compose demo and of the end-to-end tests, so it behaves like
 //! real HEC where ELS depends on it: the same status and `code` for auth, data and busy
@@ -12,19 +15,39 @@
 //! Tour of the modules:
 //! - [`hec`]: the wire protocol, pure and unit-tested: reply codes and bodies, the
 //!   `Authorization` header, gzip bodies, and parsing concatenated JSON envelopes.
+//! - [`http_formats`]: batched generic HTTP bodies (`/http/ndjson`, `/http/array`) and their
+//!   caps on events and bytes per request.
+//! - [`elastic`]: Elasticsearch `_bulk`: action/source lines, per-item outcomes (409 for a
+//!   re-sent `create`, injected 429 and mapping errors), Elasticsearch's error bodies.
+//! - [`datadog`]: Datadog logs intake (`/api/v2/logs`): limits, truncation, error bodies.
+//! - [`oauth`]: OAuth2 client credentials as Microsoft Entra ID answers them, and the store
+//!   of issued tokens with their expiry.
+//! - [`logs_ingestion`]: the Azure Monitor Logs Ingestion API (Microsoft Sentinel) that the
+//!   OAuth2 tokens are for.
 //! - [`faults`]: the one global fault set (status, delay, hang, `Retry-After`, `fail_next`,
 //!   unhealthy) that makes the receiver misbehave on purpose.
 //! - [`state`]: counters, every received `event_id` in arrival order, and a bounded window of
 //!   full records; [`Sim`] is the shared handle that in-process tests may read directly.
-//! - `server`: the axum routes gluing the above to HTTP (ingest, generic endpoint, health,
-//!   and the `/sim/*` query and fault API).
+//! - `server`: the axum routes gluing the above to HTTP (ingest, generic and batched HTTP,
+//!   `_bulk`, Datadog, token and Logs Ingestion endpoints, health, and the `/sim/*` query
+//!   and fault API).
+//!
+//! Every receiver stores what it accepts into the same [`state`] (so tests count by
+//! `event_id` whatever the destination) and has its own counters in `Stats::receivers`; the
+//! global request faults (status, delay, hang, `fail_next`, trickle) apply to all of them,
+//! with each destination's own error body.
 //!
 //! This file holds the [`Config`], the crate's [`Error`], and the entry points [`serve`]
 //! (run on a listener until a shutdown future resolves) and [`spawn`] (bind and run in the
 //! background, for tests).
 
+pub mod datadog;
+pub mod elastic;
 pub mod faults;
 pub mod hec;
+pub mod http_formats;
+pub mod logs_ingestion;
+pub mod oauth;
 mod server;
 pub mod state;
 
@@ -37,8 +60,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use faults::Faults;
-pub use state::{Record, Sim, Stats};
+pub use faults::{BulkRejections, Faults};
+pub use oauth::Client as OAuthClient;
+pub use state::{ReceiverStats, Record, Sim, Stats};
 
 /// Token accepted when none is configured, shared with the demo's org settings.
 pub const DEFAULT_TOKEN: &str = "els-demo-token";
@@ -71,6 +95,18 @@ pub struct Config {
     /// Splunk's `max_content_length` (default there 1,000,000 bytes): a larger request body
     /// answers 413 with Splunk's text. `None`: only `max_body_bytes` applies.
     pub max_content_length: Option<usize>,
+    /// `/http/ndjson` and `/http/array`: most events in one request; more answers 413.
+    pub batch_max_events: usize,
+    /// `/http/ndjson` and `/http/array`: largest body (compressed and decompressed alike);
+    /// larger answers 413.
+    pub batch_max_bytes: usize,
+    /// Elasticsearch's `http.max_content_length` for `_bulk` (default 100mb); a larger body
+    /// answers 413.
+    pub es_max_content_length: usize,
+    /// OAuth2 clients (client credentials grant) the token endpoint accepts.
+    pub oauth_clients: Vec<oauth::Client>,
+    /// Lifetime of an issued access token (`expires_in`).
+    pub oauth_token_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -85,6 +121,11 @@ impl Default for Config {
             ack_delay_ms: 0,
             token_indexes: BTreeMap::new(),
             max_content_length: None,
+            batch_max_events: http_formats::DEFAULT_MAX_EVENTS,
+            batch_max_bytes: http_formats::DEFAULT_MAX_BYTES,
+            es_max_content_length: elastic::DEFAULT_MAX_CONTENT_LENGTH,
+            oauth_clients: Vec::new(),
+            oauth_token_ttl_secs: oauth::DEFAULT_TOKEN_TTL_SECS,
         }
     }
 }
@@ -129,6 +170,29 @@ impl Config {
             return Err(Error::InvalidConfig {
                 field: "max_content_length",
                 reason: "must be greater than 0".to_owned(),
+            });
+        }
+        for (field, value) in [
+            ("batch_max_events", self.batch_max_events),
+            ("batch_max_bytes", self.batch_max_bytes),
+            ("es_max_content_length", self.es_max_content_length),
+            ("oauth_token_ttl_secs", self.oauth_token_ttl_secs as usize),
+        ] {
+            if value == 0 {
+                return Err(Error::InvalidConfig {
+                    field,
+                    reason: "must be greater than 0".to_owned(),
+                });
+            }
+        }
+        if let Some(bad) = self
+            .oauth_clients
+            .iter()
+            .find(|c| c.id.is_empty() || c.secret.is_empty())
+        {
+            return Err(Error::InvalidConfig {
+                field: "oauth_clients",
+                reason: format!("client `{}` needs a non-empty id and secret", bad.id),
             });
         }
         self.faults.validate()
@@ -189,6 +253,12 @@ async fn run(
             .collect(),
         max_content_length: config.max_content_length,
         max_body_bytes: config.max_body_bytes,
+        batch_max_events: config.batch_max_events,
+        batch_max_bytes: config.batch_max_bytes,
+        es_max_content_length: config.es_max_content_length,
+        oauth_clients: config.oauth_clients.clone(),
+        oauth_ttl: std::time::Duration::from_secs(config.oauth_token_ttl_secs),
+        oauth_tokens: std::sync::Mutex::new(oauth::TokenStore::default()),
         shutdown: cancel.clone(),
     });
     if let Ok(addr) = listener.local_addr() {

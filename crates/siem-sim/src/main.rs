@@ -12,7 +12,8 @@ use siem_sim::{Config, Faults, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_STORED, DEFAU
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-/// Splunk HEC-compatible receiver with fault injection (logs go to stderr; set RUST_LOG).
+/// SIEM simulator: Splunk HEC, batched HTTP, Elasticsearch _bulk, Datadog logs, OAuth2 and
+/// Logs Ingestion receivers with fault injection (logs go to stderr; set RUST_LOG).
 #[derive(Debug, Parser)]
 #[command(name = "siem-sim", version)]
 struct Cli {
@@ -68,6 +69,27 @@ struct Cli {
     /// answers 413. Unset: only --max-body-bytes applies.
     #[arg(long, env = "SIEM_SIM_MAX_CONTENT_LENGTH")]
     max_content_length: Option<usize>,
+    /// /http/ndjson and /http/array: most events in one request (more answers 413).
+    #[arg(long, env = "SIEM_SIM_BATCH_MAX_EVENTS", default_value_t = siem_sim::http_formats::DEFAULT_MAX_EVENTS)]
+    batch_max_events: usize,
+    /// /http/ndjson and /http/array: largest body in bytes (more answers 413).
+    #[arg(long, env = "SIEM_SIM_BATCH_MAX_BYTES", default_value_t = siem_sim::http_formats::DEFAULT_MAX_BYTES)]
+    batch_max_bytes: usize,
+    /// Elasticsearch _bulk: http.max_content_length in bytes (default 100mb; more answers 413).
+    #[arg(long, env = "SIEM_SIM_ES_MAX_CONTENT_LENGTH", default_value_t = siem_sim::elastic::DEFAULT_MAX_CONTENT_LENGTH)]
+    es_max_content_length: usize,
+    /// OAuth2 client accepted by the token endpoint, as CLIENT_ID:CLIENT_SECRET; repeat for
+    /// several (env: comma-separated).
+    #[arg(
+        long = "oauth-client",
+        env = "SIEM_SIM_OAUTH_CLIENTS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    oauth_clients: Vec<siem_sim::OAuthClient>,
+    /// Lifetime of issued OAuth2 access tokens, in seconds.
+    #[arg(long, env = "SIEM_SIM_OAUTH_TOKEN_TTL_SECS", default_value_t = siem_sim::oauth::DEFAULT_TOKEN_TTL_SECS)]
+    oauth_token_ttl_secs: u64,
 }
 
 fn parse_token_indexes(value: &str) -> Result<(String, Vec<String>), String> {
@@ -129,6 +151,11 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         ack_delay_ms: cli.ack_delay_ms,
         token_indexes: cli.token_indexes.into_iter().collect(),
         max_content_length: cli.max_content_length,
+        batch_max_events: cli.batch_max_events,
+        batch_max_bytes: cli.batch_max_bytes,
+        es_max_content_length: cli.es_max_content_length,
+        oauth_clients: cli.oauth_clients,
+        oauth_token_ttl_secs: cli.oauth_token_ttl_secs,
     };
     config.validate()?;
     let listener = TcpListener::bind(config.listen)
@@ -242,6 +269,36 @@ mod tests {
         );
         assert_eq!(cli.max_content_length, Some(1_000_000));
         assert_eq!(cli.never_ack_percent, 10);
+        assert_eq!(cli.batch_max_events, 1000);
+        assert_eq!(cli.oauth_token_ttl_secs, 3600);
+        let cli = Cli::try_parse_from([
+            "siem-sim",
+            "--oauth-client",
+            "app:s3cret",
+            "--oauth-client",
+            "b:c",
+            "--oauth-token-ttl-secs",
+            "30",
+            "--batch-max-events",
+            "10",
+            "--batch-max-bytes",
+            "2048",
+            "--es-max-content-length",
+            "4096",
+        ])
+        .unwrap();
+        assert_eq!(cli.oauth_clients.len(), 2);
+        assert_eq!(cli.oauth_clients[0].id, "app");
+        assert_eq!(cli.oauth_token_ttl_secs, 30);
+        assert_eq!(
+            (
+                cli.batch_max_events,
+                cli.batch_max_bytes,
+                cli.es_max_content_length
+            ),
+            (10, 2048, 4096)
+        );
+        assert!(Cli::try_parse_from(["siem-sim", "--oauth-client", "nosecret"]).is_err());
         assert!(Cli::try_parse_from(["siem-sim", "--token-indexes", "t="]).is_err());
         let stats = Cli::try_parse_from(["siem-sim", "stats", "--url", "http://h:1"]).unwrap();
         assert!(matches!(stats.command, Some(Command::Stats { url }) if url == "http://h:1"));

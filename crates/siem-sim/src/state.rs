@@ -12,6 +12,7 @@ use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::elastic::EsDocs;
 use crate::faults::{Faults, Injected};
 use crate::Error;
 
@@ -68,6 +69,82 @@ pub struct Stats {
     /// Requests to the ack endpoint (`/services/collector/ack`), whatever the answer.
     #[serde(default)]
     pub ack_queries: u64,
+    /// Counters per receiver (`hec`, `generic`, `http_ndjson`, `http_array`,
+    /// `elastic_bulk`, `datadog_logs`, `logs_ingestion`, `oauth_token`); a receiver appears
+    /// once it has had a request.
+    #[serde(default)]
+    pub receivers: BTreeMap<String, ReceiverStats>,
+    /// Access tokens handed out by the OAuth2 token endpoint.
+    #[serde(default)]
+    pub oauth_tokens_issued: u64,
+    /// Token requests refused (`invalid_client`, `unsupported_grant_type`, ...).
+    #[serde(default)]
+    pub oauth_token_errors: u64,
+    /// Requests refused with 401 because their OAuth2 access token had expired.
+    #[serde(default)]
+    pub oauth_expired_tokens: u64,
+    /// Requests refused with 401 because their bearer token was never issued (nor static).
+    #[serde(default)]
+    pub oauth_unknown_tokens: u64,
+}
+
+/// One receiver's counters in [`Stats::receivers`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiverStats {
+    /// Requests received, answered or not.
+    pub requests: u64,
+    /// Events stored.
+    pub events: u64,
+    /// Answers by HTTP status.
+    pub by_status: BTreeMap<String, u64>,
+    /// Elasticsearch `_bulk`: items by their item status (`"201"`, `"409"`, `"429"`, ...),
+    /// since one 200 answer can carry items that failed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub items_by_status: BTreeMap<String, u64>,
+    /// Datadog: logs larger than 1 MB that were accepted truncated, as Datadog does.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub truncated: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The endpoints counted apart in [`Stats::receivers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Receiver {
+    Hec,
+    Generic,
+    HttpNdjson,
+    HttpArray,
+    ElasticBulk,
+    DatadogLogs,
+    LogsIngestion,
+    OAuthToken,
+}
+
+impl Receiver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Receiver::Hec => "hec",
+            Receiver::Generic => "generic",
+            Receiver::HttpNdjson => "http_ndjson",
+            Receiver::HttpArray => "http_array",
+            Receiver::ElasticBulk => "elastic_bulk",
+            Receiver::DatadogLogs => "datadog_logs",
+            Receiver::LogsIngestion => "logs_ingestion",
+            Receiver::OAuthToken => "oauth_token",
+        }
+    }
+}
+
+/// OAuth2 counters, kept apart from the ingest ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OAuthCount {
+    Issued,
+    TokenError,
+    Expired,
+    Unknown,
 }
 
 /// One data channel's ack ids ("About HTTP Event Collector Indexer Acknowledgment": ack ids
@@ -103,6 +180,8 @@ struct Store {
     acks_acked: u64,
     channel_errors: u64,
     ack_queries: u64,
+    receivers: BTreeMap<Receiver, ReceiverStats>,
+    oauth: [u64; 4],
 }
 
 impl Store {
@@ -124,10 +203,19 @@ impl Store {
             acks_acked: 0,
             channel_errors: 0,
             ack_queries: 0,
+            receivers: BTreeMap::new(),
+            oauth: [0; 4],
         }
     }
 
-    fn push(&mut self, path: &str, headers: &BTreeMap<String, String>, body: Value, at: &str) {
+    fn push(
+        &mut self,
+        path: &str,
+        headers: &BTreeMap<String, String>,
+        body: Value,
+        id: Option<String>,
+        at: &str,
+    ) {
         self.events += 1;
         if self.first_at.is_none() {
             self.first_at = Some(at.to_owned());
@@ -135,7 +223,7 @@ impl Store {
         if self.last_at.as_deref() != Some(at) {
             self.last_at = Some(at.to_owned());
         }
-        if let Some(id) = event_id(&body) {
+        if let Some(id) = id.or_else(|| event_id(&body)) {
             let id: Arc<str> = match self.seen.get(id.as_str()) {
                 Some(known) => Arc::clone(known),
                 None => {
@@ -172,8 +260,30 @@ impl Store {
     }
 }
 
+impl Store {
+    fn count_answer(&mut self, receiver: Receiver, status: u16) {
+        *self.by_status.entry(status).or_default() += 1;
+        *self
+            .receivers
+            .entry(receiver)
+            .or_default()
+            .by_status
+            .entry(status.to_string())
+            .or_default() += 1;
+    }
+}
+
+/// How [`Sim::accept_items`] counts an answer that stored events.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    /// Bulk item statuses and how many items had each.
+    pub(crate) item_statuses: BTreeMap<u16, u64>,
+    pub(crate) truncated: u64,
+}
+
 /// A string or number at `event.event_id` (HEC envelopes) or `event_id` (generic bodies).
-fn event_id(body: &Value) -> Option<String> {
+pub(crate) fn event_id(body: &Value) -> Option<String> {
     field(body, "event_id")
 }
 
@@ -204,6 +314,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Sim {
     store: Arc<Mutex<Store>>,
     faults: Arc<Mutex<Faults>>,
+    /// Elasticsearch: the document ids (and versions) of each index, for `create` conflicts.
+    es_docs: Arc<Mutex<EsDocs>>,
 }
 
 impl Sim {
@@ -213,6 +325,7 @@ impl Sim {
         Ok(Sim {
             store: Arc::new(Mutex::new(Store::new(max_stored))),
             faults: Arc::new(Mutex::new(faults)),
+            es_docs: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -241,6 +354,15 @@ impl Sim {
             acks_acked: store.acks_acked,
             channel_errors: store.channel_errors,
             ack_queries: store.ack_queries,
+            receivers: store
+                .receivers
+                .iter()
+                .map(|(r, s)| (r.name().to_owned(), s.clone()))
+                .collect(),
+            oauth_tokens_issued: store.oauth[OAuthCount::Issued as usize],
+            oauth_token_errors: store.oauth[OAuthCount::TokenError as usize],
+            oauth_expired_tokens: store.oauth[OAuthCount::Expired as usize],
+            oauth_unknown_tokens: store.oauth[OAuthCount::Unknown as usize],
         }
     }
 
@@ -274,6 +396,7 @@ impl Sim {
             *store = Store::new(max_stored);
         }
         *lock(&self.faults) = Faults::default();
+        lock(&self.es_docs).clear();
     }
 
     pub fn faults(&self) -> Faults {
@@ -291,13 +414,71 @@ impl Sim {
     }
 
     /// Count an arriving ingest request and decide its fault.
-    pub(crate) fn begin_request(&self) -> Option<Injected> {
-        lock(&self.store).requests += 1;
+    pub(crate) fn begin_request(&self, receiver: Receiver) -> Option<Injected> {
+        {
+            let mut store = lock(&self.store);
+            store.requests += 1;
+            store.receivers.entry(receiver).or_default().requests += 1;
+        }
         lock(&self.faults).take()
     }
 
-    pub(crate) fn count_status(&self, status: u16) {
-        *lock(&self.store).by_status.entry(status).or_default() += 1;
+    /// Count a request that is not an ingest request (the OAuth2 token endpoint): only in its
+    /// receiver's counters.
+    pub(crate) fn count_side_request(&self, receiver: Receiver, status: u16) {
+        let mut store = lock(&self.store);
+        let counters = store.receivers.entry(receiver).or_default();
+        counters.requests += 1;
+        *counters.by_status.entry(status.to_string()).or_default() += 1;
+    }
+
+    pub(crate) fn count_status(&self, receiver: Receiver, status: u16) {
+        let mut store = lock(&self.store);
+        store.count_answer(receiver, status);
+    }
+
+    pub(crate) fn count_oauth(&self, what: OAuthCount) {
+        lock(&self.store).oauth[what as usize] += 1;
+    }
+
+    /// Decide, under one lock, which of the next `n` bulk items are rejected with 429.
+    pub(crate) fn take_bulk_rejections(&self, n: usize) -> Vec<bool> {
+        let mut faults = lock(&self.faults);
+        (0..n).map(|_| faults.take_bulk_rejection()).collect()
+    }
+
+    /// The Elasticsearch document ids, locked for one bulk request.
+    pub(crate) fn es_docs(&self) -> MutexGuard<'_, EsDocs> {
+        lock(&self.es_docs)
+    }
+
+    /// Store items whose event id the receiver chose (`None`: from the body, as
+    /// [`Sim::accept`]) and count the answer `status`, plus per-item statuses (bulk) and
+    /// truncated logs (Datadog), under one lock.
+    pub(crate) fn accept_items(
+        &self,
+        receiver: Receiver,
+        path: &str,
+        headers: &BTreeMap<String, String>,
+        items: Vec<(Value, Option<String>)>,
+        answer: Answer,
+    ) {
+        let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut store = lock(&self.store);
+        let n = items.len() as u64;
+        for (body, id) in items {
+            store.push(path, headers, body, id, &at);
+        }
+        store.count_answer(receiver, answer.status);
+        let counters = store.receivers.entry(receiver).or_default();
+        counters.events += n;
+        counters.truncated += answer.truncated;
+        for (status, count) in answer.item_statuses {
+            *counters
+                .items_by_status
+                .entry(status.to_string())
+                .or_default() += count;
+        }
     }
 
     pub(crate) fn count_ack_query(&self) {
@@ -358,36 +539,40 @@ impl Sim {
     /// counts the 400).
     pub(crate) fn accept_partial(
         &self,
+        receiver: Receiver,
         path: &str,
         headers: &BTreeMap<String, String>,
         bodies: Vec<Value>,
     ) {
-        drop(self.store_all(path, headers, bodies));
+        drop(self.store_all(receiver, path, headers, bodies));
     }
 
     /// Store accepted events and count the 200 answer, under one lock so readers never see
     /// the events without the answer.
     pub(crate) fn accept(
         &self,
+        receiver: Receiver,
         path: &str,
         headers: &BTreeMap<String, String>,
         bodies: Vec<Value>,
     ) {
-        let mut store = self.store_all(path, headers, bodies);
-        *store.by_status.entry(200).or_default() += 1;
+        let mut store = self.store_all(receiver, path, headers, bodies);
+        store.count_answer(receiver, 200);
     }
 
     /// Store `bodies` with one arrival time; returns the store still locked.
     fn store_all(
         &self,
+        receiver: Receiver,
         path: &str,
         headers: &BTreeMap<String, String>,
         bodies: Vec<Value>,
     ) -> MutexGuard<'_, Store> {
         let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
         let mut store = lock(&self.store);
+        store.receivers.entry(receiver).or_default().events += bodies.len() as u64;
         for body in bodies {
-            store.push(path, headers, body, &at);
+            store.push(path, headers, body, None, &at);
         }
         store
     }
@@ -411,8 +596,9 @@ mod tests {
     fn counts_duplicates_and_keeps_ids_beyond_the_record_cap() {
         let s = sim(2);
         let h = BTreeMap::new();
-        s.accept("/p", &h, vec![env("a"), env("b"), env("a")]);
+        s.accept(Receiver::Hec, "/p", &h, vec![env("a"), env("b"), env("a")]);
         s.accept(
+            Receiver::Generic,
             "/generic",
             &h,
             vec![json!({"event_id": 7}), json!({"no": "id"})],
@@ -424,6 +610,8 @@ mod tests {
         assert_eq!(stats.by_status["200"], 2);
         assert_eq!(stats.orgs["o1"], 3);
         assert_eq!(s.event_ids(), ["a", "b", "a", "7"]);
+        assert_eq!(stats.receivers["hec"].events, 3);
+        assert_eq!(stats.receivers["generic"].by_status["200"], 1);
         let kept = s.events(0, 100);
         assert_eq!(kept.iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 5]);
         assert_eq!(s.events(4, 100).len(), 1);
@@ -436,7 +624,7 @@ mod tests {
         let bodies = (0..MAX_ORGS + 5)
             .map(|i| json!({"event": {"org_id": format!("org-{i}")}}))
             .collect();
-        s.accept("/p", &BTreeMap::new(), bodies);
+        s.accept(Receiver::Hec, "/p", &BTreeMap::new(), bodies);
         let stats = s.stats();
         assert_eq!(stats.orgs.len(), MAX_ORGS + 1);
         assert_eq!(stats.orgs[OTHER_ORGS], 5);
@@ -446,14 +634,14 @@ mod tests {
     #[test]
     fn reset_clears_everything() {
         let s = sim(10);
-        s.accept("/p", &BTreeMap::new(), vec![env("a")]);
+        s.accept(Receiver::Hec, "/p", &BTreeMap::new(), vec![env("a")]);
         s.set_faults(Faults::status(503)).unwrap();
-        assert!(s.begin_request().is_some());
+        assert!(s.begin_request(Receiver::Hec).is_some());
         s.reset();
         assert_eq!(s.stats(), Stats::default());
         assert!(s.event_ids().is_empty());
         assert_eq!(s.faults(), Faults::default());
-        s.accept("/p", &BTreeMap::new(), vec![env("a")]);
+        s.accept(Receiver::Hec, "/p", &BTreeMap::new(), vec![env("a")]);
         assert_eq!(s.events(0, 10)[0].seq, 1);
     }
 }
