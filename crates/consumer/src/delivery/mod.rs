@@ -21,6 +21,9 @@
 //!   decision for whole-request errors, code 6's named event, halving 400s and 413s; the HEC
 //!   data channel header.
 //! - `retry.rs`: the retry policy as data (`classify`) and the retry loop with backoff.
+//! - `oauth.rs`: OAuth2 client credentials: [`oauth::TokenCache`] fetches, caches and renews
+//!   bearer tokens (single flight per credentials); its errors tell configuration from
+//!   transient failures.
 //! - `request.rs`: request bodies: HEC envelopes or one templated event.
 //! - `siem.rs`: [`siem::SiemClient`], the HTTP client towards SIEMs: headers, gzip, capped
 //!   answers, classification, request metrics; the engine reaches it through the
@@ -36,6 +39,7 @@ pub mod dispatch;
 pub mod hec;
 pub mod lag;
 pub mod limits;
+pub mod oauth;
 pub mod park;
 pub mod rebalance;
 pub mod request;
