@@ -17,6 +17,8 @@
 //! - `ack.rs`: HEC indexer acknowledgement: batches accepted with an `ackId` wait (unfinished)
 //!   until `/services/collector/ack` confirms them, and are re-sent after the timeout.
 //! - `limits.rs`: the org's `max_events` limit (governor): delay or dead-letter the excess.
+//! - `elastic.rs`: Elasticsearch `_bulk`: NDJSON bodies (`create`/`index` with `_id` = event
+//!   id) and per-item answers (stored, duplicate, re-send, rejected), as data.
 //! - `hec.rs`: what a permanent HEC answer means for its batch, as data (`decide`): one
 //!   decision for whole-request errors, code 6's named event, halving 400s and 413s; the HEC
 //!   data channel header.
@@ -36,6 +38,7 @@
 pub mod ack;
 pub mod consume;
 pub mod dispatch;
+pub mod elastic;
 pub mod hec;
 pub mod lag;
 pub mod limits;
