@@ -17,10 +17,15 @@
 //! - `ack.rs`: HEC indexer acknowledgement: batches accepted with an `ackId` wait (unfinished)
 //!   until `/services/collector/ack` confirms them, and are re-sent after the timeout.
 //! - `limits.rs`: the org's `max_events` limit (governor): delay or dead-letter the excess.
+//! - `elastic.rs`: Elasticsearch `_bulk`: NDJSON bodies (`create`/`index` with `_id` = event
+//!   id) and per-item answers (stored, duplicate, re-send, rejected), as data.
 //! - `hec.rs`: what a permanent HEC answer means for its batch, as data (`decide`): one
 //!   decision for whole-request errors, code 6's named event, halving 400s and 413s; the HEC
 //!   data channel header.
 //! - `retry.rs`: the retry policy as data (`classify`) and the retry loop with backoff.
+//! - `oauth.rs`: OAuth2 client credentials: [`oauth::TokenCache`] fetches, caches and renews
+//!   bearer tokens (single flight per credentials); its errors tell configuration from
+//!   transient failures.
 //! - `request.rs`: request bodies: HEC envelopes or one templated event.
 //! - `siem.rs`: [`siem::SiemClient`], the HTTP client towards SIEMs: headers, gzip, capped
 //!   answers, classification, request metrics; the engine reaches it through the
@@ -33,9 +38,11 @@
 pub mod ack;
 pub mod consume;
 pub mod dispatch;
+pub mod elastic;
 pub mod hec;
 pub mod lag;
 pub mod limits;
+pub mod oauth;
 pub mod park;
 pub mod rebalance;
 pub mod request;
