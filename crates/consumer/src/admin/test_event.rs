@@ -17,7 +17,7 @@ use chrono::Utc;
 use els_api::TestEventResult;
 use els_model::event::ExecutionEvent;
 use els_model::privacy::hash_email;
-use els_model::settings::EndpointKind;
+use els_model::settings::{EndpointKind, HttpFormat};
 use els_model::topic::TopicEvent;
 use els_model::EventType;
 use uuid::Uuid;
@@ -79,7 +79,10 @@ pub fn body_for(event: &ExecutionEvent, runtime: &OrgRuntime) -> Vec<u8> {
     let event = &event;
     match runtime.settings.endpoint {
         EndpointKind::Hec => request::hec_body(std::iter::once(event), runtime),
-        _ => request::event_body(event, runtime),
+        EndpointKind::Http if runtime.settings.http.format == HttpFormat::Single => {
+            request::event_body(event, runtime)
+        }
+        _ => request::batch_body(std::iter::once(event), runtime),
     }
 }
 

@@ -26,7 +26,10 @@
 //! - `oauth.rs`: OAuth2 client credentials: [`oauth::TokenCache`] fetches, caches and renews
 //!   bearer tokens (single flight per credentials); its errors tell configuration from
 //!   transient failures.
-//! - `request.rs`: request bodies: HEC envelopes or one templated event.
+//! - `request.rs`: request bodies: HEC envelopes, one templated event, or batches (NDJSON,
+//!   JSON arrays, Datadog entries, `_bulk` items) within the stream's caps.
+//! - `batched.rs`: delivery to batched non-HEC streams: split on 400/413/422, Elasticsearch's
+//!   per-item answers (only failed items re-sent, mapping errors dead-lettered alone).
 //! - `siem.rs`: [`siem::SiemClient`], the HTTP client towards SIEMs: headers, gzip, capped
 //!   answers, classification, request metrics; the engine reaches it through the
 //!   [`siem::Deliver`] trait (`Services::deliver`).
@@ -36,6 +39,7 @@
 //!   park order against a fake SIEM ([`siem::Deliver`]) with paused time.
 
 pub mod ack;
+pub mod batched;
 pub mod consume;
 pub mod dispatch;
 pub mod elastic;

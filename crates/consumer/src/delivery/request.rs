@@ -1,11 +1,15 @@
-//! Request bodies for an org's SIEM: one envelope per event for HEC batches, or one event in
-//! the org's body template for generic endpoints. The outbound event (hashed email, custom
+//! Request bodies for a stream's SIEM: one envelope per event for HEC batches, one event in
+//! the stream's body template for `http` streams of format `single`, or batches of such
+//! events as NDJSON, a JSON array, Datadog log entries or Elasticsearch `_bulk` items. The outbound event (hashed email, custom
 //! fields) is written straight into the body, with no intermediate JSON value.
 
 use els_model::hec::write_envelope;
 use els_model::privacy::write_outbound;
 use els_model::topic::TopicEvent;
 
+use els_model::settings::{EndpointKind, HttpFormat, DATADOG_MAX_BYTES, DATADOG_MAX_EVENTS};
+
+use super::elastic;
 use crate::settings::OrgRuntime;
 
 /// Write the value sent for `event` under `runtime`'s settings: the outbound event (hashed
@@ -41,6 +45,131 @@ pub fn hec_body<'a>(
         write_envelope(&mut out, event, &runtime.settings.hec, |o| {
             write_event(o, event, runtime)
         });
+    }
+    out
+}
+
+/// The body of a batch for a batched format: NDJSON lines or a JSON array for `http`
+/// streams, an array of log entries for `datadog`, `_bulk` action and source lines for
+/// `elasticsearch`. (HEC batches are [`hec_body`]; `http` streams of format `single` send
+/// [`event_body`] per event.)
+pub fn batch_body<'a>(
+    events: impl Iterator<Item = &'a TopicEvent> + Clone,
+    runtime: &OrgRuntime,
+) -> Vec<u8> {
+    let settings = &runtime.settings;
+    let capacity = events.clone().map(|e| e.len() + BATCH_ITEM_BYTES).sum();
+    let mut out = Vec::with_capacity(capacity);
+    match settings.endpoint {
+        EndpointKind::Elasticsearch => {
+            if let Some(options) = &settings.elasticsearch {
+                let mut id = uuid::Uuid::encode_buffer();
+                for event in events {
+                    let id = event.event_id.hyphenated().encode_lower(&mut id);
+                    elastic::write_item(&mut out, options, id, |o| write_event(o, event, runtime));
+                }
+            }
+        }
+        EndpointKind::Http if settings.http.format == HttpFormat::Ndjson => {
+            for event in events {
+                write_event(&mut out, event, runtime);
+                out.push(b'\n');
+            }
+        }
+        EndpointKind::Datadog => {
+            out.push(b'[');
+            for (i, event) in events.enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_datadog_entry(&mut out, event, runtime);
+            }
+            out.push(b']');
+        }
+        _ => {
+            out.push(b'[');
+            for (i, event) in events.enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_event(&mut out, event, runtime);
+            }
+            out.push(b']');
+        }
+    }
+    out
+}
+
+/// Room for one event's framing in a batched body beyond its own bytes (an action line,
+/// Datadog's attributes, separators).
+const BATCH_ITEM_BYTES: usize = 160;
+
+/// One Datadog log entry: Datadog's reserved attributes (`ddsource`, `service`, `ddtags`),
+/// then the outbound event's own fields as attributes; an event rendered (through the body
+/// template) as something other than a JSON object goes in `message`.
+fn write_datadog_entry(out: &mut Vec<u8>, event: &TopicEvent, runtime: &OrgRuntime) {
+    let dd = &runtime.settings.datadog;
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    out.extend_from_slice(b"{\"ddsource\":");
+    out.extend_from_slice(quote(&dd.ddsource).as_bytes());
+    out.extend_from_slice(b",\"service\":");
+    out.extend_from_slice(quote(&dd.service).as_bytes());
+    if let Some(tags) = &dd.ddtags {
+        out.extend_from_slice(b",\"ddtags\":");
+        out.extend_from_slice(quote(tags).as_bytes());
+    }
+    let mut rendered = Vec::with_capacity(event.len() + 64);
+    write_event(&mut rendered, event, runtime);
+    let fields = rendered
+        .strip_prefix(b"{")
+        .filter(|rest| rest.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'}'));
+    match fields {
+        Some(rest) => {
+            out.push(b',');
+            out.extend_from_slice(rest);
+        }
+        None => {
+            out.extend_from_slice(b",\"message\":");
+            out.extend_from_slice(&rendered);
+            out.push(b'}');
+        }
+    }
+}
+
+/// The stream's per-request caps for batched formats: (events, bytes).
+pub fn batch_caps(runtime: &OrgRuntime) -> (usize, usize) {
+    let s = &runtime.settings;
+    match s.endpoint {
+        EndpointKind::Elasticsearch => s.elasticsearch.as_ref().map_or((500, 1 << 20), |e| {
+            (e.max_events as usize, e.max_bytes as usize)
+        }),
+        EndpointKind::Datadog => (DATADOG_MAX_EVENTS, DATADOG_MAX_BYTES),
+        _ => (s.http.max_events as usize, s.http.max_bytes as usize),
+    }
+}
+
+/// Cut `jobs` into requests of at most `max_events` events and, by their estimated size,
+/// `max_bytes` bytes (an event estimated larger goes alone: the SIEM's 413 decides).
+pub fn chunks<T>(
+    jobs: Vec<T>,
+    size: impl Fn(&T) -> usize,
+    max_events: usize,
+    max_bytes: usize,
+) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 2;
+    for job in jobs {
+        let n = size(&job) + BATCH_ITEM_BYTES;
+        if !current.is_empty() && (current.len() >= max_events || bytes + n > max_bytes) {
+            out.push(std::mem::take(&mut current));
+            bytes = 2;
+        }
+        bytes += n;
+        current.push(job);
+    }
+    if !current.is_empty() {
+        out.push(current);
     }
     out
 }

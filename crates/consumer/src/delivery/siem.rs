@@ -17,13 +17,16 @@ use els_model::settings::EndpointKind;
 use uuid::Uuid;
 
 use super::hec::CHANNEL_HEADER;
+use super::oauth::{TokenCache, TokioClock};
 use super::retry::{classify, Attempt, Verdict};
 use super::ssrf::{find_refusal, GuardedResolver, Refused, SsrfPolicy};
 use crate::metrics::Metrics;
 use crate::settings::OrgRuntime;
 
-/// Most response body bytes read from a SIEM.
+/// Most response body bytes read from a SIEM...
 pub const MAX_RESPONSE_BYTES: usize = 20 * 1024;
+/// ...but from Elasticsearch, whose `_bulk` answer has an item per event and is read whole.
+pub const MAX_BULK_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// A SIEM's answer to one request, before classification.
 #[derive(Debug)]
@@ -166,6 +169,8 @@ pub struct SiemClient {
     metrics: Metrics,
     /// The allow-list (`ssrf_allow`), shared with the client's resolver.
     ssrf: Arc<SsrfPolicy>,
+    /// OAuth2 bearer tokens of streams with client credentials, fetched through this client.
+    tokens: Arc<TokenCache>,
 }
 
 impl SiemClient {
@@ -186,7 +191,10 @@ impl SiemClient {
             .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("els-consumer/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let tokens =
+            TokenCache::new(client.clone(), Arc::new(TokioClock)).with_ssrf_policy(ssrf.clone());
         Ok(Self {
+            tokens: Arc::new(tokens),
             client,
             gzip,
             metrics,
@@ -220,7 +228,11 @@ impl SiemClient {
         .await
     }
 
-    /// POST `body` to `url` with the org's headers (and the HEC data channel, gzip).
+    /// POST `body` to `url` with the org's headers (and the HEC data channel, gzip). With
+    /// OAuth2 client credentials the bearer token comes from the cache; a 401 with a cached
+    /// token drops it and sends once more with a fresh one. A token endpoint refusing the
+    /// credentials answers as a `401` whose body says so (the stream pauses, as for a wrong
+    /// token); one that is unreachable is a network failure (retried).
     async fn post(
         &self,
         url: reqwest::Url,
@@ -230,7 +242,60 @@ impl SiemClient {
         gzip_body: bool,
     ) -> Result<Exchange, Failure> {
         self.ssrf.check_url(&url).map_err(Failure::Refused)?;
+        let Some(oauth) = runtime.settings.oauth2.as_ref() else {
+            return self
+                .post_once(url, runtime, body, channel, gzip_body, None)
+                .await;
+        };
+        let mut fresh_tried = false;
+        loop {
+            let token = match self.tokens.token(oauth).await {
+                Ok(token) => token,
+                Err(e) if e.is_configuration_error() => {
+                    return Ok(Exchange {
+                        status: 401,
+                        headers: reqwest::header::HeaderMap::new(),
+                        body: format!("OAuth2 token request refused: {e}"),
+                    })
+                }
+                Err(e) => {
+                    return Err(Failure::Network(format!(
+                        "OAuth2 token endpoint unavailable: {e}"
+                    )))
+                }
+            };
+            let answer = self
+                .post_once(
+                    url.clone(),
+                    runtime,
+                    body.clone(),
+                    channel,
+                    gzip_body,
+                    Some(token.header_value()),
+                )
+                .await?;
+            if answer.status != 401 || fresh_tried {
+                return Ok(answer);
+            }
+            // Expired early or revoked: once more with a new token.
+            self.tokens.invalidate(oauth, &token);
+            fresh_tried = true;
+        }
+    }
+
+    async fn post_once(
+        &self,
+        url: reqwest::Url,
+        runtime: &OrgRuntime,
+        body: Bytes,
+        channel: Option<Uuid>,
+        gzip_body: bool,
+        bearer: Option<reqwest::header::HeaderValue>,
+    ) -> Result<Exchange, Failure> {
         let mut request = self.client.post(url).headers(runtime.headers.clone());
+        if let Some(bearer) = bearer {
+            request = request.header(reqwest::header::AUTHORIZATION, bearer);
+        }
         if let Some(channel) = channel {
             request = request.header(CHANNEL_HEADER, channel.to_string());
         }
@@ -244,7 +309,11 @@ impl SiemClient {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
-                let body = read_capped(response).await;
+                let cap = match runtime.settings.endpoint {
+                    EndpointKind::Elasticsearch => MAX_BULK_RESPONSE_BYTES,
+                    _ => MAX_RESPONSE_BYTES,
+                };
+                let body = read_capped(response, cap).await;
                 Ok(Exchange {
                     status,
                     headers,
@@ -277,13 +346,13 @@ fn gzip(body: &[u8]) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
-/// Read at most [`MAX_RESPONSE_BYTES`] of the body as lossy UTF-8.
-async fn read_capped(mut response: reqwest::Response) -> String {
+/// Read at most `cap` bytes of the body as lossy UTF-8.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> String {
     let mut buf = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
-        let room = MAX_RESPONSE_BYTES - buf.len();
+        let room = cap - buf.len();
         buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if buf.len() >= MAX_RESPONSE_BYTES {
+        if buf.len() >= cap {
             break;
         }
     }

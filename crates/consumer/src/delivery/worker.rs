@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use els_model::hec::AckMode;
-use els_model::settings::EndpointKind;
+use els_model::settings::{EndpointKind, HttpFormat};
 use els_model::topic::TopicEvent;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -111,7 +111,7 @@ impl Engine {
         }
     }
 
-    fn metrics(&self) -> &Metrics {
+    pub(super) fn metrics(&self) -> &Metrics {
         &self.services.metrics
     }
 }
@@ -338,13 +338,19 @@ async fn process(
         }
         match runtime.settings.endpoint {
             EndpointKind::Hec => deliver_hec(key, admitted, &runtime, engine, channel, acks).await,
-            _ => {
+            EndpointKind::Http if runtime.settings.http.format == HttpFormat::Single => {
                 let mut jobs = admitted.into_iter();
                 while let Some(job) = jobs.next() {
                     deliver_single(key, job, &runtime, engine, channel).await;
                     if streams.holds(key.as_str()) {
                         return hold(engine, jobs.chain(pending).collect());
                     }
+                }
+            }
+            _ => {
+                super::batched::deliver(key, admitted, &runtime, engine, channel).await;
+                if streams.holds(key.as_str()) {
+                    return hold(engine, pending);
                 }
             }
         }
@@ -443,14 +449,14 @@ async fn deliver_hec(
 }
 
 /// Whether `org`'s stream is probing (its batch is a probe: one attempt, no dead letters).
-fn probing(engine: &Engine, key: &StreamKey) -> bool {
+pub(super) fn probing(engine: &Engine, key: &StreamKey) -> bool {
     engine.services.streams.state(key.as_str()) == StreamState::Probing
 }
 
 /// Retries of `batch` ran out: within the retry window the stream pauses and holds it
 /// (true: the caller holds the rest); past it, or when the retry window is no longer than
 /// the pause threshold, the batch is dead-lettered `retries_exhausted` (false).
-async fn exhausted(
+pub(super) async fn exhausted(
     key: &StreamKey,
     batch: Vec<Job>,
     attempts: u32,
@@ -477,7 +483,7 @@ async fn exhausted(
 }
 
 /// Pause `org`'s stream because of `last` and hold `batch`.
-fn pause(
+pub(super) fn pause(
     key: &StreamKey,
     batch: Vec<Job>,
     last: &Attempt,
@@ -513,7 +519,7 @@ fn hold(engine: &Engine, jobs: Vec<Job>) {
     }
 }
 
-fn hold_all(engine: &Engine, batches: Vec<Vec<Job>>) {
+pub(super) fn hold_all(engine: &Engine, batches: Vec<Vec<Job>>) {
     hold(engine, batches.into_iter().flatten().collect());
 }
 
@@ -551,7 +557,11 @@ async fn lifecycle_event(
             }
             envelope.to_string()
         }
-        _ => event.to_string(),
+        _ => String::from_utf8_lossy(&super::batched::single_item_body(
+            runtime,
+            &event.to_string(),
+        ))
+        .into_owned(),
     };
     let _permit = engine.requests.acquire().await;
     let attempt = siem::send(
@@ -650,7 +660,7 @@ async fn deliver_single(
 /// Send the body `render` builds, with retries. The body is built once the request permit is
 /// granted, so thousands of orgs waiting for a permit hold their events but no bodies; it is
 /// kept for the retries that follow.
-async fn send_with_retry(
+pub(super) async fn send_with_retry(
     key: &StreamKey,
     runtime: &OrgRuntime,
     render: impl Fn() -> Vec<u8>,
@@ -701,7 +711,7 @@ fn finish<'a>(engine: &Engine, jobs: impl IntoIterator<Item = &'a Job>) {
 }
 
 /// `jobs` (all of one org) reached the SIEM.
-fn delivered(engine: &Engine, jobs: &[Job]) {
+pub(super) fn delivered(engine: &Engine, jobs: &[Job]) {
     let Some(first) = jobs.first() else { return };
     let metrics = engine.metrics();
     let now = Utc::now().timestamp_millis();

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use els_model::settings::{OrgSettings, DEFAULT_STREAM};
+use els_model::settings::{EndpointKind, HttpFormat, OrgSettings, DEFAULT_STREAM};
 use els_model::template::BodyTemplate;
 use els_model::ModelError;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
@@ -43,7 +43,17 @@ impl OrgRuntime {
         let url = reqwest::Url::parse(&settings.url)
             .map_err(|e| ModelError::field("url", format!("not a valid URL: {e}")))?;
         let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let ndjson = match settings.endpoint {
+            EndpointKind::Elasticsearch => true,
+            EndpointKind::Http => settings.http.format == HttpFormat::Ndjson,
+            EndpointKind::Hec | EndpointKind::Datadog => false,
+        };
+        let content_type = if ndjson {
+            "application/x-ndjson"
+        } else {
+            "application/json"
+        };
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         for (i, h) in settings.custom_headers.iter().enumerate() {
             let field = |part: &str| format!("custom_headers[{i}].{part}");
             let name = HeaderName::from_bytes(h.name.as_bytes())

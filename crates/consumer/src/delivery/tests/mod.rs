@@ -14,8 +14,11 @@
 //! - `pause.rs`: stream health: a configuration error pauses and holds, failing past the
 //!   threshold pauses, a probe is one attempt and resumes; new settings resume.
 //! - `retry.rs`: the retry schedule through the worker; permanent answers and exhaustion.
+//! - `batched.rs`: NDJSON, JSON array, Datadog and Elasticsearch `_bulk` streams: caps,
+//!   splitting, per-item answers.
 
 mod acks;
+mod batched;
 mod batching;
 mod hec_errors;
 mod limits;
@@ -243,13 +246,17 @@ pub fn job(n: u32) -> Job {
 /// The numbers of the events in a request body: HEC envelopes or one bare event (events
 /// without an execution id, such as ELS's lifecycle event, have none).
 fn event_numbers(body: &[u8]) -> Vec<u32> {
+    let number = |value: &serde_json::Value| {
+        let event = value.get("event").unwrap_or(value);
+        let id = event["execution_id"].as_str()?;
+        Some(u32::from_str_radix(&id[24..], 16).unwrap())
+    };
     serde_json::Deserializer::from_slice(body)
         .into_iter::<serde_json::Value>()
-        .filter_map(|value| {
-            let value = value.expect("a JSON body");
-            let event = value.get("event").unwrap_or(&value);
-            let id = event["execution_id"].as_str()?;
-            Some(u32::from_str_radix(&id[24..], 16).unwrap())
+        .flat_map(|value| match value.expect("a JSON body") {
+            // A JSON array or Datadog body: its items; `_bulk` action lines have no id.
+            serde_json::Value::Array(items) => items.iter().filter_map(number).collect(),
+            value => number(&value).into_iter().collect::<Vec<_>>(),
         })
         .collect()
 }
