@@ -8,6 +8,7 @@
 mod console;
 mod delivery;
 mod deploy_files;
+mod destinations;
 mod event_types;
 mod failover;
 mod faults;
