@@ -35,12 +35,12 @@ fi
 # Apache Kafka itself: jars from Maven Central into deploy/kafka/lib (skipped when present).
 "$root/deploy/kafka/kafka.sh" install
 
-# confluent-kafka and schemathesis (PyPI) in a venv of their own, pinned in
-# tests/python/requirements.txt.
+# confluent-kafka, schemathesis and the official Elasticsearch and Datadog clients (PyPI) in
+# a venv of their own, pinned in tests/python/requirements.txt.
 venv="$root/tests/python/.venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import confluent_kafka' 2>/dev/null \
-  || ! "$venv/bin/python" -c 'import schemathesis' 2>/dev/null; then
-  echo "==> installing confluent-kafka (raw-producer test) and schemathesis (OpenAPI test) from PyPI, pinned in tests/python"
+if [ ! -x "$venv/bin/python" ] \
+  || ! "$venv/bin/python" -c 'import confluent_kafka, schemathesis, elasticsearch, datadog_api_client' 2>/dev/null; then
+  echo "==> installing confluent-kafka (raw-producer test), schemathesis (OpenAPI test), elasticsearch and datadog-api-client (siem-sim test) from PyPI, pinned in tests/python"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/tests/python/requirements.txt"
 fi

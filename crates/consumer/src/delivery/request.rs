@@ -218,4 +218,84 @@ mod tests {
         assert_eq!(body.iter().filter(|b| **b == b'\n').count(), 2);
         assert!(!String::from_utf8(body).unwrap().contains("Example.com"));
     }
+
+    #[test]
+    fn batched_bodies_for_each_format() {
+        use els_model::settings::{DatadogOptions, ElasticOptions, HttpOptions};
+        let events = [event(), event()];
+        let body = |s: OrgSettings| {
+            let rt = OrgRuntime::new(s).unwrap();
+            String::from_utf8(batch_body(events.iter(), &rt)).unwrap()
+        };
+        let http = |format| OrgSettings {
+            endpoint: EndpointKind::Http,
+            http: HttpOptions {
+                format,
+                ..HttpOptions::default()
+            },
+            ..OrgSettings::hec("https://x/y", "t")
+        };
+        let ndjson = body(http(HttpFormat::Ndjson));
+        let lines: Vec<serde_json::Value> = ndjson
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert!(ndjson.ends_with('\n') && lines[1]["event_type"] == "FLOW_COMPLETE");
+        let array: serde_json::Value =
+            serde_json::from_str(&body(http(HttpFormat::JsonArray))).unwrap();
+        assert_eq!(array.as_array().unwrap().len(), 2);
+        let mut dd = OrgSettings::hec("https://x/api/v2/logs", "t");
+        dd.endpoint = EndpointKind::Datadog;
+        dd.auth_headers[0] = els_model::settings::Header {
+            name: "DD-API-KEY".into(),
+            value: els_model::settings::Secret::new("k"),
+        };
+        dd.datadog = DatadogOptions {
+            ddtags: Some("env:prod".into()),
+            ..DatadogOptions::default()
+        };
+        let entries: serde_json::Value = serde_json::from_str(&body(dd.clone())).unwrap();
+        assert_eq!(entries[0]["ddsource"], "els");
+        assert_eq!(entries[0]["ddtags"], "env:prod");
+        assert_eq!(
+            entries[1]["event_type"], "FLOW_COMPLETE",
+            "the event's fields as attributes"
+        );
+        // An event templated into something other than an object goes in `message`.
+        dd.body_template = Some(r#"["${event}"]"#.into());
+        let entries: serde_json::Value = serde_json::from_str(&body(dd)).unwrap();
+        assert_eq!(entries[0]["message"][0]["event_type"], "FLOW_COMPLETE");
+        let mut es = OrgSettings::hec("https://x/_bulk", "t");
+        es.endpoint = EndpointKind::Elasticsearch;
+        es.elasticsearch = Some(ElasticOptions {
+            index: "els".into(),
+            op_type: Default::default(),
+            max_events: 500,
+            max_bytes: 1 << 20,
+        });
+        let bulk = body(es);
+        let lines: Vec<serde_json::Value> = bulk
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0]["create"]["_index"], "els");
+        assert_eq!(lines[0]["create"]["_id"], lines[1]["event_id"]);
+    }
+
+    #[test]
+    fn chunks_keep_to_events_and_bytes() {
+        let sizes = chunks((0..10).collect(), |_| 100, 4, 10_000);
+        assert_eq!(sizes.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 2]);
+        let by_bytes = chunks(
+            (0..10).collect(),
+            |_| 1000,
+            100,
+            2 * (1000 + BATCH_ITEM_BYTES) + 2,
+        );
+        assert!(by_bytes.iter().all(|c| c.len() == 2), "{by_bytes:?}");
+        // An event over the cap alone still goes (the SIEM's 413 decides).
+        assert_eq!(chunks(vec![1], |_| 1 << 30, 10, 1000), vec![vec![1]]);
+    }
 }
