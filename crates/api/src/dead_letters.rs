@@ -166,6 +166,9 @@ fn event_on_its_own<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> 
 pub struct DeadLetterQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org: Option<String>,
+    /// Only this stream's (with `org`, one stream of the org).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
     /// A [`Reason`] spelling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

@@ -170,10 +170,11 @@ fn purge_and_replay_answers() {
 fn filters_as_query_and_replay_body() {
     round_trip(json!({}), DeadLetterQuery::default());
     round_trip(
-        json!({"org": "org-1", "reason": "rejected", "since": "2024-05-01T00:00:00+02:00",
+        json!({"org": "org-1", "stream": "lake", "reason": "rejected", "since": "2024-05-01T00:00:00+02:00",
                "until": "2024-05-02T00:00:00+00:00", "limit": 5, "rate": 50}),
         DeadLetterQuery {
             org: Some("org-1".into()),
+            stream: Some("lake".into()),
             reason: Some("rejected".into()),
             since: Some("2024-05-01T00:00:00+02:00".into()),
             until: Some("2024-05-02T00:00:00+00:00".into()),

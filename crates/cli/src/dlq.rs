@@ -40,6 +40,9 @@ pub struct Filters {
     /// Only this org's dead letters.
     #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     pub org: Option<String>,
+    /// Only this stream's (a stream id, e.g. `default`).
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub stream: Option<String>,
     /// Only this reason.
     #[arg(long, value_parser = reason_parser())]
     pub reason: Option<Reason>,
@@ -78,6 +81,7 @@ impl Filters {
     pub fn request(&self, rate: Option<u32>) -> DeadLetterQuery {
         DeadLetterQuery {
             org: self.org.clone(),
+            stream: self.stream.clone(),
             reason: self.reason.map(|r| r.as_str().to_string()),
             since: self.since.map(|t| t.to_rfc3339()),
             until: self.until.map(|t| t.to_rfc3339()),
@@ -92,7 +96,7 @@ pub fn require_scope(filters: &Filters, yes: bool, verb: &str) -> Result<(), Err
     if filters.is_empty() && !yes {
         return Err(Error::Usage(format!(
             "refusing to {verb} every dead letter: {verb}ing everything needs --yes \
-             (or narrow it with --org, --reason, --since, --until or --limit)"
+             (or narrow it with --org, --stream, --reason, --since, --until or --limit)"
         )));
     }
     Ok(())

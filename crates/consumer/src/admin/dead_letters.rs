@@ -51,6 +51,7 @@ fn to_filter(params: &DeadLetterQuery) -> Result<Filter, ApiError> {
     };
     Ok(Filter {
         org: params.org.clone(),
+        stream: params.stream.clone(),
         reason,
         since: time("since", &params.since)?,
         until: time("until", &params.until)?,

@@ -114,6 +114,7 @@ impl DeadLetter {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Filter {
     pub org: Option<String>,
+    pub stream: Option<String>,
     pub reason: Option<Reason>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
@@ -123,6 +124,7 @@ pub struct Filter {
 impl Filter {
     pub fn matches(&self, r: &DeadLetterV1) -> bool {
         self.org.as_ref().is_none_or(|o| *o == r.org_id)
+            && self.stream.as_ref().is_none_or(|s| *s == r.stream)
             && self.reason.is_none_or(|x| x == r.reason)
             && self.since.is_none_or(|t| r.last_failed_at >= t)
             && self.until.is_none_or(|t| r.last_failed_at <= t)
