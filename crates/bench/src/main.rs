@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         events: cli
             .events
             .unwrap_or(if cli.quick { 20_000 } else { 200_000 }),
+        quick: cli.quick,
         open_loop_seconds: cli
             .open_loop_seconds
             .unwrap_or(if cli.quick { 4.0 } else { 15.0 }),
