@@ -376,13 +376,19 @@ fn targets(s: &mut String, results: &Results) {
 
 /// `existing` with its generated block replaced by `block` (appended when it has none).
 pub fn splice(existing: &str, block: &str) -> String {
-    match (existing.find(BEGIN), existing.find(END)) {
+    splice_between(existing, block, BEGIN, END)
+}
+
+/// `existing` with the block between `begin` and `end` replaced by `block` (appended when it
+/// has none).
+pub fn splice_between(existing: &str, block: &str, begin: &str, end: &str) -> String {
+    match (existing.find(begin), existing.find(end)) {
         (Some(b), Some(e)) if e > b => {
             format!(
                 "{}{}{}",
                 &existing[..b],
                 block.trim_end(),
-                &existing[e + END.len()..]
+                &existing[e + end.len()..]
             )
         }
         _ if existing.trim().is_empty() => format!(

@@ -35,7 +35,7 @@ pub const SIM_MAX_STORED: usize = 250_000;
 /// Fractions of the drain rate for the open-loop runs.
 pub const OPEN_LOOP_FRACTIONS: [f64; 3] = [0.25, 0.5, 0.75];
 /// How long a consumer has for its graceful exit after SIGTERM.
-const CONSUMER_GRACE: Duration = Duration::from_secs(15);
+pub(crate) const CONSUMER_GRACE: Duration = Duration::from_secs(15);
 
 /// What a run does.
 #[derive(Debug, Clone)]
@@ -215,7 +215,7 @@ pub struct Bench {
     pub sim: Sim,
 }
 
-fn log(msg: impl std::fmt::Display) {
+pub(crate) fn log(msg: impl std::fmt::Display) {
     eprintln!("[els-bench] {msg}");
 }
 
@@ -273,7 +273,7 @@ impl Bench {
     }
 
     /// Preload a fresh topic for `case`; returns its name and payload bytes.
-    async fn preload(&self, case: &Case, seed: u64) -> Result<(String, u64)> {
+    pub(crate) async fn preload(&self, case: &Case, seed: u64) -> Result<(String, u64)> {
         let topic = format!(
             "bench-{}-{}",
             case.name,
@@ -375,7 +375,7 @@ impl Bench {
 
     /// Start a consumer on the preloaded `topic` and time it until siem-sim has every event.
     /// With `perf_out`, `perf record` samples the consumer meanwhile.
-    async fn drain(
+    pub(crate) async fn drain(
         &mut self,
         case: &Case,
         topic: &str,
@@ -589,7 +589,7 @@ impl Bench {
         Ok((Some(floor), out))
     }
 
-    async fn fresh_topic(&self, name: &str) -> Result<String> {
+    pub(crate) async fn fresh_topic(&self, name: &str) -> Result<String> {
         let topic = format!(
             "bench-{name}-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
