@@ -118,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
                 root.join("target/bench/soak.md")
             }
         });
+        let dir = opts.dir.clone();
         let mut bench = Bench::start(opts).context("starting broker and siem-sim")?;
         let result = bench
             .soak(&SoakOptions {
@@ -128,6 +129,8 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("soak run")?;
         drop(bench);
+        // The soak topic is gigabytes; the samples, plot and logs stay.
+        let _ = std::fs::remove_dir_all(dir.join("kafka-1"));
         let after = load_average();
         let run = format!(
             "{} · commit `{}`{} · {} cores · load average before {:.2} / {:.2} / {:.2}, after {:.2} / {:.2} / {:.2}",

@@ -36,9 +36,13 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 pub const RECOVERY_LIMIT_S: f64 = 30.0;
 /// RSS at the end within this fraction of the reference sample.
 pub const RSS_TOLERANCE: f64 = 0.10;
-/// Most events one soak produces (about 5 GB of topic at ~420 bytes, and siem-sim keeps every
-/// id): the rate is lowered to fit, and an explicit `--soak-rate` above it is refused.
-pub const MAX_EVENTS: u64 = 12_000_000;
+/// Most events one soak produces (siem-sim keeps every id, ~100 bytes each, and answers them
+/// all as one JSON array at the end): the rate is lowered to fit, and an explicit
+/// `--soak-rate` above it is refused.
+pub const MAX_EVENTS: u64 = 24_000_000;
+/// The soak topic keeps at most this much per partition (old segments are deleted), so a
+/// long soak does not fill the disk; the consumer is normally less than a second behind.
+pub const RETENTION_BYTES_PER_PARTITION: &str = "1073741824";
 /// Events of the quick drain that sets the default rate.
 pub const DRAIN_EVENTS: usize = 100_000;
 /// Longest 503 burst.
@@ -606,7 +610,21 @@ impl Bench {
         ));
 
         self.sim.reset().await?;
-        let topic = self.fresh_topic("soak").await?;
+        let topic = format!(
+            "bench-soak-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        self.broker
+            .kafka
+            .create_topic_with(
+                &topic,
+                crate::kafka::PARTITIONS,
+                &[
+                    ("retention.bytes", RETENTION_BYTES_PER_PARTITION),
+                    ("segment.bytes", "134217728"),
+                ],
+            )
+            .await?;
         let mut consumer = consumer::start(
             self.opts.consumer_bin.as_deref(),
             &self.opts.dir,
@@ -958,9 +976,20 @@ pub fn plot(
         let mut chart = builder
             .build_cartesian_2d(0f64..xmax, 0f64..ymax)
             .map_err(|e| err(&e))?;
+        let x_fmt = |x: &f64| format!("{x:.0}");
+        let y_fmt = |y: &f64| {
+            if ymax < 10.0 {
+                format!("{y:.1}")
+            } else {
+                group_digits(*y as u64)
+            }
+        };
         let mut mesh = chart.configure_mesh();
         if text {
-            mesh.x_desc("seconds").label_style(("sans-serif", 13));
+            mesh.x_desc("seconds")
+                .label_style(("sans-serif", 13))
+                .x_label_formatter(&x_fmt)
+                .y_label_formatter(&y_fmt);
         } else {
             mesh.x_labels(0).y_labels(0);
         }
@@ -1019,7 +1048,17 @@ pub fn render(r: &SoakResult, run: &str) -> String {
     let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
     let _ = writeln!(s, "{BEGIN}");
     let _ = writeln!(s, "## Soak ({} minutes)\n", r.minutes);
-    let _ = writeln!(s, "**Run:** {run} · soak took {:.0} s\n", r.seconds);
+    let _ = writeln!(
+        s,
+        "**Run:** {run} · `els-bench --soak-minutes {}{}` took {:.0} s\n",
+        r.minutes,
+        if r.drain.is_none() {
+            format!(" --soak-rate {}", r.rate)
+        } else {
+            String::new()
+        },
+        r.seconds
+    );
     let rate_from = match r.drain {
         Some((d, n)) => format!(
             "half the drain rate of a quick main-case drain ({} events at {} ev/s){}",
@@ -1027,7 +1066,7 @@ pub fn render(r: &SoakResult, run: &str) -> String {
             group_digits(d as u64),
             if r.rate < d / 2.0 - 1.0 {
                 format!(
-                    ", lowered to fit the soak's bound of {} events",
+                    ", lowered to fit the soak's bound of {} events in all",
                     group_digits(MAX_EVENTS)
                 )
             } else {
@@ -1196,8 +1235,8 @@ mod tests {
         assert!(check_minutes(0).is_err());
         assert!(check_minutes(241).unwrap_err().contains("240"));
         assert!(check_minutes(1).is_ok() && check_minutes(240).is_ok());
-        assert!(check_rate(10_000.0, 30).is_err());
-        assert!(check_rate(5_000.0, 30).is_ok());
+        assert!(check_rate(14_000.0, 30).is_err());
+        assert!(check_rate(13_000.0, 30).is_ok());
         assert!(check_rate(0.0, 3).is_err());
         assert_eq!(default_rate(100_000.0, 3), 50_000.0);
         assert!((default_rate(100_000.0, 30) - MAX_EVENTS as f64 / 1800.0).abs() < 1e-6);
