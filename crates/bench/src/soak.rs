@@ -167,14 +167,15 @@ pub struct Sample {
     pub pending_acks: Option<f64>,
     /// Events the broker acknowledged to the producer so far.
     pub acked: u64,
-    /// Distinct event ids at siem-sim so far.
-    pub at_sim: u64,
+    /// Distinct event ids at siem-sim so far (`None` when `/sim/stats` did not answer in
+    /// time).
+    pub at_sim: Option<u64>,
 }
 
 impl Sample {
     /// Acknowledged events not yet at siem-sim.
-    pub fn backlog(&self) -> u64 {
-        self.acked.saturating_sub(self.at_sim)
+    pub fn backlog(&self) -> Option<u64> {
+        self.at_sim.map(|a| self.acked.saturating_sub(a))
     }
 }
 
@@ -246,8 +247,8 @@ pub fn verdicts(samples: &[Sample], minutes: u64, faults: &[FaultRecord], lost: 
 
 /// Recovered: the consumer reports lag for its partitions and it is at most `threshold`,
 /// and at most `threshold` acknowledged events are not yet at siem-sim.
-pub fn is_recovered(lag: Option<f64>, backlog: u64, threshold: f64) -> bool {
-    lag.is_some_and(|l| l <= threshold) && backlog as f64 <= threshold
+pub fn is_recovered(lag: Option<f64>, backlog: Option<u64>, threshold: f64) -> bool {
+    lag.is_some_and(|l| l <= threshold) && backlog.is_some_and(|b| b as f64 <= threshold)
 }
 
 /// The steady level lag returns to: the consumer commits every second (auto-commit), so
@@ -263,6 +264,7 @@ pub fn csv(samples: &[Sample]) -> String {
         "t_s,rss_mib,cpu_cores,consumer_lag,parked,pending_ack_events,acked,at_sim,backlog\n",
     );
     let f = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
+    let n = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
     for x in samples {
         let _ = writeln!(
             s,
@@ -274,8 +276,8 @@ pub fn csv(samples: &[Sample]) -> String {
             f(x.parked),
             f(x.pending_acks),
             x.acked,
-            x.at_sim,
-            x.backlog()
+            n(x.at_sim),
+            n(x.backlog())
         );
     }
     s
@@ -396,11 +398,11 @@ impl Probe {
     }
 
     /// (lag, backlog) now.
-    async fn lag_and_backlog(&self) -> (Option<f64>, u64) {
+    async fn lag_and_backlog(&self) -> (Option<f64>, Option<u64>) {
         let lag = self.metrics().await.as_ref().and_then(lag_of);
         let acked = self.acked.load(Ordering::Relaxed);
-        let at_sim = self.sim_stats().await.map_or(0, |s| s.distinct_event_ids);
-        (lag, acked.saturating_sub(at_sim))
+        let at_sim = self.sim_stats().await.map(|s| s.distinct_event_ids);
+        (lag, at_sim.map(|a| acked.saturating_sub(a)))
     }
 
     async fn sample(&self, prev: &mut Option<(u32, f64, Instant)>) -> Sample {
@@ -435,7 +437,7 @@ impl Probe {
                 .as_ref()
                 .map(|m| metric_total(m, "els_hec_ack_pending_events")),
             acked: self.acked.load(Ordering::Relaxed),
-            at_sim: stats.map_or(0, |s| s.distinct_event_ids),
+            at_sim: stats.map(|s| s.distinct_event_ids),
         }
     }
 }
@@ -927,7 +929,7 @@ fn panels() -> [(&'static str, Vec<Series>); 4] {
             vec![
                 ("els_consumer_lag_messages", RGBColor(0, 0, 0), |s| s.lag),
                 ("acked, not at siem-sim", RGBColor(140, 140, 140), |s| {
-                    Some(s.backlog() as f64)
+                    s.backlog().map(|b| b as f64)
                 }),
             ],
         ),
@@ -1299,10 +1301,17 @@ mod tests {
         let th = steady_threshold(20_000.0);
         assert_eq!(th, 40_000.0);
         assert_eq!(steady_threshold(100.0), 1000.0);
-        assert!(is_recovered(Some(30_000.0), 10, th));
-        assert!(!is_recovered(None, 0, th), "no partitions reported yet");
-        assert!(!is_recovered(Some(50_000.0), 0, th));
-        assert!(!is_recovered(Some(0.0), 40_001, th));
+        assert!(is_recovered(Some(30_000.0), Some(10), th));
+        assert!(
+            !is_recovered(None, Some(0), th),
+            "no partitions reported yet"
+        );
+        assert!(
+            !is_recovered(Some(0.0), None, th),
+            "siem-sim did not answer"
+        );
+        assert!(!is_recovered(Some(50_000.0), Some(0), th));
+        assert!(!is_recovered(Some(0.0), Some(40_001), th));
     }
 
     #[test]
@@ -1339,13 +1348,20 @@ mod tests {
             rss_mib: Some(100.5),
             lag: None,
             acked: 10,
-            at_sim: 7,
+            at_sim: Some(7),
             ..Sample::default()
         };
-        let text = csv(&[s]);
+        let unknown = Sample {
+            t: 20.0,
+            acked: 12,
+            at_sim: None,
+            ..Sample::default()
+        };
+        let text = csv(&[s, unknown]);
         let mut lines = text.lines();
         assert!(lines.next().unwrap().starts_with("t_s,rss_mib"));
         assert_eq!(lines.next().unwrap(), "10.0,100.500,,,,,10,7,3");
+        assert_eq!(lines.next().unwrap(), "20.0,,,,,,12,,");
     }
 
     #[test]
@@ -1362,7 +1378,7 @@ mod tests {
                 parked: Some(0.0),
                 pending_acks: Some(0.0),
                 acked: i * 100,
-                at_sim: i * 90,
+                at_sim: (i != 7).then_some(i * 90),
             })
             .collect();
         plot(&samples, &[fault(Some(5.0))], 200.0, &path).unwrap();
