@@ -19,6 +19,8 @@
 //! - [`consumer`]: the pipeline process with the benchmark's settings and environment;
 //! - [`naive`]: the Python baseline in its own venv;
 //! - [`scenario`]: the measurements and their order;
+//! - [`soak`]: `--soak-minutes N`, the main case under open-loop traffic and faults for N
+//!   minutes, sampled and judged (RSS, recovery after each fault, nothing lost);
 //! - [`stats`], [`machine`]: percentiles and costs; the machine and how busy it was;
 //! - [`report`]: markdown tables and targets met or missed;
 //! - [`error`]: the crate's error enum.
@@ -38,6 +40,7 @@ pub mod naive;
 pub mod report;
 pub mod scenario;
 pub mod sim;
+pub mod soak;
 pub mod stats;
 pub mod workload;
 

@@ -10,6 +10,7 @@ use clap::Parser;
 use els_bench::machine::{load_average, Machine};
 use els_bench::report::{self, RunInfo};
 use els_bench::scenario::{Bench, Options};
+use els_bench::soak::{self, SoakOptions};
 use els_testkit::workspace_root;
 
 /// Benchmark the ELS pipeline against its physical limits and a naive forwarder (needs
@@ -50,20 +51,41 @@ struct Cli {
     /// Extra consumer environment, KEY=VALUE (repeatable), e.g. ELS_BATCH_LINGER_MS=50.
     #[arg(long = "consumer-env", value_parser = parse_env)]
     consumer_env: Vec<(String, String)>,
-    /// Where the report goes (default: BENCHMARKS.md, or target/bench/quick.md with --quick).
+    /// Where the report goes (default: BENCHMARKS.md, or target/bench/quick.md with --quick;
+    /// a soak under 10 minutes goes to target/bench/soak.md).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Soak instead of the benchmark: the main case under open-loop traffic for N minutes
+    /// (1..=240) with a siem-sim 503 burst and consumer restarts (SIGTERM, once SIGKILL) in
+    /// turn; sampled every 10 s; a "Soak" section in the report, a CSV and a PNG in the run
+    /// directory (and docs/soak.png for N >= 10). Exits 3 when a verdict is missed.
+    #[arg(long)]
+    soak_minutes: Option<u64>,
+    /// Soak rate in events/s (default: half the drain rate of a quick main-case drain).
+    #[arg(long, requires = "soak_minutes")]
+    soak_rate: Option<f64>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(minutes) = cli.soak_minutes {
+        let checked = soak::check_minutes(minutes).and_then(|()| {
+            cli.soak_rate
+                .map_or(Ok(()), |r| soak::check_rate(r, minutes))
+        });
+        if let Err(msg) = checked {
+            eprintln!("els-bench: {msg}");
+            std::process::exit(2);
+        }
+    }
     let root = workspace_root();
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     let opts = Options {
         events: cli
             .events
             .unwrap_or(if cli.quick { 20_000 } else { 200_000 }),
+        quick: cli.quick,
         open_loop_seconds: cli
             .open_loop_seconds
             .unwrap_or(if cli.quick { 4.0 } else { 15.0 }),
@@ -78,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
         dir: root.join("target/bench").join(&stamp),
         root: root.clone(),
     };
-    let out = cli.out.unwrap_or_else(|| {
+    let out = cli.out.clone().unwrap_or_else(|| {
         if cli.quick {
             root.join("target/bench/quick.md")
         } else {
@@ -88,6 +110,59 @@ async fn main() -> anyhow::Result<()> {
     let load_before = load_average();
     let machine = Machine::describe();
     let started = Instant::now();
+    if let Some(minutes) = cli.soak_minutes {
+        let out = cli.out.clone().unwrap_or_else(|| {
+            if minutes >= 10 {
+                root.join("BENCHMARKS.md")
+            } else {
+                root.join("target/bench/soak.md")
+            }
+        });
+        let dir = opts.dir.clone();
+        let mut bench = Bench::start(opts).context("starting broker and siem-sim")?;
+        let result = bench
+            .soak(&SoakOptions {
+                minutes,
+                rate: cli.soak_rate,
+                plot_to_docs: minutes >= 10,
+            })
+            .await
+            .context("soak run")?;
+        drop(bench);
+        // The soak topic is gigabytes; the samples, plot and logs stay.
+        let _ = std::fs::remove_dir_all(dir.join("kafka-1"));
+        let after = load_average();
+        let run = format!(
+            "{} · commit `{}`{} · {} cores · load average before {:.2} / {:.2} / {:.2}, after {:.2} / {:.2} / {:.2}",
+            chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+            machine.commit,
+            if machine.dirty.is_empty() { "" } else { " + uncommitted changes" },
+            machine.cores,
+            load_before.0,
+            load_before.1,
+            load_before.2,
+            after.0,
+            after.1,
+            after.2
+        );
+        let block = soak::render(&result, &run);
+        println!("{block}");
+        let existing = std::fs::read_to_string(&out).unwrap_or_default();
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir).ok();
+        }
+        std::fs::write(
+            &out,
+            report::splice_between(&existing, &block, soak::BEGIN, soak::END),
+        )
+        .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("[els-bench] soak section written to {}", out.display());
+        if !result.verdicts.all_ok() {
+            eprintln!("[els-bench] soak: a verdict was missed");
+            std::process::exit(3);
+        }
+        return Ok(());
+    }
     let mut bench = Bench::start(opts).context("starting broker and siem-sim")?;
     let results = bench.run().await.context("benchmark run")?;
     drop(bench);

@@ -28,6 +28,10 @@ pub struct RunInfo {
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// Issue 19's floor-ratio targets: consumer CPU per event ≤ this multiple of the no-work
+/// floor, per case (with HEC indexer acks on, and off).
+pub const FLOOR_TARGETS: [(&str, f64); 2] = [("main-ack", 2.0), ("main", 1.6)];
+
 /// The whole generated block (markers included).
 pub fn render(info: &RunInfo, results: &Results) -> String {
     let mut s = String::new();
@@ -85,9 +89,9 @@ fn drain_table(s: &mut String, cases: &[CaseResult]) {
     let _ = writeln!(
         s,
         "| case | events | payload | pipeline ev/s | MiB/s | L1 ev/s | L2 ev/s | pipeline / min(L1, L2) | \
-         consumer CPU-s / M ev | peak RSS | mean batch | requests | peak parked | broker + sim CPU-s / M ev | CPU busy | other load |"
+         consumer CPU-s / M ev | floor ratio | peak RSS | mean batch | requests | peak parked | broker + sim CPU-s / M ev | CPU busy | other load |"
     );
-    let _ = writeln!(s, "|{}", "---|".repeat(16));
+    let _ = writeln!(s, "|{}", "---|".repeat(17));
     for c in cases {
         let d = &c.drain;
         let l = &c.limits;
@@ -96,7 +100,7 @@ fn drain_table(s: &mut String, cases: &[CaseResult]) {
         let busy = (d.consumer_cpu + d.broker_cpu + d.sim_cpu) / d.window.max(1e-9);
         let _ = writeln!(
             s,
-            "| {} | {} | {:.0} B | **{}** | {:.1} | {} (w={}) | {} (c={}) | **{:.2}** | **{:.2}** | {:.0} MiB | {} | {} | {} | {:.2} | {:.2} cores | {:.2} cores |",
+            "| {} | {} | {:.0} B | **{}** | {:.1} | {} (w={}) | {} (c={}) | **{:.2}** | **{:.2}** | **{:.2}×** | {:.0} MiB | {} | {} | {} | {:.2} | {:.2} cores | {:.2} cores |",
             c.case.label(),
             group_digits(d.events),
             c.mean_payload(),
@@ -108,6 +112,7 @@ fn drain_table(s: &mut String, cases: &[CaseResult]) {
             l.l2_concurrency,
             pipe / min_l.max(1e-9),
             cpu_per_million(d.consumer_cpu, d.events),
+            c.floor_ratio(),
             d.peak_rss as f64 / MIB,
             d.mean_batch.map(|b| format!("{b:.1}")).unwrap_or_else(|| "-".into()),
             group_digits(d.requests),
@@ -124,7 +129,8 @@ fn drain_table(s: &mut String, cases: &[CaseResult]) {
          L2 = raw POSTs of pre-built bodies to the same siem-sim (HEC: per-org batches of ≤500 events / 1 MiB; \
          generic: one event per request), best of c = 4, 16, 64 requests in flight (at most one per org). Pipeline rate = first to last arrival at \
          siem-sim. Consumer CPU = utime + stime from /proc/<pid>/stat (CLK_TCK from `getconf`) from readiness \
-         to the last arrival; peak RSS = VmHWM. Peak parked = highest `els_events_parked` (sampled every \
+         to the last arrival; floor ratio = consumer CPU-s/M ÷ the no-work floor (L1 client CPU-s/M + L2 client \
+         CPU-s/M of the same case: fetching the events and posting their pre-built bodies, with no work in between); peak RSS = VmHWM. Peak parked = highest `els_events_parked` (sampled every \
          250 ms): events spilled to sled because their org's queue (`ELS_ORG_QUEUE_CAPACITY`) was full. CPU busy = consumer + broker + siem-sim CPU over the same \
          window; other load = busy CPU of everything else on the machine (other developers' work).\n"
     );
@@ -142,13 +148,15 @@ fn drain_table(s: &mut String, cases: &[CaseResult]) {
         let _ = writeln!(
             s,
             "- {}: consumer {:.2} CPU-s incl. start-up; L1 broker {:.2} CPU-s/M ev, L1 client {:.2}; \
-             L2 siem-sim {:.2} CPU-s/M ev, L2 client {:.2}; shared-CPU bound 1/(1/L1 + 1/L2) = {} ev/s{}",
+             L2 siem-sim {:.2} CPU-s/M ev, L2 client {:.2}; floor (L1 client + L2 client) {:.2} CPU-s/M ev; \
+             shared-CPU bound 1/(1/L1 + 1/L2) = {} ev/s{}",
             c.case.label(),
             d.consumer_cpu_total,
             cpu_per_million(l.l1_broker_cpu, l.l1.events),
             cpu_per_million(l.l1.client_cpu, l.l1.events),
             cpu_per_million(l.l2_sim_cpu, l.l2.events),
             cpu_per_million(l.l2_client_cpu, l.l2.events),
+            l.floor(),
             group_digits(shared_bound(l.l1_rate(), l.l2_rate()) as u64),
             extra
         );
@@ -171,18 +179,20 @@ fn open_loop_table(s: &mut String, results: &Results) {
     );
     let _ = writeln!(
         s,
-        "| load | target ev/s | events | achieved ev/s | producer max behind | p50 | p99 | p99.9 | max |"
+        "| load | target ev/s | events | achieved ev/s | producer max behind | requests/s | events / request | p50 | p99 | p99.9 | max |"
     );
-    let _ = writeln!(s, "|{}", "---|".repeat(9));
+    let _ = writeln!(s, "|{}", "---|".repeat(11));
     for o in &results.open_loop {
         let _ = writeln!(
             s,
-            "| {:.0}% | {} | {} | {} | {:.0} ms | {:.0} ms | **{:.0} ms** | {:.0} ms | {:.0} ms |",
+            "| {:.0}% | {} | {} | {} | {:.0} ms | {} | {:.1} | {:.0} ms | **{:.0} ms** | {:.0} ms | {:.0} ms |",
             o.fraction * 100.0,
             group_digits(o.target_rate as u64),
             group_digits(o.latency.samples as u64),
             group_digits(rate(o.paced.events, o.paced.seconds) as u64),
             o.paced.max_behind_ms,
+            group_digits(o.requests_per_second() as u64),
+            o.events_per_request(),
             o.latency.p50,
             o.latency.p99,
             o.latency.p999,
@@ -192,7 +202,7 @@ fn open_loop_table(s: &mut String, results: &Results) {
     if let Some(f) = &results.floor {
         let _ = writeln!(
             s,
-            "| floor: broker + plain consumer, 50% | | {} | | | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |",
+            "| floor: broker + plain consumer, 50% | | {} | | | | | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |",
             group_digits(f.samples as u64),
             f.p50,
             f.p99,
@@ -206,7 +216,9 @@ fn open_loop_table(s: &mut String, results: &Results) {
          broker counts against latency. siem-sim stamps arrivals with millisecond precision. The consumer \
          runs with default settings (HEC linger 50 ms, fetch wait 20 ms) and was warmed up with a second of traffic first. \
          The floor row is the same producer and broker read by a plain rdkafka consumer with the same \
-         `fetch.wait.max.ms`: what any Kafka consumer would see before doing any work.\n"
+         `fetch.wait.max.ms`: what any Kafka consumer would see before doing any work. \
+         Requests/s = ingest requests siem-sim got in the step over the step's duration; events / request = events \
+         received (duplicates included) per request.\n"
     );
 }
 
@@ -286,6 +298,28 @@ fn targets(s: &mut String, results: &Results) {
         "| ≤ 2 CPU-s per million events (consumer) | {cpu:.2} | {} |",
         verdict(cpu <= 2.0)
     );
+    let bound = shared_bound(l.l1_rate(), l.l2_rate());
+    let of_bound = d.rate() / bound.max(1e-9);
+    let _ = writeln!(
+        s,
+        "| drain ≥ 0.9 × shared-CPU bound 1/(1/L1 + 1/L2) | {of_bound:.2} × ({} vs {}) | {} |",
+        group_digits(d.rate() as u64),
+        group_digits(bound as u64),
+        verdict(of_bound >= 0.9)
+    );
+    for (name, limit) in FLOOR_TARGETS {
+        if let Some(c) = results.cases.iter().find(|c| c.case.name == name) {
+            let x = c.floor_ratio();
+            let _ = writeln!(
+                s,
+                "| floor ratio ≤ {limit}× ({}) | {x:.2}× ({:.2} vs floor {:.2} CPU-s/M) | {} |",
+                c.case.label(),
+                c.consumer_cpu_per_million(),
+                c.limits.floor(),
+                verdict(x > 0.0 && x <= limit)
+            );
+        }
+    }
     if let Some(half) = results
         .open_loop
         .iter()
@@ -297,6 +331,16 @@ fn targets(s: &mut String, results: &Results) {
             half.latency.p99,
             verdict(half.latency.p99 <= 300.0)
         );
+        if let Some(floor) = &results.floor {
+            let x = half.latency.p99 / floor.p99.max(1e-9);
+            let _ = writeln!(
+                s,
+                "| p99 ≤ 2 × the plain-consumer floor at 50% of drain rate | {x:.2}× ({:.0} vs {:.0} ms) | {} |",
+                half.latency.p99,
+                floor.p99,
+                verdict(x <= 2.0)
+            );
+        }
     }
     let hec = |orgs: usize| {
         results.cases.iter().find(|c| {
@@ -319,6 +363,12 @@ fn targets(s: &mut String, results: &Results) {
                 "| CPU per event at 10,000 orgs ≤ 1.5 × 1 org | {x:.2}× ({b:.2} vs {a:.2} CPU-s/M) | {} |",
                 verdict(x <= 1.5)
             );
+            let _ = writeln!(
+                s,
+                "| (issue 19) CPU per event at 10,000 orgs ({} events per org) ≤ 2 × 1 org | {x:.2}× | {} |",
+                big.drain.events / 10_000,
+                verdict(x <= 2.0)
+            );
         }
     }
     let _ = writeln!(s);
@@ -326,13 +376,19 @@ fn targets(s: &mut String, results: &Results) {
 
 /// `existing` with its generated block replaced by `block` (appended when it has none).
 pub fn splice(existing: &str, block: &str) -> String {
-    match (existing.find(BEGIN), existing.find(END)) {
+    splice_between(existing, block, BEGIN, END)
+}
+
+/// `existing` with the block between `begin` and `end` replaced by `block` (appended when it
+/// has none).
+pub fn splice_between(existing: &str, block: &str, begin: &str, end: &str) -> String {
+    match (existing.find(begin), existing.find(end)) {
         (Some(b), Some(e)) if e > b => {
             format!(
                 "{}{}{}",
                 &existing[..b],
                 block.trim_end(),
-                &existing[e + END.len()..]
+                &existing[e + end.len()..]
             )
         }
         _ if existing.trim().is_empty() => format!(

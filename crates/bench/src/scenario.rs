@@ -35,13 +35,15 @@ pub const SIM_MAX_STORED: usize = 250_000;
 /// Fractions of the drain rate for the open-loop runs.
 pub const OPEN_LOOP_FRACTIONS: [f64; 3] = [0.25, 0.5, 0.75];
 /// How long a consumer has for its graceful exit after SIGTERM.
-const CONSUMER_GRACE: Duration = Duration::from_secs(15);
+pub(crate) const CONSUMER_GRACE: Duration = Duration::from_secs(15);
 
 /// What a run does.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Events of the main case (side cases use fewer).
     pub events: usize,
+    /// A `--quick` run (the 10,000-org case stays small).
+    pub quick: bool,
     /// Seconds per open-loop step.
     pub open_loop_seconds: f64,
     /// Seconds each naive forwarder mode runs at most.
@@ -86,6 +88,16 @@ impl Limits {
     pub fn l2_rate(&self) -> f64 {
         rate(self.l2.events, self.l2.seconds)
     }
+
+    /// The no-work floor, CPU-s per million events (L1 client + L2 client).
+    pub fn floor(&self) -> f64 {
+        crate::stats::floor_cpu_per_million(
+            self.l1.client_cpu,
+            self.l1.events,
+            self.l2_client_cpu,
+            self.l2.events,
+        )
+    }
 }
 
 /// The pipeline draining a preloaded topic.
@@ -120,6 +132,18 @@ impl Drain {
     }
 }
 
+impl CaseResult {
+    /// Consumer CPU-s per million events.
+    pub fn consumer_cpu_per_million(&self) -> f64 {
+        crate::stats::cpu_per_million(self.drain.consumer_cpu, self.drain.events)
+    }
+
+    /// Consumer CPU per event ÷ the no-work floor of the same case.
+    pub fn floor_ratio(&self) -> f64 {
+        crate::stats::floor_ratio(self.consumer_cpu_per_million(), self.limits.floor())
+    }
+}
+
 /// One row of the drain matrix.
 #[derive(Debug, Clone)]
 pub struct CaseResult {
@@ -143,6 +167,25 @@ pub struct OpenLoop {
     pub paced: Paced,
     pub latency: Latency,
     pub duplicates: u64,
+    /// Ingest requests siem-sim got during the step, and the events in them (duplicates
+    /// included).
+    pub requests: u64,
+    pub received: u64,
+}
+
+impl OpenLoop {
+    /// Requests per second over the step (first intended send to last acknowledgement).
+    pub fn requests_per_second(&self) -> f64 {
+        rate(self.requests, self.paced.seconds)
+    }
+
+    pub fn events_per_request(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.received as f64 / self.requests as f64
+        }
+    }
 }
 
 /// One naive forwarder mode.
@@ -172,7 +215,7 @@ pub struct Bench {
     pub sim: Sim,
 }
 
-fn log(msg: impl std::fmt::Display) {
+pub(crate) fn log(msg: impl std::fmt::Display) {
     eprintln!("[els-bench] {msg}");
 }
 
@@ -195,7 +238,7 @@ impl Bench {
     pub async fn run(&mut self) -> Result<Results> {
         let mut results = Results::default();
         let mut main_topic = None;
-        let cases = workload::matrix(self.opts.events)
+        let cases = workload::matrix(self.opts.events, !self.opts.quick)
             .into_iter()
             .filter(|c| {
                 // `main` brings its indexer-ack twin `main-ack` along.
@@ -230,7 +273,7 @@ impl Bench {
     }
 
     /// Preload a fresh topic for `case`; returns its name and payload bytes.
-    async fn preload(&self, case: &Case, seed: u64) -> Result<(String, u64)> {
+    pub(crate) async fn preload(&self, case: &Case, seed: u64) -> Result<(String, u64)> {
         let topic = format!(
             "bench-{}-{}",
             case.name,
@@ -332,7 +375,7 @@ impl Bench {
 
     /// Start a consumer on the preloaded `topic` and time it until siem-sim has every event.
     /// With `perf_out`, `perf record` samples the consumer meanwhile.
-    async fn drain(
+    pub(crate) async fn drain(
         &mut self,
         case: &Case,
         topic: &str,
@@ -440,7 +483,7 @@ impl Bench {
     /// (a plain consumer at 50 %), then the pipeline at each fraction, on fresh topics with
     /// a consumer that is already running and warmed up.
     async fn open_loop(&mut self, drain_rate: f64) -> Result<(Option<Latency>, Vec<OpenLoop>)> {
-        let orgs = workload::matrix(1)[0].orgs;
+        let orgs = workload::matrix(1, false)[0].orgs;
         let steps = |fraction: f64| {
             ((drain_rate * fraction * self.opts.open_loop_seconds) as usize)
                 .clamp(100, SIM_MAX_STORED)
@@ -537,6 +580,8 @@ impl Bench {
                 paced,
                 latency,
                 duplicates: stats.duplicates,
+                requests: stats.requests,
+                received: stats.events,
             });
         }
         consumer.proc.terminate(CONSUMER_GRACE);
@@ -544,7 +589,7 @@ impl Bench {
         Ok((Some(floor), out))
     }
 
-    async fn fresh_topic(&self, name: &str) -> Result<String> {
+    pub(crate) async fn fresh_topic(&self, name: &str) -> Result<String> {
         let topic = format!(
             "bench-{name}-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]

@@ -61,6 +61,28 @@ pub fn shared_bound(a: f64, b: f64) -> f64 {
     1.0 / (1.0 / a + 1.0 / b)
 }
 
+/// The no-work floor of a case in CPU-seconds per million events: what the two load clients
+/// alone spent per event, L1's consuming client (fetch and touch every payload byte) plus
+/// L2's posting client (send pre-built bodies). A forwarder has to do at least both.
+pub fn floor_cpu_per_million(
+    l1_client_cpu: f64,
+    l1_events: u64,
+    l2_client_cpu: f64,
+    l2_events: u64,
+) -> f64 {
+    cpu_per_million(l1_client_cpu, l1_events) + cpu_per_million(l2_client_cpu, l2_events)
+}
+
+/// The consumer's CPU per event as a multiple of the no-work floor (0 when the floor was not
+/// measured).
+pub fn floor_ratio(consumer_cpu_per_million: f64, floor_cpu_per_million: f64) -> f64 {
+    if floor_cpu_per_million > 0.0 {
+        consumer_cpu_per_million / floor_cpu_per_million
+    } else {
+        0.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +107,19 @@ mod tests {
         assert_eq!(cpu_per_million(0.4, 200_000), 2.0);
         assert_eq!(shared_bound(100.0, 100.0), 50.0);
         assert_eq!(shared_bound(0.0, 100.0), 0.0);
+    }
+
+    #[test]
+    fn floor_and_its_ratio() {
+        // L1 client 0.16 CPU-s over 200,000 events = 0.8 CPU-s/M; L2 client 0.09 CPU-s over
+        // 200,000 = 0.45: floor 1.25 CPU-s/M.
+        let floor = floor_cpu_per_million(0.16, 200_000, 0.09, 200_000);
+        assert!((floor - 1.25).abs() < 1e-9, "{floor}");
+        // A consumer at 2.5 CPU-s/M is at 2× the floor.
+        assert!((floor_ratio(2.5, floor) - 2.0).abs() < 1e-9);
+        // Different event counts per client are normalised separately.
+        let f = floor_cpu_per_million(1.0, 1_000_000, 1.0, 500_000);
+        assert!((f - 3.0).abs() < 1e-9, "{f}");
+        assert_eq!(floor_ratio(2.0, 0.0), 0.0);
     }
 }

@@ -86,10 +86,22 @@ impl Case {
     }
 }
 
+/// Events per org of the 10,000-org case in a full run (issue 19: 10,000 × 50 = 500,000), so
+/// its batches can grow past a handful of events and the per-event cost is comparable with
+/// the 1-org case.
+pub const ORG10K_EVENTS_PER_ORG: usize = 50;
+
 /// The cases of a run. The first is the main case of the targets (HEC, small events);
-/// `events` is the main case's count, side cases use fewer to keep the run short.
-pub fn matrix(events: usize) -> Vec<Case> {
+/// `events` is the main case's count, side cases use fewer to keep the run short. With
+/// `full` (not `--quick`) the 10,000-org case has [`ORG10K_EVENTS_PER_ORG`] events per org;
+/// otherwise half the main case's count like the other side cases.
+pub fn matrix(events: usize, full: bool) -> Vec<Case> {
     let side = (events / 2).max(1000);
+    let org10k = if full {
+        10_000 * ORG10K_EVENTS_PER_ORG
+    } else {
+        side
+    };
     let case = |name: &str, orgs, size, endpoint, events| Case {
         name: name.into(),
         orgs,
@@ -101,7 +113,7 @@ pub fn matrix(events: usize) -> Vec<Case> {
         case("main", 100, Size::Small, Endpoint::Hec, events),
         case("main-ack", 100, Size::Small, Endpoint::HecAck, events),
         case("org1", 1, Size::Small, Endpoint::Hec, side),
-        case("org10k", 10_000, Size::Small, Endpoint::Hec, side),
+        case("org10k", 10_000, Size::Small, Endpoint::Hec, org10k),
         case(
             "large",
             100,
@@ -203,6 +215,20 @@ mod tests {
         let evs = events(100, Size::Small, 2000, 7).unwrap();
         let orgs: std::collections::HashSet<_> = evs.iter().map(|e| &e.org_id).collect();
         assert!(orgs.len() > 90, "{}", orgs.len());
+    }
+
+    #[test]
+    fn org10k_has_50_events_per_org_in_a_full_run() {
+        let org10k = |full| {
+            matrix(200_000, full)
+                .into_iter()
+                .find(|c| c.name == "org10k")
+                .unwrap()
+        };
+        assert_eq!(org10k(true).events, 500_000);
+        assert_eq!(org10k(true).orgs, 10_000);
+        assert_eq!(org10k(false).events, 100_000);
+        assert_eq!(matrix(20_000, false)[0].events, 20_000);
     }
 
     #[test]
