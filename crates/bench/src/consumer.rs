@@ -21,16 +21,18 @@ pub fn settings(url: &str, endpoint: Endpoint) -> serde_json::Value {
     let (kind, token) = match endpoint {
         Endpoint::Hec => ("hec", HEC_TOKEN),
         Endpoint::HecAck => ("hec", HEC_ACK_TOKEN),
-        Endpoint::Generic => ("http", HEC_TOKEN),
+        Endpoint::Generic | Endpoint::Ndjson => ("http", HEC_TOKEN),
     };
-    json!({
-        "default": {
-            "url": url,
-            "allow_http": true,
-            "endpoint": kind,
-            "auth_headers": [{"name": "Authorization", "value": format!("Splunk {token}")}]
-        }
-    })
+    let mut stream = json!({
+        "url": url,
+        "allow_http": true,
+        "endpoint": kind,
+        "auth_headers": [{"name": "Authorization", "value": format!("Splunk {token}")}]
+    });
+    if endpoint == Endpoint::Ndjson {
+        stream["http"] = json!({"format": "ndjson", "max_events": 500});
+    }
+    json!({ "default": stream })
 }
 
 /// Start a consumer (`bin`, default the sibling `els-consumer`) of `topic` in a new group,

@@ -36,7 +36,7 @@ struct Cli {
     /// Skip the open-loop latency runs.
     #[arg(long)]
     no_open_loop: bool,
-    /// Only these drain cases (main, main-ack, org1, org10k, large, generic; main brings
+    /// Only these drain cases (main, main-ack, org1, org10k, large, generic, ndjson; main brings
     /// main-ack along); open loop and naive
     /// run only with main.
     #[arg(long, value_delimiter = ',')]

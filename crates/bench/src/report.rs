@@ -127,7 +127,7 @@ fn drain_table(s: &mut String, cases: &[CaseResult]) {
         "\nL1 = raw consume of the same topic (rdkafka, new group, every payload byte touched), best of \
          `fetch.wait.max.ms` w = 20 (els-consumer's default) and 10. \
          L2 = raw POSTs of pre-built bodies to the same siem-sim (HEC: per-org batches of ≤500 events / 1 MiB; \
-         generic: one event per request), best of c = 4, 16, 64 requests in flight (at most one per org). Pipeline rate = first to last arrival at \
+         generic: one event per request; ndjson: per-org NDJSON bodies of ≤500 events), best of c = 4, 16, 64 requests in flight (at most one per org). Pipeline rate = first to last arrival at \
          siem-sim. Consumer CPU = utime + stime from /proc/<pid>/stat (CLK_TCK from `getconf`) from readiness \
          to the last arrival; floor ratio = consumer CPU-s/M ÷ the no-work floor (L1 client CPU-s/M + L2 client \
          CPU-s/M of the same case: fetching the events and posting their pre-built bodies, with no work in between); peak RSS = VmHWM. Peak parked = highest `els_events_parked` (sampled every \

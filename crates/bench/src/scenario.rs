@@ -345,6 +345,7 @@ impl Bench {
             let (s0, c0) = (self.sim.proc.usage().cpu_seconds, Usage::own().cpu_seconds);
             let l2 = raw_post(
                 &self.sim.endpoint_url(case.endpoint),
+                case.endpoint,
                 bodies.clone(),
                 concurrency,
                 bound,

@@ -184,6 +184,21 @@ pub fn build_bodies(events: &[ExecutionEvent], endpoint: Endpoint) -> Vec<(Vec<u
     for e in &events {
         by_org.entry(e.org_id()).or_default().push(e);
     }
+    if endpoint == Endpoint::Ndjson {
+        // Per org, NDJSON bodies of up to 500 events (the bench stream's `http.max_events`).
+        let mut bodies = Vec::new();
+        for org_events in by_org.values() {
+            for chunk in org_events.chunks(500) {
+                let mut body = Vec::new();
+                for e in chunk {
+                    write_outbound(&mut body, e, &[]);
+                    body.push(b'\n');
+                }
+                bodies.push((body, chunk.len()));
+            }
+        }
+        return bodies;
+    }
     let opts = HecOptions::default();
     let mut bodies = Vec::new();
     for org_events in by_org.values() {
@@ -218,10 +233,15 @@ pub struct RawPost {
 /// siem-sim answers. Every answer must be 200.
 pub async fn raw_post(
     url: &str,
+    endpoint: Endpoint,
     bodies: Arc<Vec<(Vec<u8>, usize)>>,
     concurrency: usize,
     timeout: Duration,
 ) -> Result<RawPost> {
+    let content_type = match endpoint {
+        Endpoint::Ndjson => "application/x-ndjson",
+        _ => "application/json",
+    };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
@@ -241,7 +261,7 @@ pub async fn raw_post(
                 let response = client
                     .post(&url)
                     .header("authorization", format!("Splunk {HEC_TOKEN}"))
-                    .header("content-type", "application/json")
+                    .header("content-type", content_type)
                     .body(body.clone())
                     .send()
                     .await?;

@@ -42,6 +42,8 @@ pub enum Endpoint {
     HecAck,
     /// The generic HTTP endpoint: one event per request.
     Generic,
+    /// A generic HTTP stream batched as NDJSON (`http.format: ndjson`, 500 events a request).
+    Ndjson,
 }
 
 impl Endpoint {
@@ -50,6 +52,7 @@ impl Endpoint {
             Endpoint::Hec => "HEC",
             Endpoint::HecAck => "HEC, indexer acks (poll 1 s)",
             Endpoint::Generic => "generic",
+            Endpoint::Ndjson => "generic, NDJSON batches",
         }
     }
 
@@ -58,6 +61,7 @@ impl Endpoint {
         match self {
             Endpoint::Hec | Endpoint::HecAck => "/services/collector/event",
             Endpoint::Generic => "/generic",
+            Endpoint::Ndjson => "/http/ndjson",
         }
     }
 }
@@ -128,6 +132,7 @@ pub fn matrix(events: usize, full: bool) -> Vec<Case> {
             Endpoint::Generic,
             (events / 10).max(1000),
         ),
+        case("ndjson", 100, Size::Small, Endpoint::Ndjson, side),
     ]
 }
 

@@ -326,6 +326,11 @@ impl Metrics {
         self
     }
 
+    /// Whether per-org series are on (`metrics_org_labels` > 0).
+    pub fn org_labels_on(&self) -> bool {
+        self.org_labels.max > 0
+    }
+
     /// Count `n` events of a stream with `outcome` (no-op when per-org series are off).
     pub fn org_event(&self, stream: &StreamKey, outcome: OrgOutcome, n: u64) {
         if let Some(label) = self.org_labels.label(stream.org()) {

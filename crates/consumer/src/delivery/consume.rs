@@ -31,6 +31,7 @@ use crate::config::Config;
 use crate::error::ConsumerError;
 use crate::metrics::ChangelogKind;
 use crate::services::Services;
+use crate::settings::OrgRuntime;
 use crate::state::changelog::restore;
 use crate::state::{DeadLetterV1, Reason};
 use crate::streams::StreamKey;
@@ -329,32 +330,41 @@ impl Loop {
             metrics.unknown_event_types.inc();
         }
         // One job per stream that takes the event; the offset is finished once every copy is.
+        // (Counted first, so the common case of one stream copies and allocates nothing.)
         let streams = self.services.settings.streams(event.org_id());
-        let selecting: Vec<&StreamKey> = streams
-            .iter()
-            .flat_map(|s| s.streams.iter())
-            .filter(|(key, _)| only.as_deref().is_none_or(|s| key.stream() == s))
-            .filter(|(_, rt)| rt.settings.selects(event.event_type, event.flow_id()))
-            .map(|(key, _)| key)
-            .collect();
-        let Some((last, others)) = selecting.split_last() else {
-            metrics.filtered.inc();
-            let key = StreamKey::new(event.org_id(), els_model::settings::DEFAULT_STREAM);
-            metrics.org_event(&key, crate::metrics::OrgOutcome::Filtered, 1);
-            return self.finish_offset(partition, offset);
+        let takes = |(key, rt): &&(StreamKey, Arc<OrgRuntime>)| {
+            only.as_deref().is_none_or(|s| key.stream() == s)
+                && rt.settings.selects(event.event_type, event.flow_id())
         };
-        self.watermarks.add_copies(partition, offset, others.len());
-        for key in others {
+        let all = streams.as_ref().map_or(&[][..], |s| &s.streams[..]);
+        let copies = all.iter().filter(takes).count();
+        if copies == 0 {
+            metrics.filtered.inc();
+            if metrics.org_labels_on() {
+                let key = StreamKey::new(event.org_id(), els_model::settings::DEFAULT_STREAM);
+                metrics.org_event(&key, crate::metrics::OrgOutcome::Filtered, 1);
+            }
+            return self.finish_offset(partition, offset);
+        }
+        self.watermarks.add_copies(partition, offset, copies - 1);
+        let keys: Vec<StreamKey> = if copies == 1 {
+            Vec::new()
+        } else {
+            all.iter().filter(takes).map(|(k, _)| k.clone()).collect()
+        };
+        let first = all.iter().find(takes).map(|(k, _)| k.clone());
+        let Some(first) = first else { return };
+        for key in keys.into_iter().skip(1) {
             let job = Job {
                 event: event.clone(),
-                stream: (*key).clone(),
+                stream: key,
                 origin: Origin::Kafka { partition, offset },
             };
             self.route_job(job).await;
         }
         let job = Job {
             event,
-            stream: (*last).clone(),
+            stream: first,
             origin: Origin::Kafka { partition, offset },
         };
         self.route_job(job).await;
