@@ -942,6 +942,7 @@
         $('stream-new-name').value = '';
       }
       refreshStreamList();
+      refreshStream(true); // a stream saved for the first time has a status now
       // Saving resumes a paused stream: show it once the consumers have applied the settings.
       setTimeout(() => {
         if (org === state.org && stream === state.streamId) refreshStream(true);
