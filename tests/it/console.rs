@@ -458,3 +458,131 @@ async fn console_edits_settings_tests_and_replays_in_headless_chromium() {
         changes.join(", ")
     );
 }
+
+/// The org of the streams test: its stream `default` sends HEC to siem-sim.
+const STREAMS_ORG: &str = "org-streams";
+/// The stream the page adds: generic HTTP, NDJSON batches, to siem-sim's `/http/ndjson`.
+const ADDED_STREAM: &str = "lake";
+/// An id whose dead-letter slot is `lake`'s (FNV-1a % 255 + 1 = 245): the API answers 409.
+const CLASHING_STREAM: &str = "br";
+
+/// Issue 17: the console lists an org's streams, adds a second one (an `http` NDJSON stream
+/// to siem-sim), shows the API's field errors (400 and 409), saves it, sends its test event,
+/// pauses and resumes it, and removes a third after a confirm (`tests/browser/streams.mjs`).
+/// Here: what the page stored, and that siem-sim's `/http/ndjson` got the test event with
+/// the token the page saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_lists_adds_tests_and_removes_streams_in_headless_chromium() {
+    let (chromium, script) = browser_tools();
+    let script = script.with_file_name("streams.mjs");
+    let dir = test_dir("console-streams");
+    let broker = Kafka::single(&dir).unwrap();
+    broker.create_topic(TOPIC, 2).await.unwrap();
+    let sim = Sim::start(
+        &dir,
+        "siem-sim",
+        &["--token", HEC_TOKEN, "--token", SIEM_TOKEN],
+    )
+    .unwrap();
+    let settings = json!({"orgs": {STREAMS_ORG: settings_for(&sim.hec_url())}});
+    let consumer = ConsumerProc::start(&dir, "consumer", &broker, &settings, &[]).unwrap();
+    consumer.wait_ready(Duration::from_secs(60)).await.unwrap();
+    let ndjson_url = format!("{}/http/ndjson", sim.url);
+
+    let failure_shot = dir.join("console-streams-failure.png");
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(&script)
+        .env("CONSOLE_URL", format!("{}/console", consumer.admin_url))
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("ORG", STREAMS_ORG)
+        .env("NDJSON_URL", &ndjson_url)
+        .env("SIEM_TOKEN", SIEM_TOKEN)
+        .env("STREAM", ADDED_STREAM)
+        .env("STREAM_NAME", "Data lake")
+        .env("CLASHING_STREAM", CLASHING_STREAM)
+        .env("CHROMIUM", &chromium)
+        .env(
+            "CONSOLE_TEST_TIMEOUT_MS",
+            (BROWSER_TIMEOUT.as_millis() - 20_000).to_string(),
+        )
+        .env("FAILURE_SCREENSHOT", &failure_shot)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(shots) = std::env::var_os("CONSOLE_SCREENSHOTS_DIR").filter(|d| !d.is_empty()) {
+        cmd.env("CONSOLE_SCREENSHOTS_DIR", repo_root().join(shots));
+    }
+    let out = tokio::time::timeout(BROWSER_TIMEOUT, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("the browser test did not finish within {BROWSER_TIMEOUT:?}"))
+        .expect("starting node");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.trim().is_empty() {
+        eprintln!("{stderr}");
+    }
+    assert!(
+        out.status.success(),
+        "the streams browser test failed ({}); see above{}",
+        out.status,
+        if failure_shot.exists() {
+            format!(", and the page at {}", failure_shot.display())
+        } else {
+            String::new()
+        }
+    );
+
+    // The API holds both streams as the page left them (the scratch stream removed).
+    let list = api_get(
+        &consumer.admin_url,
+        &format!("/v1/orgs/{STREAMS_ORG}/streams"),
+    )
+    .await;
+    let ids: Vec<&str> = list["streams"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|e| e["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, ["default", ADDED_STREAM], "{list}");
+    let lake = &list["streams"][1];
+    assert_eq!(lake["settings"]["name"], "Data lake", "{lake}");
+    assert_eq!(lake["settings"]["endpoint"], "http", "{lake}");
+    assert_eq!(lake["settings"]["url"], ndjson_url.as_str(), "{lake}");
+    assert_eq!(
+        lake["settings"]["http"],
+        json!({"format": "ndjson", "max_events": 100, "max_bytes": 65536}),
+        "{lake}"
+    );
+    assert_eq!(
+        lake["settings"]["auth_headers"],
+        json!([{"name": "Authorization", "value": "********"}])
+    );
+    assert_eq!(lake["status"]["state"], "active", "{lake}");
+    assert_eq!(list["streams"][0]["settings"]["url"], sim.hec_url());
+    assert!(!list.to_string().contains(SIEM_TOKEN));
+
+    // The page's test event reached siem-sim's NDJSON endpoint, sent with the saved token
+    // (siem-sim stores only what a token it knows sent).
+    let stats = sim.stats().await.unwrap();
+    assert!(
+        stats["receivers"]["http_ndjson"]["events"].as_u64() >= Some(1),
+        "{stats}"
+    );
+    let records = sim.records().await.unwrap();
+    let tests: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["path"] == "/http/ndjson" && r["body"].to_string().contains("els-test-flow"))
+        .collect();
+    assert!(
+        !tests.is_empty(),
+        "no test event at /http/ndjson: {records:?}"
+    );
+    assert!(tests
+        .iter()
+        .all(|r| r["headers"]["authorization"] == "<redacted>"));
+    println!(
+        "console: {STREAMS_ORG} has streams {ids:?}; the page's test event of {ADDED_STREAM} \
+         reached siem-sim's /http/ndjson ({} record(s))",
+        tests.len()
+    );
+}

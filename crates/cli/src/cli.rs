@@ -12,6 +12,7 @@ use crate::dlq::DlqCommand;
 use crate::output::Format;
 use crate::settings::SettingsCommand;
 use crate::status::StatusArgs;
+use crate::streams::{parse_stream_id, StreamsCommand};
 use crate::tokens::TokensCommand;
 
 const EXIT_CODES: &str = "\
@@ -71,9 +72,13 @@ pub enum Command {
     /// Dead letters: list, show, replay, purge.
     #[command(subcommand)]
     Dlq(DlqCommand),
-    /// Org stream settings: list, get, set, delete.
+    /// Org settings (the stream `default`): list, get, set, delete.
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// An org's streams (up to the consumer's max_streams_per_org, each with its own
+    /// settings): list, get, set, delete, test.
+    #[command(subcommand)]
+    Streams(StreamsCommand),
     /// Admin API tokens: create (super admins), list, revoke.
     #[command(subcommand)]
     Tokens(TokensCommand),
@@ -89,18 +94,45 @@ pub enum Command {
     /// paused_by_user, disabled), why, and what it holds; `--org` shows one in detail with
     /// its recent state changes.
     Status(StatusArgs),
-    /// Pause an org's stream on purpose: its events are held (parked) until resumed.
-    Pause {
-        /// The org whose stream to pause.
-        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
-        org: String,
-    },
-    /// Resume an org's stream (paused by a user or by ELS): held events go out first.
-    Resume {
-        /// The org whose stream to resume.
-        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
-        org: String,
-    },
+    /// Pause a stream on purpose: its events are held (parked) until resumed.
+    Pause(Target),
+    /// Resume a stream (paused by a user or by ELS): held events go out first.
+    Resume(Target),
+}
+
+/// The stream `pause` and `resume` act on: `ORG` (or `--org ORG`), and `--stream` (default:
+/// the stream `default`, the org's settings from before streams).
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct Target {
+    /// The org.
+    #[arg(
+        value_name = "ORG",
+        value_parser = NonEmptyStringValueParser::new(),
+        required_unless_present = "org_flag",
+        conflicts_with = "org_flag"
+    )]
+    pub org_arg: Option<String>,
+    /// The org (as the positional ORG).
+    #[arg(
+        long = "org",
+        id = "org_flag",
+        value_name = "ORG",
+        value_parser = NonEmptyStringValueParser::new()
+    )]
+    pub org_flag: Option<String>,
+    /// The stream of the org; without it the stream `default`.
+    #[arg(long, value_parser = parse_stream_id)]
+    pub stream: Option<String>,
+}
+
+impl Target {
+    /// The org, from whichever way it was given (clap requires one).
+    pub fn org(&self) -> &str {
+        self.org_arg
+            .as_deref()
+            .or(self.org_flag.as_deref())
+            .unwrap_or_default()
+    }
 }
 
 /// `--admin-url`: an absolute http(s) URL; a path is kept as a prefix (reverse proxies).
@@ -213,6 +245,14 @@ mod tests {
             &["elsctl", "status", "--org", "org-1", "--output", "json"],
             &["elsctl", "pause", "--org", "org-1"],
             &["elsctl", "resume", "--org", "org-1"],
+            &["elsctl", "pause", "org-1"],
+            &["elsctl", "resume", "org-1", "--stream", "lake"],
+            &["elsctl", "streams", "list", "org-1"],
+            &["elsctl", "streams", "get", "org-1", "lake"],
+            &["elsctl", "streams", "set", "org-1", "lake", "--file", "-"],
+            &["elsctl", "streams", "delete", "org-1", "lake"],
+            &["elsctl", "streams", "test", "org-1", "default"],
+            &["elsctl", "status", "--org", "org-1", "--stream", "lake"],
         ] {
             assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
         }
@@ -226,7 +266,13 @@ mod tests {
             &["elsctl", "status", "--org", "org-1", "--state", "paused"],
             &["elsctl", "pause"],
             &["elsctl", "resume", "--org", ""],
-            &["elsctl", "resume", "org-1"],
+            &["elsctl", "resume", "org-1", "--org", "org-2"],
+            &["elsctl", "pause", "org-1", "--stream", "Lake"],
+            &["elsctl", "streams", "list"],
+            &["elsctl", "streams", "get", "org-1"],
+            &["elsctl", "streams", "set", "org-1", "lake"],
+            &["elsctl", "streams", "test", "org-1", "a/b"],
+            &["elsctl", "status", "--stream", "lake"],
         ] {
             let err = Cli::try_parse_from(args).expect_err("usage");
             assert_eq!(err.exit_code(), 2, "{args:?}");

@@ -13,10 +13,12 @@
 //! - [`dlq`]: `dlq list|show|replay|purge`: client-side filter checks, the `--yes` rule, and
 //!   the dead-letter table.
 //! - [`settings`]: `settings list|get|set|delete`: org settings as opaque JSON.
+//! - [`streams`]: `streams list|get|set|delete|test`: an org's streams, each its own settings
+//!   document (opaque JSON) and health.
 //! - [`tokens`]: `tokens create|list|revoke`: admin API tokens; the secret printed once.
 //! - [`test_event`]: `test-event`: the SIEM's answer to a sample event, explained.
-//! - [`status`]: `status`, `pause`, `resume`: stream health (state, reason, held events),
-//!   all pages of the list, one stream with its recent state changes.
+//! - [`status`]: `status`, `pause`, `resume`: stream health (state, reason, held events) per
+//!   stream, all pages of the list, one stream with its recent state changes.
 //! - [`output`]: `--output table|json`, table layout, and text from the network made safe for
 //!   a terminal.
 //! - [`error`]: the one error enum, the API's error shape, and the exit codes.
@@ -28,6 +30,7 @@ pub mod error;
 pub mod output;
 pub mod settings;
 pub mod status;
+pub mod streams;
 pub mod test_event;
 pub mod tokens;
 
@@ -80,11 +83,12 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<Outcome, Error> {
         Command::Tokens(command) => tokens::run(command, &client, format, io).await?,
         Command::TestEvent { org } => test_event::run(&org, &client, format, io).await?,
         Command::Status(args) => status::status(args, &client, format, now(), io).await?,
-        Command::Pause { org } => {
-            status::act(status::Action::Pause, &org, &client, format, now(), io).await?
+        Command::Streams(command) => streams::run(command, &client, format, io).await?,
+        Command::Pause(target) => {
+            status::act(status::Action::Pause, &target, &client, format, now(), io).await?
         }
-        Command::Resume { org } => {
-            status::act(status::Action::Resume, &org, &client, format, now(), io).await?
+        Command::Resume(target) => {
+            status::act(status::Action::Resume, &target, &client, format, now(), io).await?
         }
     };
     io.out.flush()?;

@@ -1,9 +1,10 @@
 //! `elsctl status|pause|resume`: stream health, through the admin API.
 //!
-//! `status` lists every org's stream (`GET /v1/status`, following `next` until the last
-//! page), or with `--org` shows one stream in detail with its recent state changes
-//! (`GET /v1/orgs/{org}/status` and `/stream-events`). `pause` and `resume` post to the org's
-//! `pause`/`resume` routes and print the state the stream is in afterwards. The answers are
+//! `status` lists every stream of every org (`GET /v1/status`, following `next` until the
+//! last page), or with `--org` (and `--stream`) shows one stream in detail with its recent
+//! state changes (`GET /v1/orgs/{org}[/streams/{stream}]/status` and `/stream-events`).
+//! `pause` and `resume` post to the stream's `pause`/`resume` route and print the state the
+//! stream is in afterwards. The stream `default` keeps the org-level routes. The answers are
 //! `els_api::status`'s types; rendering takes `now` so tables are testable.
 
 use std::collections::HashSet;
@@ -18,9 +19,11 @@ use els_api::status::{
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::cli::Target;
 use crate::client::{self, AdminClient, DEFAULT_TIMEOUT, NO_QUERY};
 use crate::error::Error;
 use crate::output::{self, Format};
+use crate::streams::{parse_stream_id, DEFAULT_STREAM};
 use crate::{Io, Outcome};
 
 /// Orgs per `GET /v1/status` page (the API's maximum).
@@ -66,6 +69,29 @@ pub struct StatusArgs {
     /// Show this org's stream in detail, with its recent state changes.
     #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     pub org: Option<String>,
+    /// With `--org`: which of its streams (default: the stream `default`).
+    #[arg(long, value_parser = parse_stream_id, requires = "org")]
+    pub stream: Option<String>,
+}
+
+/// The path segments of a stream's route `rest` (`status`, `pause`, `resume`): the org-level
+/// route for the stream `default`, `/streams/{stream}/...` for the others.
+pub fn stream_route<'a>(org: &'a str, stream: &'a str, rest: &'a str) -> Vec<&'a str> {
+    if stream == DEFAULT_STREAM {
+        vec!["v1", "orgs", org, rest]
+    } else {
+        vec!["v1", "orgs", org, "streams", stream, rest]
+    }
+}
+
+/// `ORG`, or `ORG --stream S` for a stream other than `default`, as typed in a command.
+fn target_text(org: &str, stream: &str) -> String {
+    let org = output::one_line(org);
+    if stream == DEFAULT_STREAM {
+        org
+    } else {
+        format!("{org} --stream {}", output::one_line(stream))
+    }
 }
 
 pub async fn status(
@@ -77,15 +103,25 @@ pub async fn status(
 ) -> Result<Outcome, Error> {
     let text = match args.org {
         Some(org) => {
+            let stream = args.stream.as_deref().unwrap_or(DEFAULT_STREAM);
             let status_value = client
-                .get(&["v1", "orgs", &org, "status"], NO_QUERY)
+                .get(&stream_route(&org, stream, "status"), NO_QUERY)
                 .await?;
-            let notices_value = client
+            let mut notices_value = client
                 .get(
                     &["v1", "orgs", &org, "stream-events"],
                     &[("limit", NOTICE_LIMIT)],
                 )
                 .await?;
+            // The org's notices cover all its streams: keep this stream's.
+            if let Some(items) = notices_value.get_mut("items").and_then(Value::as_array_mut) {
+                items.retain(|n| {
+                    n.get("stream")
+                        .and_then(Value::as_str)
+                        .unwrap_or(DEFAULT_STREAM)
+                        == stream
+                });
+            }
             match format {
                 Format::Json => output::pretty(&json!({
                     "status": status_value,
@@ -160,19 +196,20 @@ impl Action {
     }
 }
 
-/// `elsctl pause --org X` / `elsctl resume --org X`.
+/// `elsctl pause ORG [--stream S]` / `elsctl resume ORG [--stream S]`.
 pub async fn act(
     action: Action,
-    org: &str,
+    target: &Target,
     client: &AdminClient,
     format: Format,
     now: DateTime<Utc>,
     io: &mut Io<'_>,
 ) -> Result<Outcome, Error> {
+    let stream = target.stream.as_deref().unwrap_or(DEFAULT_STREAM);
     let value = client
         .send(
             Method::POST,
-            &["v1", "orgs", org, action.route()],
+            &stream_route(target.org(), stream, action.route()),
             NO_QUERY,
             Some(&json!({})),
             DEFAULT_TIMEOUT,
@@ -234,6 +271,7 @@ pub fn render_list(list: &StatusList, state: Option<StreamState>, now: DateTime<
         .map(|s| {
             vec![
                 output::one_line(&s.org),
+                output::one_line(&s.stream),
                 s.state.as_str().to_string(),
                 time(s.since),
                 age(s.since, now),
@@ -249,6 +287,7 @@ pub fn render_list(list: &StatusList, state: Option<StreamState>, now: DateTime<
         text.push_str(&output::table(
             &[
                 "ORG",
+                "STREAM",
                 "STATE",
                 "SINCE",
                 "FOR",
@@ -286,6 +325,10 @@ pub fn render_list(list: &StatusList, state: Option<StreamState>, now: DateTime<
 pub fn render_detail(status: &StreamStatus, notices: &NoticeList, now: DateTime<Utc>) -> String {
     let org = output::one_line(&status.org);
     let mut text = format!("org:           {org}\n");
+    text.push_str(&format!(
+        "stream:        {}\n",
+        output::one_line(&status.stream)
+    ));
     text.push_str(&format!(
         "state:         {} since {} ({} ago)\n",
         status.state.as_str(),
@@ -340,30 +383,47 @@ fn notice_row(notice: &StreamNotice) -> Vec<String> {
 /// What the operator can do about a stream that holds its events.
 fn hint(status: &StreamStatus) -> Option<String> {
     let org = output::one_line(&status.org);
+    let target = target_text(&status.org, &status.stream);
+    let fix = if status.stream == DEFAULT_STREAM {
+        format!("`elsctl settings set {org}`")
+    } else {
+        format!(
+            "`elsctl streams set {org} {}`",
+            output::one_line(&status.stream)
+        )
+    };
     match status.state {
         StreamState::Paused | StreamState::Probing => Some(format!(
-            "events are held and one probe goes out now and then; fix the org's settings \
-             (`elsctl settings set {org}`, which resumes it) or resume now with \
-             `elsctl resume --org {org}`"
+            "events are held and one probe goes out now and then; fix the stream's settings \
+             ({fix}, which resumes it) or resume now with `elsctl resume --org {target}`"
         )),
-        StreamState::PausedByUser => {
-            Some(format!("events are held until `elsctl resume --org {org}`"))
-        }
-        StreamState::Disabled => {
-            Some("the org's settings say `enabled: false`; its events are not streamed".to_string())
-        }
+        StreamState::PausedByUser => Some(format!(
+            "events are held until `elsctl resume --org {target}`"
+        )),
+        StreamState::Disabled => Some(
+            "the stream's settings say `enabled: false`; its events are not streamed".to_string(),
+        ),
         StreamState::Active | StreamState::Failing => None,
     }
 }
 
 pub fn render_action(action: Action, status: &StreamStatus, now: DateTime<Utc>) -> String {
-    let org = output::one_line(&status.org);
+    let org = target_text(&status.org, &status.stream);
+    let label = if status.stream == DEFAULT_STREAM {
+        output::one_line(&status.org)
+    } else {
+        format!(
+            "{} (stream {})",
+            output::one_line(&status.org),
+            output::one_line(&status.stream)
+        )
+    };
     let verb = match action {
         Action::Pause => "paused",
         Action::Resume => "resumed",
     };
     let mut text = format!(
-        "{verb} {org}: {} since {} ({} ago), {} held events\n",
+        "{verb} {label}: {} since {} ({} ago), {} held events\n",
         status.state.as_str(),
         time(status.since),
         age(status.since, now),

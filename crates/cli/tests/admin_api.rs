@@ -666,3 +666,129 @@ async fn test_event_success_and_rejected_credentials() {
         .out
         .contains("status: no response\nlatency: 10003 ms\nerror: error sending request: connection refused\n"), "{}", run.out);
 }
+
+fn stream_status(stream: &str, state: &str) -> Value {
+    json!({"org": "org-1", "stream": stream, "state": state, "since": "2026-12-01T10:00:00Z",
+           "held_events": 0, "held_bytes": 0, "delivered_last_hour": 0, "failed_last_hour": 0})
+}
+
+#[tokio::test]
+async fn streams_list_get_set_delete_and_test() {
+    let list = json!({"org": "org-1", "max_streams": 5, "streams": [
+        {"id": "default", "status": stream_status("default", "active"),
+         "settings": {"url": "https://siem.example:8088/services/collector/event",
+                      "auth_headers": [{"name": "Authorization", "value": "********"}]}},
+        {"id": "lake", "status": stream_status("lake", "paused_by_user"),
+         "settings": {"name": "Data lake", "endpoint": "http", "enabled": true,
+                      "url": "https://lake.example/ingest", "http": {"format": "ndjson"},
+                      "future_field": {"x": 1}}}
+    ]});
+    let lake = list["streams"][1]["settings"].clone();
+    let (base, api) = serve(&[
+        ("GET /v1/orgs/org-1/streams", 200, list.clone()),
+        ("GET /v1/orgs/org-1/streams/lake", 200, lake.clone()),
+        ("PUT /v1/orgs/org-1/streams/lake", 200, lake.clone()),
+        (
+            "PUT /v1/orgs/org-1/streams/sixth",
+            409,
+            json!({"error": "Conflict", "field": "stream",
+                   "message": "org org-1 has 5 streams, the most allowed (max_streams_per_org); remove one first"}),
+        ),
+        (
+            "DELETE /v1/orgs/org-1/streams/lake",
+            200,
+            json!({"deleted": true}),
+        ),
+        (
+            "POST /v1/orgs/org-1/streams/lake/test",
+            200,
+            json!({"status": 200, "headers": {}, "body": "ok", "latency_ms": 5, "error": null,
+                   "hec_code": null, "hec_text": null}),
+        ),
+    ])
+    .await;
+    let run = elsctl(&base, &["streams", "list", "org-1"]).await;
+    assert_eq!(run.outcome(), Outcome::Success);
+    assert_eq!(
+        run.out,
+        "ID       NAME       ENDPOINT  URL                                                 ENABLED  STATE\n\
+         default  -          hec       https://siem.example:8088/services/collector/event  yes      active\n\
+         lake     Data lake  http      https://lake.example/ingest                         yes      paused_by_user\n\
+         2 of at most 5 streams for org-1\n"
+    );
+    let run = elsctl(&base, &["streams", "list", "org-1", "--output", "json"]).await;
+    assert_eq!(serde_json::from_str::<Value>(&run.out).expect("JSON"), list);
+
+    let run = elsctl(&base, &["streams", "get", "org-1", "lake"]).await;
+    assert_eq!(serde_json::from_str::<Value>(&run.out).expect("JSON"), lake);
+
+    let run = elsctl_with(
+        &base,
+        Some(TOKEN),
+        &["streams", "set", "org-1", "lake", "--file", "-"],
+        &lake.to_string(),
+    )
+    .await;
+    assert_eq!(run.outcome(), Outcome::Success);
+    assert!(
+        run.out
+            .starts_with("stored stream lake of org-1 (secrets redacted):\n{"),
+        "{}",
+        run.out
+    );
+
+    let run = elsctl_with(
+        &base,
+        Some(TOKEN),
+        &["streams", "set", "org-1", "sixth", "--file", "-"],
+        r#"{"url": "https://six.example"}"#,
+    )
+    .await;
+    assert_eq!(
+        run.error().to_string(),
+        "409 Conflict: field `stream`: org org-1 has 5 streams, the most allowed (max_streams_per_org); remove one first"
+    );
+    assert_eq!(run.exit_code(), exit::FAILURE);
+
+    let run = elsctl(&base, &["streams", "test", "org-1", "lake"]).await;
+    assert_eq!(run.outcome(), Outcome::Success);
+    assert!(
+        run.out.starts_with("status: 200\nlatency: 5 ms\n"),
+        "{}",
+        run.out
+    );
+
+    let run = elsctl(&base, &["streams", "delete", "org-1", "lake"]).await;
+    assert_eq!(run.out, "deleted stream lake of org-1\n");
+
+    let calls: Vec<(String, String)> = api
+        .seen()
+        .iter()
+        .map(|s| (s.method.clone(), s.path.clone()))
+        .collect();
+    let calls: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|(m, p)| (m.as_str(), p.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("GET", "/v1/orgs/org-1/streams"),
+            ("GET", "/v1/orgs/org-1/streams"),
+            ("GET", "/v1/orgs/org-1/streams/lake"),
+            ("PUT", "/v1/orgs/org-1/streams/lake"),
+            ("PUT", "/v1/orgs/org-1/streams/sixth"),
+            ("POST", "/v1/orgs/org-1/streams/lake/test"),
+            ("DELETE", "/v1/orgs/org-1/streams/lake"),
+        ]
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&api.seen()[3].body).expect("body"),
+        lake
+    );
+    assert!(api.seen().iter().all(|s| s.auth == bearer()));
+
+    // A bad stream id is a usage error before anything is sent.
+    let err = Cli::try_parse_from(["elsctl", "streams", "get", "org-1", "Lake"]).expect_err("id");
+    assert_eq!(err.exit_code(), i32::from(exit::USAGE));
+}

@@ -199,6 +199,7 @@ async fn status_follows_every_page_and_prints_one_table() {
         lines[0].split_whitespace().collect::<Vec<_>>(),
         [
             "ORG",
+            "STREAM",
             "STATE",
             "SINCE",
             "FOR",
@@ -209,18 +210,18 @@ async fn status_follows_every_page_and_prints_one_table() {
         ]
     );
     assert!(
-        lines[1].starts_with("org-a  active  2026-12-01T10:00:00Z"),
+        lines[1].starts_with("org-a  default  active  2026-12-01T10:00:00Z"),
         "{out}"
     );
     assert!(
-        lines[2].starts_with("org-b  paused  2026-12-01T10:00:00Z"),
+        lines[2].starts_with("org-b  default  paused  2026-12-01T10:00:00Z"),
         "{out}"
     );
     assert!(
         lines[2].ends_with("25    7             26         403, HEC code 4: Invalid token"),
         "{out}"
     );
-    assert!(lines[3].starts_with("org-c  active"), "{out}");
+    assert!(lines[3].starts_with("org-c  default  active"), "{out}");
     assert_eq!(lines[4], "3 streams (all orgs: active: 2, paused: 1)");
 }
 
@@ -404,6 +405,80 @@ async fn pause_and_resume_post_and_print_the_new_state() {
     assert_eq!(seen[0].path, "/v1/orgs/org%20a%2F1/pause");
     assert_eq!(seen[1].path, "/v1/orgs/org%20a%2F1/resume");
     assert!(seen.iter().all(|s| s.body == "{}"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_stream_other_than_default_has_its_own_routes() {
+    let mut lake = stream("org-b", "paused_by_user");
+    lake["stream"] = json!("lake");
+    let notices = json!({"items": [
+        {"org": "org-b", "stream": "default", "from": "active", "to": "paused",
+         "at": "2026-12-01T10:00:00Z"},
+        {"org": "org-b", "stream": "lake", "from": "active", "to": "paused_by_user",
+         "reason": {"text": "paused by user"}, "at": "2026-12-01T10:01:00Z"}
+    ]});
+    let (base, api) = serve(&[
+        ("POST /v1/orgs/org-b/streams/lake/pause", 200, lake.clone()),
+        ("POST /v1/orgs/org-b/streams/lake/resume", 200, lake.clone()),
+        ("GET /v1/orgs/org-b/streams/lake/status", 200, lake.clone()),
+        (
+            "GET /v1/orgs/org-b/stream-events?limit=10",
+            200,
+            notices.clone(),
+        ),
+    ])
+    .await;
+    let out = elsctl(&base, &["pause", "org-b", "--stream", "lake"])
+        .await
+        .ok()
+        .to_string();
+    assert!(
+        out.starts_with("paused org-b (stream lake): paused_by_user since "),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("held until `elsctl resume --org org-b --stream lake`\n"),
+        "{out}"
+    );
+    elsctl(&base, &["resume", "--org", "org-b", "--stream", "lake"])
+        .await
+        .ok();
+    let out = elsctl(&base, &["status", "--org", "org-b", "--stream", "lake"])
+        .await
+        .ok()
+        .to_string();
+    assert!(out.contains("stream:        lake\n"), "{out}");
+    assert!(
+        out.contains("active  paused_by_user  paused by user\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("active  paused  "),
+        "only its own notices: {out}"
+    );
+    let run = elsctl(
+        &base,
+        &[
+            "status", "--org", "org-b", "--stream", "lake", "--output", "json",
+        ],
+    )
+    .await;
+    let printed: Value = serde_json::from_str(run.ok()).expect("JSON");
+    assert_eq!(
+        printed["stream_events"]["items"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        api.calls(),
+        [
+            "POST /v1/orgs/org-b/streams/lake/pause",
+            "POST /v1/orgs/org-b/streams/lake/resume",
+            "GET /v1/orgs/org-b/streams/lake/status",
+            "GET /v1/orgs/org-b/stream-events?limit=10",
+            "GET /v1/orgs/org-b/streams/lake/status",
+            "GET /v1/orgs/org-b/stream-events?limit=10",
+        ]
+    );
 }
 
 #[tokio::test]

@@ -77,10 +77,23 @@ fn org_and_state_do_not_mix_and_pause_needs_an_org() {
     for args in [&["pause"][..], &["resume"], &["pause", "--org", ""]] {
         assert_eq!(parse(args).expect_err("usage").exit_code(), 2, "{args:?}");
     }
-    assert!(matches!(
-        parse(&["resume", "--org", "org-1"]),
-        Ok(Command::Resume { org }) if org == "org-1"
-    ));
+    for args in [&["resume", "--org", "org-1"][..], &["resume", "org-1"]] {
+        match parse(args) {
+            Ok(Command::Resume(target)) => {
+                assert_eq!((target.org(), target.stream.as_deref()), ("org-1", None));
+            }
+            other => panic!("not resume: {other:?}"),
+        }
+    }
+    match parse(&["pause", "org-1", "--stream", "lake"]) {
+        Ok(Command::Pause(target)) => {
+            assert_eq!(
+                (target.org(), target.stream.as_deref()),
+                ("org-1", Some("lake"))
+            );
+        }
+        other => panic!("not pause: {other:?}"),
+    }
 }
 
 #[test]
@@ -138,9 +151,9 @@ fn list_table_has_one_row_per_stream_and_counts_by_state() {
     };
     assert_eq!(
         render_list(&list, None, at(NOW)),
-        "ORG    STATE   SINCE                 FOR    HELD  DELIVERED_1H  FAILED_1H  REASON\n\
-         org-a  active  2026-12-01T09:00:00Z  3h 0m  0     1200          0          -\n\
-         org-b  paused  2026-12-01T11:48:30Z  11m    500   10            501        403, HEC code 4: Invalid token\n\
+        "ORG    STREAM   STATE   SINCE                 FOR    HELD  DELIVERED_1H  FAILED_1H  REASON\n\
+         org-a  default  active  2026-12-01T09:00:00Z  3h 0m  0     1200          0          -\n\
+         org-b  default  paused  2026-12-01T11:48:30Z  11m    500   10            501        403, HEC code 4: Invalid token\n\
          2 streams (all orgs: active: 1, paused: 1)\n"
     );
 }
@@ -203,12 +216,13 @@ fn detail_shows_every_fact_a_hint_and_the_notices() {
     assert_eq!(
         render_detail(&paused(), &notices, at(NOW)),
         "org:           org-b\n\
+         stream:        default\n\
          state:         paused since 2026-12-01T11:48:30Z (11m ago)\n\
          reason:        403, HEC code 4: Invalid token\n\
          last success:  2026-12-01T11:40:00Z (20m ago)\n\
          held events:   500 (210000 bytes)\n\
          last hour:     10 delivered, 501 failed\n\
-         hint: events are held and one probe goes out now and then; fix the org's settings \
+         hint: events are held and one probe goes out now and then; fix the stream's settings \
          (`elsctl settings set org-b`, which resumes it) or resume now with `elsctl resume --org org-b`\n\
          \n\
          recent state changes (oldest first):\n  \
@@ -261,4 +275,31 @@ fn pause_and_resume_say_what_the_stream_does_now() {
     assert!(render_action(Action::Resume, &probing, at(NOW)).ends_with(
         "still holding: 403, HEC code 4: Invalid token — see `elsctl status --org org-b`\n"
     ));
+}
+
+#[test]
+fn a_stream_other_than_default_is_named_in_texts_and_hints() {
+    let mut s = stream("org-c", StreamState::PausedByUser, "2026-12-01T11:59:50Z");
+    s.stream = "lake".into();
+    assert_eq!(
+        render_action(Action::Pause, &s, at(NOW)),
+        "paused org-c (stream lake): paused_by_user since 2026-12-01T11:59:50Z (10s ago), 0 held events\n\
+         its events are held until `elsctl resume --org org-c --stream lake`\n"
+    );
+    let mut p = paused();
+    p.stream = "lake".into();
+    let text = render_detail(&p, &NoticeList::default(), at(NOW));
+    assert!(text.contains("stream:        lake\n"), "{text}");
+    assert!(
+        text.contains("(`elsctl streams set org-b lake`, which resumes it) or resume now with `elsctl resume --org org-b --stream lake`"),
+        "{text}"
+    );
+    assert_eq!(
+        stream_route("org-c", "default", "pause"),
+        ["v1", "orgs", "org-c", "pause"]
+    );
+    assert_eq!(
+        stream_route("org-c", "lake", "status"),
+        ["v1", "orgs", "org-c", "streams", "lake", "status"]
+    );
 }

@@ -1,5 +1,6 @@
-// ELS settings console: the vendor's "Execution log streaming" page over the admin API, and a
-// stream-health overview of every org (hash routes: #streams, #org=ID).
+// ELS settings console: the vendor's "Execution log streaming" page over the admin API, per
+// stream of an org (list, add, edit, remove, test, pause, resume), and a stream-health overview
+// of every stream (hash routes: #streams, #org=ID, #org=ID&stream=STREAM).
 //
 // Plain JavaScript, no framework, no external assets. Every text from the server or the user
 // is rendered with textContent / text nodes (never parsed as HTML). The admin token lives in this
@@ -18,6 +19,11 @@
   const REQUEST_TIMEOUT_MS = 20000;
   const REPLAY_TIMEOUT_MS = 120000;
   const SAMPLE_TEMPLATE = '{\n  "source": "els",\n  "event": "${event}"\n}';
+  /** The stream of the settings from before streams: it keeps the org-level routes. */
+  const DEFAULT_STREAM = 'default';
+  const STREAM_ID = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+  const ENDPOINT_LABELS = { hec: 'Splunk HEC', http: 'HTTP', elasticsearch: 'Elasticsearch', datadog: 'Datadog' };
+  const HTTP_FORMAT_LABELS = { single: 'single', ndjson: 'NDJSON', json_array: 'JSON array' };
 
   const $ = (id) => document.getElementById(id);
 
@@ -42,7 +48,11 @@
     /** The signed-in token as `GET /v1/whoami` tells it: role, orgs, id, expiry. */
     me: null,
     org: null,
-    /** The org's settings as last read or saved (redacted), or null when it has none. */
+    /** The stream of the org shown in the status panel, settings form and test event. */
+    streamId: DEFAULT_STREAM,
+    /** `GET v1/orgs/{org}/streams` as last read: {org, max_streams, streams}. */
+    streamList: null,
+    /** The stream's settings as last read or saved (redacted), or null when it has none. */
     saved: null,
     editing: false,
     /** Dead letters of the org at the last refresh. */
@@ -140,6 +150,20 @@
 
   const orgPath = (org, rest) => `v1/orgs/${encodeURIComponent(org)}/${rest}`;
 
+  /**
+   * A stream's route: `''` (its settings), `status`, `test`, `pause`, `resume`. The stream
+   * `default` keeps the org-level routes (`settings`, `status`, ...), the others are under
+   * `streams/{stream}`.
+   */
+  function streamPath(org, stream, rest) {
+    if (stream === DEFAULT_STREAM) return orgPath(org, rest || 'settings');
+    const base = orgPath(org, `streams/${encodeURIComponent(stream)}`);
+    return rest ? `${base}/${rest}` : base;
+  }
+
+  /** `org-1`, or `org-1 stream lake` for a stream other than default. */
+  const streamLabel = (org, stream) => (stream === DEFAULT_STREAM ? org : `${org} stream ${stream}`);
+
   function describe(e) {
     if (!(e instanceof ApiError)) return String(e);
     if (e.status === 0) return e.message;
@@ -174,6 +198,8 @@
     stopStreamTimer();
     state.me = null;
     state.org = null;
+    state.streamId = DEFAULT_STREAM;
+    state.streamList = null;
     state.saved = null;
     state.stream = null;
     state.streams = [];
@@ -186,15 +212,18 @@
     $('token').focus();
   }
 
+  /** `#org=ID` or `#org=ID&stream=STREAM` as {org, stream}; null for anything else. */
   function orgFromHash() {
-    const m = /^#org=(.+)$/.exec(location.hash);
+    const m = /^#org=([^&]+)(?:&stream=(.+))?$/.exec(location.hash);
     if (!m) return null;
     try {
-      return decodeURIComponent(m[1]);
+      return { org: decodeURIComponent(m[1]), stream: m[2] ? decodeURIComponent(m[2]) : DEFAULT_STREAM };
     } catch (_) {
       return null;
     }
   }
+
+  const orgHash = (org, stream) => `#org=${encodeURIComponent(org)}${stream && stream !== DEFAULT_STREAM ? `&stream=${encodeURIComponent(stream)}` : ''}`;
 
   // ---------------------------------------------------------------- orgs
 
@@ -217,7 +246,7 @@
     who.hidden = false;
     // Another org id: only a super admin may open orgs the token does not name.
     $('org-new-form').hidden = scoped();
-    for (const id of ['edit', 'test-toggle', 'dlq-replay']) $(id).hidden = !canWrite();
+    for (const id of ['edit', 'test-toggle', 'dlq-replay', 'stream-add-form']) $(id).hidden = !canWrite();
   }
 
   async function loadOrgs() {
@@ -231,22 +260,35 @@
     if (state.org && orgs.includes(state.org)) select.value = state.org;
   }
 
-  async function openOrg(org) {
+  async function openOrg(org, streamId) {
     clearErrors();
     showBanner('');
+    const stream = streamId || DEFAULT_STREAM;
     if (!covers(org)) {
       $('settings').hidden = true;
       $('dlq').hidden = true;
+      $('org-streams').hidden = true;
       closeTest();
       showBanner(`This token may not open ${org}: it is limited to ${state.me.orgs.join(', ')}.`);
       setStatus('');
       return;
     }
+    const sameOrg = state.org === org;
+    // Which stream's settings the form holds, once they are loaded (tests wait on it).
+    delete $('settings').dataset.loaded;
     state.org = org;
-    history.replaceState(null, '', `#org=${encodeURIComponent(org)}`);
+    state.streamId = stream;
+    history.replaceState(null, '', orgHash(org, stream));
     setPage('org');
     $('org-name').textContent = org;
-    $('stream-title').textContent = `Stream status of ${org}`;
+    $('settings-stream').textContent = stream;
+    $('test-stream').textContent = stream;
+    $('stream-title').textContent = `Stream status of ${streamLabel(org, stream)}`;
+    $('org-streams-title').textContent = `Streams of ${org}`;
+    if (!sameOrg) state.streamList = null;
+    $('org-streams').hidden = false;
+    renderStreamList();
+    refreshStreamList();
     clearStream('Loading…');
     $('stream-result').textContent = '';
     $('stream').hidden = false;
@@ -257,34 +299,174 @@
     $('test-result').replaceChildren();
     $('dlq-result').textContent = '';
     $('dlq-progress-box').hidden = true;
-    setStatus(`Loading ${org}…`);
+    setStatus(`Loading ${streamLabel(org, stream)}…`);
     let saved = null;
     try {
-      saved = (await api('GET', orgPath(org, 'settings'))).data;
+      saved = (await api('GET', streamPath(org, stream, ''))).data;
     } catch (e) {
       if (e.signedOut) return;
       if (!(e instanceof ApiError && e.status === 404)) {
-        showBanner(`Could not load the settings of ${org}: ${describe(e)}`);
+        showBanner(`Could not load the settings of ${streamLabel(org, stream)}: ${describe(e)}`);
         setStatus('');
         return;
       }
     }
+    if (org !== state.org || stream !== state.streamId) return; // another stream was opened meanwhile
     state.saved = saved;
     fillForm(saved);
+    $('settings').dataset.loaded = stream;
+    const note = $('settings-note');
     if (saved) {
-      $('settings-note').hidden = true;
+      note.hidden = true;
       setEditing(false);
-      setStatus(`Showing the saved settings of ${org}.`, true);
-    } else {
-      const note = $('settings-note');
+      setStatus(stream === DEFAULT_STREAM
+        ? `Showing the saved settings of ${org}.`
+        : `Showing the saved settings of ${org}, stream ${stream}.`, true);
+    } else if (stream === DEFAULT_STREAM) {
       note.textContent = canWrite()
         ? `${org} has no settings of its own yet (it uses the default, if any). Fill in the form and Save.`
         : `${org} has no settings of its own yet (it uses the default, if any).`;
       note.hidden = false;
       setEditing(canWrite());
       setStatus(`New settings for ${org}.`);
+    } else {
+      note.textContent = canWrite()
+        ? `New stream ${stream} of ${org}: fill in the form and Save to add it.`
+        : `${org} has no stream ${stream}.`;
+      note.hidden = false;
+      setEditing(canWrite());
+      setStatus(`New stream ${stream} for ${org}.`);
     }
     refreshDeadLetters();
+  }
+
+  // ---------------------------------------------------------------- the org's streams
+
+  function endpointText(settings) {
+    const kind = (settings && settings.endpoint) || 'hec';
+    const label = ENDPOINT_LABELS[kind] || kind;
+    if (kind === 'http') {
+      const format = (settings.http && settings.http.format) || 'single';
+      return `${label} (${HTTP_FORMAT_LABELS[format] || format})`;
+    }
+    return label;
+  }
+
+  function renderStreamList() {
+    const list = state.streamList;
+    const body = $('streams-rows');
+    body.replaceChildren();
+    const entries = (list && list.streams) || [];
+    for (const entry of entries) {
+      const s = entry.settings || {};
+      const id = entry.id;
+      const status = entry.status || {};
+      const current = id === state.streamId;
+      const actions = el('div', { class: 'row-actions' },
+        el('button', { type: 'button', class: 'secondary', 'aria-label': `Open stream ${id}`, 'data-action': 'open', text: 'Open', onclick: () => openOrg(state.org, id) }));
+      if (canWrite()) {
+        actions.append(
+          el('button', { type: 'button', class: 'secondary', 'aria-label': `Test stream ${id}`, 'data-action': 'test', text: 'Test', onclick: () => testStream(id) }),
+          el('button', { type: 'button', class: 'danger', 'aria-label': `Remove stream ${id}`, 'data-action': 'remove', text: 'Remove', onclick: () => removeStream(id) }));
+      }
+      body.append(el('tr', { 'data-stream': id, 'data-state': status.state, 'aria-current': current ? 'true' : null },
+        el('td', { class: 'mono', 'data-test': 'id', text: id }),
+        el('td', { 'data-test': 'name', text: s.name || '–' }),
+        el('td', { 'data-test': 'endpoint', 'data-endpoint': s.endpoint || 'hec', text: endpointText(s) }),
+        el('td', { class: 'mono url', 'data-test': 'url', title: s.url || '', text: s.url || '–' }),
+        el('td', { 'data-test': 'enabled', text: s.enabled === false ? 'no' : 'yes' }),
+        el('td', { 'data-test': 'state' }, status.state ? stateBadge(status.state) : '–'),
+        el('td', {}, actions)));
+    }
+    const empty = $('streams-empty');
+    empty.hidden = !list || entries.length > 0;
+    empty.textContent = list ? `${list.org} has no streams of its own: its events use the default settings, if any.` : '';
+    const summary = $('streams-summary');
+    if (!list) {
+      summary.textContent = 'Loading the streams…';
+      return;
+    }
+    const full = entries.length >= list.max_streams;
+    summary.textContent = `${entries.length} of at most ${list.max_streams} stream${list.max_streams === 1 ? '' : 's'}.`
+      + (full ? ' The org has the most streams allowed: remove one to add another.' : '')
+      + (entries.some((e) => e.id === state.streamId) || state.streamId === DEFAULT_STREAM ? '' : ` Stream ${state.streamId} is not saved yet.`);
+    $('stream-add').disabled = full;
+    $('streams-caption').textContent = `Streams of ${list.org}`;
+  }
+
+  /** Read the open org's streams (settings and status of each). */
+  async function refreshStreamList(quiet) {
+    const org = state.org;
+    if (!org) return;
+    try {
+      const { data } = await api('GET', orgPath(org, 'streams'));
+      if (org !== state.org) return;
+      state.streamList = data;
+      renderStreamList();
+    } catch (e) {
+      if (e.signedOut || org !== state.org || quiet) return;
+      $('streams-summary').textContent = `Could not read the streams: ${describe(e)}`;
+    }
+  }
+
+  /** Add: check the id here (the API checks it again), then open it as a new stream to fill in. */
+  async function addStream() {
+    clearErrors();
+    const id = $('stream-new-id').value.trim();
+    const list = state.streamList;
+    let problem = null;
+    if (!STREAM_ID.test(id)) {
+      problem = 'A stream id is 1-32 characters: lowercase letters, digits, "_" or "-", starting with a letter or digit.';
+    } else if (list && list.streams.some((e) => e.id === id)) {
+      problem = `${state.org} already has a stream ${id}: open it from the list.`;
+    } else if (list && list.streams.length >= list.max_streams) {
+      problem = `${state.org} has ${list.streams.length} streams, the most allowed: remove one first.`;
+    }
+    if (problem) {
+      showFieldError('stream', problem, {});
+      return;
+    }
+    const name = $('stream-new-name').value.trim();
+    closeTest();
+    $('test-result').replaceChildren();
+    await openOrg(state.org, id);
+    if (state.streamId === id && !state.saved) {
+      $('stream-name').value = name;
+      $('url').focus();
+    }
+  }
+
+  async function removeStream(id) {
+    const org = state.org;
+    const entry = ((state.streamList && state.streamList.streams) || []).find((e) => e.id === id);
+    const url = entry && entry.settings && entry.settings.url;
+    const what = id === DEFAULT_STREAM ? `the settings of ${org} (stream default)` : `stream ${id} of ${org}`;
+    if (!window.confirm(`Remove ${what}? Its events stop streaming${url ? ` to ${url}` : ''}. This cannot be undone.`)) {
+      setStatus('Nothing removed.');
+      return;
+    }
+    setStatus(`Removing ${what}…`);
+    try {
+      const { data } = await api('DELETE', streamPath(org, id, ''));
+      const message = data && data.deleted ? `Removed ${what}.` : `${org} had no stream ${id}.`;
+      if (id === state.streamId) await openOrg(org, DEFAULT_STREAM);
+      else await refreshStreamList();
+      setStatus(message, true);
+      await loadOrgs().catch(() => {});
+      $('streams-refresh').focus();
+    } catch (e) {
+      if (e.signedOut) return;
+      showBanner(`Not removed: ${describe(e)}`);
+      setStatus('Not removed.');
+    }
+  }
+
+  /** The row's Test: open the stream (if another is open), then send its test event. */
+  async function testStream(id) {
+    if (id !== state.streamId) await openOrg(state.org, id);
+    if (id !== state.streamId) return;
+    openTest();
+    await sendTest();
   }
 
   // ---------------------------------------------------------------- rows (headers, fields)
@@ -400,8 +582,34 @@
   function fillForm(s) {
     const settings = s || {};
     $('enabled').checked = s ? settings.enabled !== false : true;
+    $('stream-name').value = settings.name || '';
     $('url').value = settings.url || '';
-    $('endpoint').value = settings.endpoint === 'http' ? 'http' : 'hec';
+    $('endpoint').value = ENDPOINT_LABELS[settings.endpoint] ? settings.endpoint : 'hec';
+
+    const http = settings.http || {};
+    $('http-format').value = HTTP_FORMAT_LABELS[http.format] ? http.format : 'single';
+    $('http-max-events').value = http.max_events ? String(http.max_events) : '';
+    $('http-max-bytes').value = http.max_bytes ? String(http.max_bytes) : '';
+    const es = settings.elasticsearch || {};
+    $('es-index').value = es.index || '';
+    $('es-op-type').value = es.op_type === 'index' ? 'index' : 'create';
+    $('es-max-events').value = es.max_events ? String(es.max_events) : '';
+    $('es-max-bytes').value = es.max_bytes ? String(es.max_bytes) : '';
+    const dd = settings.datadog || {};
+    $('dd-source').value = dd.ddsource || '';
+    $('dd-service').value = dd.service || '';
+    $('dd-tags').value = dd.ddtags || '';
+    const oauth = settings.oauth2 || null;
+    $('oauth2-on').checked = Boolean(oauth);
+    $('oauth2-token-url').value = (oauth && oauth.token_url) || '';
+    $('oauth2-client-id').value = (oauth && oauth.client_id) || '';
+    $('oauth2-scope').value = (oauth && oauth.scope) || '';
+    const secretStored = Boolean(oauth && oauth.client_secret === MASK);
+    $('oauth2-secret-stored').hidden = !secretStored;
+    $('oauth2-client-secret').value = oauth && !secretStored ? (oauth.client_secret || '') : '';
+    $('oauth2-client-secret').placeholder = secretStored ? 'Type a new secret to replace the stored one' : '';
+    $('oauth2-client-secret').dataset.stored = secretStored ? '1' : '';
+    syncEndpoint();
     $('allow-http').checked = Boolean(settings.allow_http);
 
     const events = settings.events === undefined ? 'all' : settings.events;
@@ -465,6 +673,20 @@
     if (!useDefault && !area.value.trim()) area.value = SAMPLE_TEMPLATE;
   }
 
+  /** Show the options of the chosen endpoint type only; OAuth2 is for every type but HEC. */
+  function syncEndpoint() {
+    const kind = $('endpoint').value;
+    $('hec-field').hidden = kind !== 'hec';
+    $('http-field').hidden = kind !== 'http';
+    $('es-field').hidden = kind !== 'elasticsearch';
+    $('dd-field').hidden = kind !== 'datadog';
+    $('oauth2-field').hidden = kind === 'hec';
+    const batched = $('http-format').value !== 'single';
+    for (const id of ['http-max-events', 'http-max-bytes']) $(id).disabled = !batched;
+    const oauth = $('oauth2-on').checked;
+    for (const id of ['oauth2-token-url', 'oauth2-client-id', 'oauth2-client-secret', 'oauth2-scope']) $(id).disabled = !oauth;
+  }
+
   function syncLimit() {
     const on = $('limit-on').checked;
     for (const id of ['limit-rate', 'limit-per', 'limit-burst', 'limit-policy']) $(id).disabled = !on;
@@ -485,8 +707,48 @@
     const s = Object.assign({}, state.saved || {});
     const targets = { auth_headers: [], custom_headers: [], custom_fields: [] };
     s.enabled = $('enabled').checked;
+    const name = $('stream-name').value.trim();
+    if (name) s.name = name;
+    else delete s.name;
     s.url = $('url').value.trim();
     s.endpoint = $('endpoint').value;
+    // The endpoint type's own options go only with that type (the API refuses them elsewhere).
+    for (const key of ['http', 'elasticsearch', 'datadog', 'oauth2']) delete s[key];
+    const caps = (target, eventsId, bytesId) => {
+      const events = numberOrNull($(eventsId).value);
+      const bytes = numberOrNull($(bytesId).value);
+      if (events !== null) target.max_events = events;
+      if (bytes !== null) target.max_bytes = bytes;
+      return target;
+    };
+    if (s.endpoint === 'http') {
+      const format = $('http-format').value;
+      const http = format === 'single' ? { format } : caps({ format }, 'http-max-events', 'http-max-bytes');
+      if (format !== 'single' || Object.keys(http).length > 1) s.http = http;
+    } else if (s.endpoint === 'elasticsearch') {
+      s.elasticsearch = caps({ index: $('es-index').value.trim(), op_type: $('es-op-type').value }, 'es-max-events', 'es-max-bytes');
+    } else if (s.endpoint === 'datadog') {
+      const dd = {};
+      const ddsource = $('dd-source').value.trim();
+      const service = $('dd-service').value.trim();
+      const ddtags = $('dd-tags').value.trim();
+      if (ddsource) dd.ddsource = ddsource;
+      if (service) dd.service = service;
+      if (ddtags) dd.ddtags = ddtags;
+      if (Object.keys(dd).length) s.datadog = dd;
+    }
+    if (s.endpoint !== 'hec' && $('oauth2-on').checked) {
+      const secretInput = $('oauth2-client-secret');
+      const oauth = {
+        token_url: $('oauth2-token-url').value.trim(),
+        client_id: $('oauth2-client-id').value.trim(),
+        // Empty with a stored secret: the mask, which keeps the stored one.
+        client_secret: secretInput.value === '' && secretInput.dataset.stored ? MASK : secretInput.value,
+      };
+      const scope = $('oauth2-scope').value.trim();
+      if (scope) oauth.scope = scope;
+      s.oauth2 = oauth;
+    }
     s.allow_http = $('allow-http').checked;
     // Types without a box here (new ones, subscribed to by name through the API) are kept.
     const other = Array.isArray(state.saved && state.saved.events)
@@ -547,6 +809,8 @@
 
   const SIMPLE_FIELDS = {
     token: 'token',
+    stream: 'stream-new-id',
+    name: 'stream-name',
     enabled: 'enabled',
     url: 'url',
     endpoint: 'endpoint',
@@ -566,6 +830,24 @@
     'hec.sourcetype': 'hec-sourcetype',
     'hec.index': 'hec-index',
     'hec.ack': 'hec-ack',
+    http: 'http-format',
+    'http.format': 'http-format',
+    'http.max_events': 'http-max-events',
+    'http.max_bytes': 'http-max-bytes',
+    elasticsearch: 'es-index',
+    'elasticsearch.index': 'es-index',
+    'elasticsearch.op_type': 'es-op-type',
+    'elasticsearch.max_events': 'es-max-events',
+    'elasticsearch.max_bytes': 'es-max-bytes',
+    datadog: 'dd-source',
+    'datadog.ddsource': 'dd-source',
+    'datadog.service': 'dd-service',
+    'datadog.ddtags': 'dd-tags',
+    oauth2: 'oauth2-on',
+    'oauth2.token_url': 'oauth2-token-url',
+    'oauth2.client_id': 'oauth2-client-id',
+    'oauth2.client_secret': 'oauth2-client-secret',
+    'oauth2.scope': 'oauth2-scope',
     auth_headers: 'add-auth',
     custom_headers: 'add-custom-header',
     custom_fields: 'add-custom-field',
@@ -634,6 +916,7 @@
       syncEventChecks();
       syncBody();
       syncLimit();
+      syncEndpoint();
     }
   }
 
@@ -641,17 +924,30 @@
     clearErrors();
     const { settings, targets } = collect();
     const org = state.org;
+    const stream = state.streamId;
     $('save').disabled = true;
     setStatus('Saving…');
     try {
-      const { data } = await api('PUT', orgPath(org, 'settings'), settings);
+      const { data } = await api('PUT', streamPath(org, stream, ''), settings);
+      if (org !== state.org || stream !== state.streamId) return;
       state.saved = data;
       fillForm(data);
       setEditing(false);
       $('settings-note').hidden = true;
-      setStatus(`Saved the settings of ${org}. Every consumer applies them within about a second.`, true);
+      setStatus(stream === DEFAULT_STREAM
+        ? `Saved the settings of ${org}. Every consumer applies them within about a second.`
+        : `Saved the settings of ${org}, stream ${stream}. Every consumer applies them within about a second.`, true);
+      if ($('stream-new-id').value.trim() === stream) {
+        $('stream-new-id').value = '';
+        $('stream-new-name').value = '';
+      }
+      refreshStreamList();
+      refreshStream(true); // a stream saved for the first time has a status now
       // Saving resumes a paused stream: show it once the consumers have applied the settings.
-      setTimeout(() => { if (org === state.org) refreshStream(true); }, 1500);
+      setTimeout(() => {
+        if (org === state.org && stream === state.streamId) refreshStream(true);
+        if (org === state.org) refreshStreamList(true);
+      }, 1500);
       await loadOrgs().catch(() => {});
       $('org-select').value = org;
       $('edit').focus();
@@ -660,7 +956,10 @@
       setStatus('Not saved.');
       const field = e instanceof ApiError ? e.body.field : null;
       const message = e instanceof ApiError ? e.message : String(e);
-      if (!(e instanceof ApiError && e.status === 400 && showFieldError(field, message, targets))) {
+      const placed = e instanceof ApiError && (e.status === 400 || e.status === 409)
+        && (field !== 'stream' || $('stream-new-id').value.trim() === stream)
+        && showFieldError(field, message, targets);
+      if (!placed) {
         showBanner(`Not saved: ${describe(e)}`);
       }
     } finally {
@@ -673,6 +972,13 @@
   function closeTest() {
     $('test-event').hidden = true;
     $('test-toggle').setAttribute('aria-expanded', 'false');
+  }
+
+  function openTest() {
+    $('test-event').hidden = false;
+    $('test-toggle').setAttribute('aria-expanded', 'true');
+    if (state.editing) setStatus('You have unsaved changes: the test event uses the saved settings.');
+    $('send-test').focus();
   }
 
   const REASONS = {
@@ -744,10 +1050,15 @@
     const button = $('send-test');
     button.disabled = true;
     $('test-result').replaceChildren(el('p', { class: 'note', text: 'Sending…' }));
+    const org = state.org;
+    const stream = state.streamId;
     try {
-      const { data } = await api('POST', orgPath(state.org, 'test'), {});
+      const { data } = await api('POST', streamPath(org, stream, 'test'), {});
+      if (org !== state.org || stream !== state.streamId) return;
       renderTestResult(data);
-      setStatus(`Test event sent: ${explain(data)[1]}`, explain(data)[0] === 'ok');
+      $('test-result').dataset.stream = stream;
+      const sent = stream === DEFAULT_STREAM ? 'Test event sent' : `Test event sent through stream ${stream}`;
+      setStatus(`${sent}: ${explain(data)[1]}`, explain(data)[0] === 'ok');
     } catch (e) {
       if (e.signedOut) return;
       const hint = e instanceof ApiError && e.status === 404 ? ' Save the settings first.' : '';
@@ -964,7 +1275,10 @@
         const y = sortValue(b, key);
         if (x < y) return -dir;
         if (x > y) return dir;
-        return a.org < b.org ? -1 : a.org > b.org ? 1 : 0;
+        if (a.org !== b.org) return a.org < b.org ? -1 : 1;
+        const sa = a.stream || DEFAULT_STREAM;
+        const sb = b.stream || DEFAULT_STREAM;
+        return sa < sb ? -1 : sa > sb ? 1 : 0;
       });
   }
 
@@ -973,8 +1287,10 @@
     const body = $('overview-rows');
     body.replaceChildren();
     for (const s of rows) {
-      body.append(el('tr', { 'data-org': s.org, 'data-state': s.state },
-        el('td', {}, el('a', { href: `#org=${encodeURIComponent(s.org)}`, class: 'mono', text: s.org })),
+      const stream = s.stream || DEFAULT_STREAM;
+      body.append(el('tr', { 'data-org': s.org, 'data-stream': stream, 'data-state': s.state },
+        el('td', {}, el('a', { href: orgHash(s.org, stream), class: 'mono', text: s.org })),
+        el('td', { class: 'mono', 'data-test': 'stream', text: stream }),
         el('td', {}, stateBadge(s.state)),
         el('td', {}, timeEl(s.since)),
         el('td', { 'data-test': 'reason' }, ...(s.reason ? reasonNodes(s.reason) : ['–'])),
@@ -1022,7 +1338,7 @@
 
   // -------------------------------- pages (hash routes)
 
-  const ORG_PAGE = ['orgs', 'stream', 'settings', 'test-event', 'dlq'];
+  const ORG_PAGE = ['orgs', 'org-streams', 'stream', 'settings', 'test-event', 'dlq'];
 
   function setPage(page) {
     state.page = page;
@@ -1043,9 +1359,9 @@
       return;
     }
     setPage('org');
-    const wanted = orgFromHash() || (location.hash === '#org' ? state.org : null);
+    const wanted = orgFromHash() || (location.hash === '#org' && state.org ? { org: state.org, stream: state.streamId } : null);
     if (wanted) {
-      await openOrg(wanted);
+      await openOrg(wanted.org, wanted.stream);
     } else {
       setStatus('Signed in. Pick an org, or type another org id.', true);
       $('org-select').focus();
@@ -1106,25 +1422,31 @@
   /** Read the open org's status (and recent notices); `quiet` for the periodic refresh. */
   async function refreshStream(quiet) {
     const org = state.org;
+    const stream = state.streamId;
     if (!org) return;
     streamSeq += 1;
     const seq = streamSeq;
+    const current = () => seq === streamSeq && org === state.org && stream === state.streamId;
     try {
       const [status, notices] = await Promise.all([
-        api('GET', orgPath(org, 'status')),
-        api('GET', `${orgPath(org, 'stream-events')}?limit=5`).catch((e) => {
+        api('GET', streamPath(org, stream, 'status')),
+        api('GET', `${orgPath(org, 'stream-events')}?limit=50`).catch((e) => {
           if (e.signedOut) throw e;
           return { data: null };
         }),
       ]);
-      if (seq !== streamSeq || org !== state.org) return;
+      if (!current()) return;
       renderStream(status.data);
-      renderNotices(notices.data);
+      // The org's notices cover all its streams: this stream's latest five.
+      const items = ((notices.data && notices.data.items) || []).filter((n) => (n.stream || DEFAULT_STREAM) === stream);
+      renderNotices({ items: items.slice(-5) });
       if (!quiet) $('stream-result').textContent = '';
     } catch (e) {
-      if (e.signedOut || seq !== streamSeq || org !== state.org) return;
+      if (e.signedOut || !current()) return;
       if (e instanceof ApiError && e.status === 404) {
-        clearStream(`ELS has no stream for ${org} yet: it has seen no events for it.`);
+        clearStream(stream === DEFAULT_STREAM
+          ? `ELS has no stream for ${org} yet: it has seen no events for it.`
+          : `Stream ${stream} of ${org} is not saved yet.`);
       } else if (!quiet) {
         clearStream('');
         $('stream-result').textContent = `Could not read the stream status: ${describe(e)}`;
@@ -1135,6 +1457,7 @@
 
   async function streamAction(action) {
     const org = state.org;
+    const stream = state.streamId;
     if (!org) return;
     const buttons = [$('stream-pause'), $('stream-resume')];
     for (const b of buttons) b.disabled = true;
@@ -1143,13 +1466,15 @@
     result.className = '';
     result.textContent = action === 'pause' ? 'Pausing…' : 'Resuming…';
     try {
-      const { data } = await api('POST', orgPath(org, action), {});
-      if (org !== state.org) return;
+      const { data } = await api('POST', streamPath(org, stream, action), {});
+      if (org !== state.org || stream !== state.streamId) return;
       renderStream(data);
       const now = STATE_LABELS[data.state] || data.state;
+      const label = streamLabel(org, stream);
       result.textContent = action === 'pause'
-        ? `Paused ${org}: its events are held until you resume it.`
-        : `Resumed ${org}: the stream is ${now}.`;
+        ? `Paused ${label}: its events are held until you resume it.`
+        : `Resumed ${label}: the stream is ${now}.`;
+      refreshStreamList(true);
       result.className = 'ok';
       setStatus(result.textContent, true);
       // The clicked button is gone now: keep the keyboard focus on its counterpart.
@@ -1159,7 +1484,7 @@
       refreshStream(true);
     } catch (e) {
       if (e.signedOut) return;
-      result.textContent = `Could not ${action} ${org}: ${describe(e)}`;
+      result.textContent = `Could not ${action} ${streamLabel(org, stream)}: ${describe(e)}`;
       result.className = 'bad';
     } finally {
       for (const b of buttons) b.disabled = false;
@@ -1171,6 +1496,7 @@
     state.streamTimer = setInterval(() => {
       if (document.hidden || state.page !== 'org' || !state.org || $('stream').hidden) return;
       refreshStream(true);
+      refreshStreamList(true);
     }, STATUS_REFRESH_MS);
   }
 
@@ -1260,14 +1586,19 @@
     });
 
     $('test-toggle').addEventListener('click', () => {
-      const section = $('test-event');
-      const open = section.hidden;
-      section.hidden = !open;
-      $('test-toggle').setAttribute('aria-expanded', String(open));
-      if (open) {
-        if (state.editing) setStatus('You have unsaved changes: the test event uses the saved settings.');
-        $('send-test').focus();
-      }
+      if ($('test-event').hidden) openTest();
+      else closeTest();
+    });
+    $('endpoint').addEventListener('change', syncEndpoint);
+    $('http-format').addEventListener('change', syncEndpoint);
+    $('oauth2-on').addEventListener('change', syncEndpoint);
+    $('stream-add-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      addStream();
+    });
+    $('streams-refresh').addEventListener('click', async () => {
+      await refreshStreamList();
+      setStatus(`Streams of ${state.org} refreshed.`, true);
     });
     $('send-test').addEventListener('click', sendTest);
 
