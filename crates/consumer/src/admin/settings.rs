@@ -185,7 +185,7 @@ async fn put_one(
                 StatusCode::CONFLICT,
                 Some("stream"),
                 format!(
-                    "org {org} has {} streams, the most allowed (max_streams_per_org); remove                      one first",
+                    "org {org} has {} streams, the most allowed (max_streams_per_org); remove one first",
                     others.len()
                 ),
             ));
@@ -196,7 +196,7 @@ async fn put_one(
                 StatusCode::CONFLICT,
                 Some("stream"),
                 format!(
-                    "stream id `{stream}` shares its dead-letter slot with stream `{other}` of                      this org; choose another id"
+                    "stream id `{stream}` shares its dead-letter slot with stream `{other}` of this org; choose another id"
                 ),
             ));
         }
