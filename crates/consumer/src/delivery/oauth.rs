@@ -477,19 +477,11 @@ fn network_error(e: &reqwest::Error, host: &str, scrub: &dyn Fn(&str) -> String)
     if let Some(refused) = find_refusal(e) {
         return TokenError::Refused(refused.clone());
     }
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect error"
-    } else {
-        "request error"
-    };
-    let mut text = format!("token endpoint {host}: {kind}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
+    let text = format!(
+        "token endpoint {host}: {}{}",
+        super::siem::error_kind(e),
+        super::siem::error_sources(e)
+    );
     TokenError::Unavailable {
         status: None,
         detail: cap(&scrub(&text), MAX_ERROR_TEXT),

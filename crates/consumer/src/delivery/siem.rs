@@ -361,14 +361,23 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> String {
 
 /// A network error without the URL's query (no secrets live there, but keep it short).
 fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
+    format!("{}: {e}{}", error_kind(e), error_sources(e))
+}
+
+/// What kind of failure a request error is: `timeout`, `connect error` or `request error`.
+pub(super) fn error_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {
         "connect error"
     } else {
         "request error"
-    };
-    let mut text = format!("{kind}: {e}");
+    }
+}
+
+/// The error's causes, each as `: cause`.
+pub(super) fn error_sources(e: &reqwest::Error) -> String {
+    let mut text = String::new();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         text.push_str(&format!(": {s}"));
