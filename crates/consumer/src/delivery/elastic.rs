@@ -241,14 +241,7 @@ fn join(error_type: &str, reason: &str) -> String {
 
 /// At most [`MAX_REASON_BYTES`] of `text`, cut at a character boundary, `…` marking a cut.
 fn cap(text: &str) -> String {
-    if text.len() <= MAX_REASON_BYTES {
-        return text.to_string();
-    }
-    let mut end = MAX_REASON_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    crate::state::record::truncate(text, MAX_REASON_BYTES)
 }
 
 #[cfg(test)]

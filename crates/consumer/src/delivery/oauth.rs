@@ -500,14 +500,7 @@ fn scrub(text: &str, secret: &str) -> String {
 
 /// At most `max` bytes of `text`, cut at a character boundary, `…` marking a cut.
 fn cap(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    crate::state::record::truncate(text, max)
 }
 
 /// The token URL's host, for logs.

@@ -76,28 +76,27 @@ pub fn batch_body<'a>(
                 out.push(b'\n');
             }
         }
-        EndpointKind::Datadog => {
-            out.push(b'[');
-            for (i, event) in events.enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_datadog_entry(&mut out, event, runtime);
-            }
-            out.push(b']');
-        }
-        _ => {
-            out.push(b'[');
-            for (i, event) in events.enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_event(&mut out, event, runtime);
-            }
-            out.push(b']');
-        }
+        EndpointKind::Datadog => write_array(&mut out, events, runtime, write_datadog_entry),
+        _ => write_array(&mut out, events, runtime, write_event),
     }
     out
+}
+
+/// A JSON array of `events`, each written by `write`.
+fn write_array<'a>(
+    out: &mut Vec<u8>,
+    events: impl Iterator<Item = &'a TopicEvent>,
+    runtime: &OrgRuntime,
+    write: fn(&mut Vec<u8>, &TopicEvent, &OrgRuntime),
+) {
+    out.push(b'[');
+    for (i, event) in events.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, event, runtime);
+    }
+    out.push(b']');
 }
 
 /// Room for one event's framing in a batched body beyond its own bytes (an action line,
