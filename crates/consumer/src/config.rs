@@ -73,6 +73,10 @@ pub struct Config {
     pub batch_max_events: usize,
     /// ...or after waiting this long for more events.
     pub batch_linger_ms: u64,
+    /// A quiet stream's batches wait up to this long (its linger doubles while its batches
+    /// close nearly empty, and falls back as they fill), so requests per second stay bounded
+    /// by streams rather than events; `batch_linger_ms` or less turns adapting off.
+    pub batch_linger_max_ms: u64,
     /// Per-request timeout towards a SIEM.
     pub request_timeout_ms: u64,
     /// Gzip HEC request bodies.
@@ -155,6 +159,7 @@ impl Default for Config {
             batch_max_bytes: 1_000_000,
             batch_max_events: 500,
             batch_linger_ms: 50,
+            batch_linger_max_ms: 1000,
             request_timeout_ms: 10_000,
             gzip: false,
             retry_initial_ms: 250,

@@ -44,8 +44,10 @@ pub struct EngineKnobs {
     pub batch_max_bytes: usize,
     /// ...or this many events...
     pub batch_max_events: usize,
-    /// ...or after waiting this long for more events.
+    /// ...or after waiting this long for more events (a busy stream's linger)...
     pub linger: Duration,
+    /// ...which grows up to this for a quiet stream (see `delivery::worker::Linger`).
+    pub linger_max: Duration,
     /// Workers of orgs without traffic for this long are stopped.
     pub idle: Duration,
     /// Most requests to SIEMs at once, across all orgs.
@@ -71,6 +73,7 @@ impl EngineKnobs {
             batch_max_bytes: config.batch_max_bytes,
             batch_max_events: config.batch_max_events,
             linger: Duration::from_millis(config.batch_linger_ms),
+            linger_max: Duration::from_millis(config.batch_linger_max_ms),
             idle: Duration::from_millis(config.org_idle_ms.max(1000)),
             max_concurrent_requests: config.max_concurrent_requests,
             ack: AckKnobs {

@@ -132,6 +132,7 @@ pub async fn run(key: StreamKey, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine
     let channel = hec::new_channel();
     let mut acks = Acks::default();
     let knobs = &engine.services.engine;
+    let mut linger = Linger::new(knobs);
     let mut open = true;
     loop {
         let room = acks.events() < knobs.ack.max_pending_per_org
@@ -148,7 +149,9 @@ pub async fn run(key: StreamKey, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine
         match step {
             Step::Job(first) => {
                 let mut jobs = vec![first];
-                collect_batch(&mut rx, &mut jobs, knobs).await;
+                collect_batch(&mut rx, &mut jobs, knobs, linger.now()).await;
+                let bytes = jobs.iter().map(|j| j.event.len()).sum();
+                linger.after(jobs.len(), bytes, knobs);
                 process(&key, jobs, &engine, &mut limiter, channel, &mut acks).await;
                 if engine.services.streams.holds(key.as_str()) {
                     // Paused: what is still queued goes back to be held too.
@@ -266,8 +269,48 @@ async fn poll_acks(key: &StreamKey, acks: &mut Acks, engine: &Engine, channel: U
     }
 }
 
-async fn collect_batch(rx: &mut mpsc::Receiver<Job>, jobs: &mut Vec<Job>, knobs: &EngineKnobs) {
-    let deadline = tokio::time::Instant::now() + knobs.linger;
+/// How long a worker's next batch waits for more events: the configured linger while its
+/// batches fill up (a busy stream), doubling up to `linger_max` while they close with fewer
+/// than a tenth of `batch_max_events` (a quiet stream: one request about every `linger_max`
+/// instead of one per few events), halving back as they fill; a full batch goes back to the
+/// configured linger at once, so busy streams keep their latency.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Linger {
+    now: Duration,
+}
+
+impl Linger {
+    pub(crate) fn new(knobs: &EngineKnobs) -> Self {
+        Self { now: knobs.linger }
+    }
+
+    pub(crate) fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// Adapt to a batch of `events` events and `bytes` bytes that just closed.
+    pub(crate) fn after(&mut self, events: usize, bytes: usize, knobs: &EngineKnobs) {
+        let (base, max) = (knobs.linger, knobs.linger_max);
+        if max <= base || events >= knobs.batch_max_events || bytes >= knobs.batch_max_bytes {
+            self.now = base;
+        } else if events < (knobs.batch_max_events / 10).max(2) {
+            self.now = (self.now * 2).max(MIN_ADAPTED_LINGER).min(max);
+        } else {
+            self.now = (self.now / 2).max(base);
+        }
+    }
+}
+
+/// The first step of a quiet stream's linger when the configured one is zero.
+const MIN_ADAPTED_LINGER: Duration = Duration::from_millis(10);
+
+async fn collect_batch(
+    rx: &mut mpsc::Receiver<Job>,
+    jobs: &mut Vec<Job>,
+    knobs: &EngineKnobs,
+    linger: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + linger;
     let mut bytes: usize = jobs.iter().map(|j| j.event.len()).sum();
     while jobs.len() < knobs.batch_max_events && bytes < knobs.batch_max_bytes {
         let next = match rx.try_recv() {

@@ -67,3 +67,68 @@ async fn a_batch_closes_after_the_linger() {
     h.finished(3).await;
     assert_eq!(timeline(&h.siem), [(vec![0, 1], 50), (vec![2], 120)]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_stream_lingers_longer_and_a_full_batch_resets_it() {
+    let knobs = EngineKnobs {
+        batch_max_events: 100,
+        linger: Duration::from_millis(50),
+        linger_max: Duration::from_millis(400),
+        ..knobs()
+    };
+    let mut h = Harness::new(hec(), knobs, FakeSiem::ok());
+    let tx = h.worker([]);
+    // One event at a time: each batch closes on its linger, nearly empty, so the next one
+    // waits twice as long, up to the maximum.
+    let mut waits = Vec::new();
+    for n in 0..6 {
+        let sent = tokio::time::Instant::now();
+        tx.send(job(n)).await.unwrap();
+        h.finished(1).await;
+        waits.push(sent.elapsed().as_millis() as u64);
+    }
+    assert_eq!(waits, [50, 100, 200, 400, 400, 400]);
+    // A full batch leaves at once and brings the linger back to 50 ms.
+    for n in 6..106 {
+        tx.send(job(n)).await.unwrap();
+    }
+    h.finished(100).await;
+    let sent = tokio::time::Instant::now();
+    tx.send(job(106)).await.unwrap();
+    h.finished(1).await;
+    assert_eq!(sent.elapsed().as_millis(), 50);
+    let sizes: Vec<usize> = h.siem.bodies().iter().map(Vec::len).collect();
+    assert_eq!(&sizes[6..], [100, 1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn batches_that_fill_halfway_bring_the_linger_back_down() {
+    let knobs = EngineKnobs {
+        batch_max_events: 100,
+        linger: Duration::from_millis(50),
+        linger_max: Duration::from_millis(400),
+        ..knobs()
+    };
+    let mut linger = crate::delivery::worker::Linger::new(&knobs);
+    for _ in 0..5 {
+        linger.after(1, 400, &knobs);
+    }
+    assert_eq!(linger.now(), Duration::from_millis(400));
+    // 10 events or more (a tenth of a full batch): busy enough to halve.
+    linger.after(30, 12_000, &knobs);
+    assert_eq!(linger.now(), Duration::from_millis(200));
+    linger.after(30, 12_000, &knobs);
+    linger.after(30, 12_000, &knobs);
+    assert_eq!(
+        linger.now(),
+        Duration::from_millis(50),
+        "never below the configured linger"
+    );
+    // Without a larger maximum the linger never moves.
+    let fixed = EngineKnobs {
+        linger_max: Duration::ZERO,
+        ..knobs
+    };
+    linger.after(1, 400, &fixed);
+    assert_eq!(linger.now(), Duration::from_millis(50));
+}

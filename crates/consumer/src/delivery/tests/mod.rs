@@ -288,6 +288,8 @@ pub fn knobs() -> EngineKnobs {
         batch_max_bytes: 1 << 20,
         batch_max_events: 100,
         linger: Duration::ZERO,
+        // Fixed linger unless a test turns adapting on.
+        linger_max: Duration::ZERO,
         idle: Duration::from_secs(3600),
         max_concurrent_requests: 8,
         ack: crate::services::AckKnobs {
