@@ -1,6 +1,8 @@
 //! Datadog logs intake, `POST /api/v2/logs` ("Send logs", Datadog API reference), pure and
 //! unit-tested.
 //!
+//! Reference: <https://docs.datadoghq.com/api/latest/logs/#send-logs>.
+//!
 //! As documented there:
 //! - the body is a JSON array of log entries (a single object is accepted too), each with
 //!   the reserved attributes `ddsource`, `ddtags`, `hostname`, `message`, `service` and any

@@ -2,6 +2,8 @@
 //! parsing the NDJSON body of action/metadata lines and source lines, deciding each item's
 //! outcome, and the answer and error bodies, pure and unit-tested.
 //!
+//! Reference: <https://www.elastic.co/docs/api/doc/elasticsearch/operation/operation-bulk>.
+//!
 //! What Elasticsearch does and this module plays:
 //! - The body is action lines (`{"create":{"_index":"i","_id":"1"}}`), each `create` or
 //!   `index` followed by its source line; the body must end with a newline. A body-level

@@ -2,6 +2,8 @@
 //! `POST /dataCollectionRules/{dcrImmutableId}/streams/{streamName}?api-version=2023-01-01`,
 //! pure and unit-tested.
 //!
+//! Reference: <https://learn.microsoft.com/en-us/azure/azure-monitor/logs/logs-ingestion-api-overview>.
+//!
 //! As the API reference documents it: the body is a JSON array of records matching the
 //! stream's columns (gzip accepted), at most 1 MB per call (413 beyond); the caller presents
 //! a bearer token from Microsoft Entra ID (client credentials, see [`crate::oauth`]);

@@ -2,6 +2,10 @@
 //! how a sender gets the bearer token the Azure Monitor Logs Ingestion API (Microsoft
 //! Sentinel) requires.
 //!
+//! References: RFC 6749 <https://www.rfc-editor.org/rfc/rfc6749>, and Microsoft identity
+//! platform, "OAuth 2.0 client credentials flow"
+//! <https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>.
+//!
 //! Pure and unit-tested: parsing the token request (form body, client credentials in the body
 //! or in HTTP Basic, RFC 6749 §2.3.1), the success and error bodies (§5.1, §5.2, with the
 //! extra fields Entra adds), and the store of issued tokens with their expiry. Secrets and
