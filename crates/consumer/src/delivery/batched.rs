@@ -18,11 +18,12 @@ use super::elastic::{self, BulkReply, ItemOutcome};
 use super::request;
 use super::retry::{Attempt, Outcome, Verdict};
 use super::worker::{
-    dead_letter, delivered, exhausted, hold_all, pause, probing, send_with_retry, Engine, Job,
+    about_the_stream, dead_letter, delivered, exhausted, hold_all, pause_or_expire,
+    send_with_retry, Engine, Job,
 };
 use crate::settings::OrgRuntime;
 use crate::state::Reason;
-use crate::streams::{self, StreamKey};
+use crate::streams::StreamKey;
 use els_model::settings::EndpointKind;
 use std::sync::Arc;
 
@@ -84,15 +85,12 @@ pub async fn deliver(
                 }
                 Outcome::Rejected { attempts, last } => (attempts, last),
             };
-        if probing(engine, key) || streams::is_configuration_error(last.status, None) {
-            if engine.services.streams.window_expired(key.as_str()) {
-                let reason = Reason::RetriesExhausted;
-                Box::pin(dead_letter(engine, batch, reason, attempts, &last)).await;
-                continue;
+        if about_the_stream(engine, key, last.status, None) {
+            if pause_or_expire(key, batch, attempts, &last, runtime, engine).await {
+                hold_all(engine, stack);
+                return;
             }
-            pause(key, batch, &last, runtime, engine);
-            hold_all(engine, stack);
-            return;
+            continue;
         }
         let splittable = matches!(last.status, Some(400 | 413 | 422));
         if splittable && batch.len() > 1 {

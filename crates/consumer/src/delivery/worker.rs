@@ -438,24 +438,12 @@ async fn deliver_hec(
             };
         let reply = hec::parse_reply(&last.detail);
         let code = reply.as_ref().map(|r| r.code);
-        if probing(engine, key) || streams::is_configuration_error(last.status, code) {
-            if engine.services.streams.window_expired(key.as_str()) {
-                // Failing for the whole retry window: the held events end as dead letters.
-                Box::pin(dead_letter(
-                    engine,
-                    batch,
-                    Reason::RetriesExhausted,
-                    attempts,
-                    &last,
-                ))
-                .await;
-                continue;
+        if about_the_stream(engine, key, last.status, code) {
+            if pause_or_expire(key, batch, attempts, &last, runtime, engine).await {
+                hold_all(engine, stack);
+                return;
             }
-            // The stream's configuration (token, index, channel, URL) is wrong, or a probe
-            // failed: pause and hold, never dead-letter event by event.
-            pause(key, batch, &last, runtime, engine);
-            hold_all(engine, stack);
-            return;
+            continue;
         }
         let decision = hec::decide(last.status, reply.as_ref(), batch.len());
         let dead = |jobs: Vec<Job>, reason: Reason| {
@@ -491,8 +479,40 @@ async fn deliver_hec(
     }
 }
 
+/// Whether a permanent answer (`status`, HEC `code`) is about the stream rather than its
+/// events: its configuration (token, index, channel, URL) is wrong, or a probe failed.
+pub(super) fn about_the_stream(
+    engine: &Engine,
+    key: &StreamKey,
+    status: Option<u16>,
+    code: Option<i64>,
+) -> bool {
+    probing(engine, key) || streams::is_configuration_error(status, code)
+}
+
+/// A batch refused as [`about_the_stream`]: the stream pauses and holds it, never
+/// dead-lettering event by event, unless it has been failing for the whole retry window
+/// (then the events end as dead letters `retries_exhausted`). Returns whether it paused (the
+/// caller holds the rest of its work).
+pub(super) async fn pause_or_expire(
+    key: &StreamKey,
+    batch: Vec<Job>,
+    attempts: u32,
+    last: &Attempt,
+    runtime: &Arc<OrgRuntime>,
+    engine: &Engine,
+) -> bool {
+    if engine.services.streams.window_expired(key.as_str()) {
+        let reason = Reason::RetriesExhausted;
+        Box::pin(dead_letter(engine, batch, reason, attempts, last)).await;
+        return false;
+    }
+    pause(key, batch, last, runtime, engine);
+    true
+}
+
 /// Whether `org`'s stream is probing (its batch is a probe: one attempt, no dead letters).
-pub(super) fn probing(engine: &Engine, key: &StreamKey) -> bool {
+fn probing(engine: &Engine, key: &StreamKey) -> bool {
     engine.services.streams.state(key.as_str()) == StreamState::Probing
 }
 
@@ -526,7 +546,7 @@ pub(super) async fn exhausted(
 }
 
 /// Pause `org`'s stream because of `last` and hold `batch`.
-pub(super) fn pause(
+fn pause(
     key: &StreamKey,
     batch: Vec<Job>,
     last: &Attempt,
@@ -680,12 +700,8 @@ async fn deliver_single(
             exhausted(key, vec![job], attempts, &last, runtime, engine).await;
         }
         Outcome::Rejected { attempts, last } => {
-            let paused = probing(engine, key) || streams::is_configuration_error(last.status, None);
-            if paused && engine.services.streams.window_expired(key.as_str()) {
-                let reason = Reason::RetriesExhausted;
-                Box::pin(dead_letter(engine, vec![job], reason, attempts, &last)).await;
-            } else if paused {
-                pause(key, vec![job], &last, runtime, engine);
+            if about_the_stream(engine, key, last.status, None) {
+                pause_or_expire(key, vec![job], attempts, &last, runtime, engine).await;
             } else {
                 Box::pin(dead_letter(
                     engine,
