@@ -17,7 +17,8 @@
 //!   paused by user), what pauses and resumes it, and its lifecycle notices topic.
 //!
 //! At the top: [`services`] (the one app state, [`Services`], built in `main` and passed
-//! down), [`config`], [`error`], [`metrics`].
+//! down), [`config`], [`error`], [`metrics`], [`producer`] (the shared producer of
+//! ELS's own topics).
 
 pub mod access;
 pub mod admin;
@@ -25,6 +26,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod metrics;
+pub mod producer;
 pub mod services;
 pub mod settings;
 pub mod state;

@@ -47,11 +47,7 @@ pub async fn start(
             stop.clone(),
         )
         .await?;
-        tokens.attach_writer(topic::TopicWriter::new(
-            &config.brokers,
-            topic,
-            "els-consumer-tokens",
-        )?);
+        tokens.attach_writer(topic::TopicWriter::new(&config.brokers, topic)?);
         tracing::info!(
             topic,
             tokens = tokens.list().len(),
@@ -73,11 +69,7 @@ pub async fn start(
             stop,
         )
         .await?;
-        audit.attach_writer(topic::TopicWriter::new(
-            &config.brokers,
-            topic,
-            "els-consumer-audit",
-        )?);
+        audit.attach_writer(topic::TopicWriter::new(&config.brokers, topic)?);
     }
     Ok((tokens, audit))
 }

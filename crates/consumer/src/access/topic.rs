@@ -19,6 +19,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ConsumerError;
+use crate::producer::{self, WriteTimeout};
 
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -60,14 +61,8 @@ pub struct TopicWriter {
 }
 
 impl TopicWriter {
-    pub fn new(brokers: &str, topic: &str, client_id: &str) -> Result<Self, ConsumerError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", "15000")
-            .set("client.id", client_id)
-            .create()?;
+    pub fn new(brokers: &str, topic: &str) -> Result<Self, ConsumerError> {
+        let producer = producer::shared(brokers, WriteTimeout::Request)?;
         Ok(Self {
             producer,
             topic: topic.to_string(),

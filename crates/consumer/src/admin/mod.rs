@@ -49,7 +49,7 @@ pub use router::router;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
+use crate::producer::{self, WriteTimeout};
 use rdkafka::producer::FutureProducer;
 
 use crate::access::{AuditLog, TokenRegistry};
@@ -88,13 +88,7 @@ impl Admin {
         brokers: &str,
         topic: &str,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let replay = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", "15000")
-            .set("client.id", "els-consumer-replay")
-            .create()?;
+        let replay = producer::shared(brokers, WriteTimeout::Request)?;
         Ok(Self {
             services,
             token,

@@ -34,6 +34,7 @@ use super::crypto::Keyring;
 use super::store::{SettingsStore, Version};
 use crate::config::Config;
 use crate::error::ConsumerError;
+use crate::producer::{self, WriteTimeout};
 use crate::streams::StreamKey;
 
 /// How long a write may wait for Kafka's acknowledgement.
@@ -147,13 +148,7 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     pub fn new(config: &Config, keyring: Arc<Keyring>) -> Result<Self, ConsumerError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", "15000")
-            .set("client.id", "els-consumer-settings")
-            .create()?;
+        let producer = producer::shared(&config.brokers, WriteTimeout::Request)?;
         Ok(Self {
             producer,
             topic: config.settings_topic.clone(),

@@ -41,11 +41,9 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::error::ConsumerError;
 use crate::metrics::{ChangelogKind, Metrics};
+use crate::producer::{self, WriteTimeout};
 use crate::streams::StreamKey;
 use els_model::settings::DEFAULT_STREAM;
-
-/// How long a changelog write may take before it counts as failed.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a changelog key names: the input offset a record stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,15 +187,7 @@ impl Changelog {
         metrics: Metrics,
     ) -> Result<(Arc<Self>, watch::Sender<bool>), ConsumerError> {
         let partitions = ensure_topic(config).await?;
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("compression.type", "lz4")
-            .set("allow.auto.create.topics", "false")
-            .set("message.timeout.ms", WRITE_TIMEOUT.as_millis().to_string())
-            .set("client.id", "els-consumer-state")
-            .create()?;
+        let producer = producer::shared(&config.brokers, WriteTimeout::Background)?;
         let (tx, rx) = watch::channel(false);
         tracing::info!(topic = %config.state_topic, partitions, "state changelog ready");
         let changelog = Self {

@@ -18,6 +18,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
 use crate::error::ConsumerError;
+use crate::producer::{self, WriteTimeout};
 
 /// How long the start-up read of the topic may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,11 +49,7 @@ impl NoticeSink {
 pub async fn start(config: &Config) -> Result<(NoticeSink, Vec<StreamNotice>), ConsumerError> {
     let topic = config.stream_events_topic.clone();
     ensure_topic(config, &topic).await?;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("allow.auto.create.topics", "false")
-        .set("client.id", "els-consumer-stream-events")
-        .create()?;
+    let producer = producer::shared(&config.brokers, WriteTimeout::Background)?;
     let brokers = config.brokers.clone();
     let read_topic = topic.clone();
     let notices = tokio::task::spawn_blocking(move || read_all(&brokers, &read_topic))
