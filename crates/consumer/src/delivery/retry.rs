@@ -1,6 +1,9 @@
 //! Retry policy as data: a pure classification of a SIEM's answer, the schedule (exponential
 //! with jitter via `backoff`, honouring `Retry-After`), and the loop that applies them.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use backoff::backoff::Backoff;
@@ -98,6 +101,58 @@ impl RetryPolicy {
     }
 }
 
+/// Endpoints (scheme, host and port) that requests are waiting to retry on, each with the
+/// signal that a request to it succeeded again. A SIEM back from an outage wakes every stream
+/// backing off from it at its first success instead of at each stream's next backoff step
+/// (up to `retry_max_interval` later: 30 s by default), so the backlog starts draining at
+/// once. The wait is only shortened for plain transient failures: a `Retry-After` is kept.
+/// Woken requests still queue for the engine's request permits, which bound the burst.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    waiting: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// `waiting.len()`, readable without the lock: a success checks it first.
+    count: AtomicUsize,
+}
+
+impl Recovery {
+    /// The signal a request failing on `url`'s endpoint waits on alongside its backoff.
+    pub fn failed(&self, url: &str) -> Arc<tokio::sync::Notify> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        let notify = waiting
+            .entry(endpoint(url).to_string())
+            .or_default()
+            .clone();
+        self.count.store(waiting.len(), Ordering::Relaxed);
+        notify
+    }
+
+    /// A request to `url` succeeded: wake whatever waits on its endpoint.
+    pub fn succeeded(&self, url: &str) {
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(notify) = waiting.remove(endpoint(url)) {
+            notify.notify_waiters();
+        }
+        self.count.store(waiting.len(), Ordering::Relaxed);
+    }
+}
+
+/// The time left until `max_elapsed`, if any.
+fn last_chance(policy: &RetryPolicy, started: tokio::time::Instant) -> Option<Duration> {
+    Some(policy.max_elapsed.checked_sub(started.elapsed())?).filter(|left| !left.is_zero())
+}
+
+/// `scheme://authority` of a URL (the part a request's success says something about).
+fn endpoint(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
 /// The result of one attempt, as seen by the retry loop.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
@@ -128,10 +183,13 @@ pub enum Outcome {
 
 /// Run `send` until success, a permanent answer, `max_elapsed` or cancellation. A
 /// `Retry-After` is never undercut: the wait is the larger of it and the backoff step.
-/// `on_retry` is told of each retry (for metrics and logs).
+/// Other waits end early when another request to the same endpoint (`recovery`: the
+/// engine's register and the request's URL) succeeds. `on_retry` is told of each retry (for
+/// metrics and logs).
 pub async fn run<F, Fut>(
     policy: &RetryPolicy,
     cancel: &tokio_util::sync::CancellationToken,
+    recovery: Option<(&Recovery, &str)>,
     mut send: F,
     mut on_retry: impl FnMut(&Attempt, Duration),
 ) -> Outcome
@@ -140,16 +198,20 @@ where
     Fut: std::future::Future<Output = Attempt>,
 {
     let mut schedule = policy.schedule();
+    let started = tokio::time::Instant::now();
     let mut attempts = 0u32;
     loop {
         attempts += 1;
         let attempt = send().await;
         let wait = match attempt.verdict {
             Verdict::Success => {
+                if let Some((register, url)) = recovery {
+                    register.succeeded(url);
+                }
                 return Outcome::Delivered {
                     attempts,
                     reply: attempt.detail,
-                }
+                };
             }
             Verdict::Permanent => {
                 return Outcome::Rejected {
@@ -157,8 +219,16 @@ where
                     last: attempt,
                 }
             }
-            Verdict::Retry => schedule.next_backoff(),
-            Verdict::RetryAfter(after) => schedule.next_backoff().map(|step| step.max(after)),
+            // When the next step would end past `max_elapsed`, one last attempt is made at
+            // `max_elapsed` itself: failing for `max_elapsed` means exactly that, not "until
+            // a long random step no longer fits" (which gave up a third of the way in).
+            Verdict::Retry => schedule
+                .next_backoff()
+                .or_else(|| last_chance(policy, started)),
+            Verdict::RetryAfter(after) => schedule
+                .next_backoff()
+                .map(|step| step.max(after))
+                .or_else(|| last_chance(policy, started).filter(|left| *left >= after)),
         };
         let Some(wait) = wait else {
             return Outcome::Exhausted {
@@ -167,9 +237,20 @@ where
             };
         };
         on_retry(&attempt, wait);
+        let woken = match (attempt.verdict, recovery) {
+            (Verdict::Retry, Some((register, url))) => Some(register.failed(url)),
+            _ => None,
+        };
+        let recovered = async {
+            match &woken {
+                Some(notify) => notify.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = cancel.cancelled() => return Outcome::Cancelled { attempts },
             _ = tokio::time::sleep(wait) => {}
+            _ = recovered => {}
         }
     }
 }
@@ -262,6 +343,7 @@ mod tests {
         let outcome = run(
             &no_jitter(),
             &cancel,
+            None,
             move || {
                 t.lock().unwrap().push(start.elapsed());
                 send()
@@ -321,6 +403,7 @@ mod tests {
             let outcome = run(
                 &no_jitter(),
                 &cancel,
+                None,
                 scripted(vec![(status, None)]),
                 |_, _| {},
             )
@@ -337,6 +420,7 @@ mod tests {
         let outcome = run(
             &policy,
             &cancel,
+            None,
             scripted(vec![(503, None); 100]),
             |_, _| {},
         )
@@ -344,6 +428,134 @@ mod tests {
         assert!(
             matches!(outcome, Outcome::Exhausted { attempts, .. } if attempts > 3 && attempts < 10),
             "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn endpoints_are_scheme_host_and_port() {
+        let cases = [
+            (
+                "https://splunk.example:8088/services/collector/event",
+                "https://splunk.example:8088",
+            ),
+            ("https://intake.example?x=1", "https://intake.example"),
+            ("http://10.0.0.1:9200/_bulk", "http://10.0.0.1:9200"),
+            ("https://a.example", "https://a.example"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(endpoint(url), want, "{url}");
+        }
+    }
+
+    /// Stream A backs off from a 503 (next attempt 8 s later); stream B's request to the same
+    /// endpoint succeeds at 1 s: A retries then, not at 8 s. A stream waiting on another
+    /// endpoint, or on a `Retry-After`, keeps its wait.
+    #[tokio::test(start_paused = true)]
+    async fn a_success_on_the_endpoint_ends_other_streams_backoff() {
+        let recovery = Arc::new(Recovery::default());
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let policy = RetryPolicy {
+            initial: Duration::from_secs(8),
+            ..no_jitter()
+        };
+        let start = tokio::time::Instant::now();
+        let waiter = |url: &'static str, first: (u16, Option<&'static str>)| {
+            let (recovery, cancel) = (recovery.clone(), cancel.clone());
+            tokio::spawn(async move {
+                let (outcome, times) = {
+                    let times = Arc::new(Mutex::new(Vec::new()));
+                    let t = times.clone();
+                    let mut script = scripted(vec![first, (200, None)]);
+                    let outcome = run(
+                        &policy,
+                        &cancel,
+                        Some((&recovery, url)),
+                        move || {
+                            t.lock().unwrap().push(start.elapsed());
+                            script()
+                        },
+                        |_, _| {},
+                    )
+                    .await;
+                    let times = times.lock().unwrap().clone();
+                    (outcome, times)
+                };
+                assert!(
+                    matches!(outcome, Outcome::Delivered { attempts: 2, .. }),
+                    "{outcome:?}"
+                );
+                times[1]
+            })
+        };
+        let same = waiter("https://siem.example:8088/services/collector", (503, None));
+        let other = waiter("https://other.example/services/collector", (503, None));
+        let after = waiter("https://siem.example:8088/x", (503, Some("5")));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let b = run(
+            &policy,
+            &cancel,
+            Some((
+                &*recovery,
+                "https://siem.example:8088/services/collector/event",
+            )),
+            scripted(vec![(200, None)]),
+            |_, _| {},
+        )
+        .await;
+        assert!(matches!(b, Outcome::Delivered { attempts: 1, .. }));
+        assert_eq!(
+            same.await.unwrap(),
+            Duration::from_secs(1),
+            "woken by B's success"
+        );
+        assert_eq!(
+            other.await.unwrap(),
+            Duration::from_secs(8),
+            "another endpoint"
+        );
+        assert_eq!(
+            after.await.unwrap(),
+            Duration::from_secs(8),
+            "Retry-After kept (and its 8 s step)"
+        );
+        assert_eq!(
+            recovery.count.load(Ordering::Relaxed),
+            0,
+            "nothing left waiting"
+        );
+    }
+
+    /// Steps 0.1, 0.2, 0.4 ... s: the attempt after 3.1 s would come at 6.3 s, past the 5 s
+    /// window, so the last one is made at 5 s exactly; then the retries are exhausted.
+    #[tokio::test(start_paused = true)]
+    async fn the_last_attempt_comes_at_max_elapsed() {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let policy = RetryPolicy {
+            max_elapsed: Duration::from_secs(5),
+            ..no_jitter()
+        };
+        let start = tokio::time::Instant::now();
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let t = times.clone();
+        let mut script = scripted(vec![(503, None); 100]);
+        let outcome = run(
+            &policy,
+            &cancel,
+            None,
+            move || {
+                t.lock().unwrap().push(start.elapsed().as_millis());
+                script()
+            },
+            |_, _| {},
+        )
+        .await;
+        assert!(
+            matches!(outcome, Outcome::Exhausted { attempts: 7, .. }),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            *times.lock().unwrap(),
+            vec![0, 100, 300, 700, 1500, 3100, 5000]
         );
     }
 }

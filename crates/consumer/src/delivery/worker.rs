@@ -92,6 +92,8 @@ pub struct Engine {
     pub hard_stop: CancellationToken,
     /// Events awaiting HEC indexer acks, across all workers.
     pub acks: AckBudget,
+    /// Endpoints requests are backing off from, woken by a success on the same endpoint.
+    pub recovery: retry::Recovery,
 }
 
 impl Engine {
@@ -108,6 +110,7 @@ impl Engine {
             services,
             done,
             hard_stop: CancellationToken::new(),
+            recovery: retry::Recovery::default(),
         }
     }
 
@@ -740,6 +743,7 @@ pub(super) async fn send_with_retry(
     retry::run(
         &policy,
         &engine.hard_stop,
+        Some((&engine.recovery, &runtime.settings.url)),
         || async {
             // The semaphore is never closed, so acquire only fails if it were.
             let _permit = engine.requests.acquire().await;
