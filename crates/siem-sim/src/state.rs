@@ -91,6 +91,62 @@ impl Prepared {
     }
 }
 
+/// An event id as remembered: a UUID in its canonical form (lowercase, hyphenated, as ELS
+/// writes them) as its 128 bits, anything else as its text. Tens of millions of ids are kept
+/// in a long soak; a heap string each cost one allocation and ~90 bytes per id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Id {
+    Uuid(u128),
+    Text(Arc<str>),
+}
+
+impl Id {
+    fn new(text: String) -> Self {
+        canonical_uuid(&text).map_or_else(|| Id::Text(text.into()), Id::Uuid)
+    }
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Id::Uuid(bits) => {
+                let h = format!("{bits:032x}");
+                write!(
+                    f,
+                    "{}-{}-{}-{}-{}",
+                    &h[..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..]
+                )
+            }
+            Id::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+/// The bits of `text` when it is a UUID written exactly as `Id::Uuid` prints one.
+fn canonical_uuid(text: &str) -> Option<u128> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 36 || [8, 13, 18, 23].iter().any(|&i| bytes[i] != b'-') {
+        return None;
+    }
+    let mut bits = 0u128;
+    for (i, &b) in bytes.iter().enumerate() {
+        if [8, 13, 18, 23].contains(&i) {
+            continue;
+        }
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        bits = bits << 4 | u128::from(digit);
+    }
+    Some(bits)
+}
+
 /// Counters answered by `GET /sim/stats`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
@@ -224,8 +280,8 @@ struct Store {
     by_status: BTreeMap<u16, u64>,
     records: VecDeque<Kept>,
     /// Every event id in arrival order; shares its strings with `seen`.
-    event_ids: Vec<Arc<str>>,
-    seen: HashSet<Arc<str>>,
+    event_ids: Vec<Id>,
+    seen: HashSet<Id>,
     orgs: BTreeMap<String, u64>,
     first_at: Option<String>,
     last_at: Option<String>,
@@ -272,12 +328,12 @@ impl Store {
             self.last_at = Some(at.to_owned());
         }
         if let Some(id) = event.id {
-            let id: Arc<str> = match self.seen.get(id.as_str()) {
-                Some(known) => Arc::clone(known),
+            let id = Id::new(id);
+            let id = match self.seen.get(&id) {
+                Some(known) => known.clone(),
                 None => {
-                    let fresh: Arc<str> = id.into();
-                    self.seen.insert(Arc::clone(&fresh));
-                    fresh
+                    self.seen.insert(id.clone());
+                    id
                 }
             };
             self.event_ids.push(id);
@@ -657,6 +713,30 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn canonical_uuids_are_kept_as_bits_and_print_back_the_same() {
+        for text in [
+            "0f8e2c4a-1b3d-4e5f-8a9b-0c1d2e3f4a5b",
+            "00000000-0000-0000-0000-000000000000",
+            "ffffffff-ffff-ffff-ffff-ffffffffffff",
+        ] {
+            let id = Id::new(text.to_owned());
+            assert!(matches!(id, Id::Uuid(_)), "{text}");
+            assert_eq!(id.to_string(), text);
+        }
+        for text in [
+            "0F8E2C4A-1B3D-4E5F-8A9B-0C1D2E3F4A5B",
+            "0f8e2c4a1b3d4e5f8a9b0c1d2e3f4a5b",
+            "0f8e2c4a-1b3d-4e5f-8a9b-0c1d2e3f4a5",
+            "evt-1",
+            "0f8e2c4a-1b3d-4e5f-8a9b-0c1d2e3f4a5g",
+        ] {
+            let id = Id::new(text.to_owned());
+            assert!(matches!(id, Id::Text(_)), "{text}");
+            assert_eq!(id.to_string(), text);
+        }
+    }
 
     fn sim(max_stored: usize) -> Sim {
         Sim::new(max_stored, Faults::default()).unwrap()
