@@ -152,8 +152,7 @@ pub async fn run(key: StreamKey, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine
         match step {
             Step::Job(first) => {
                 let mut jobs = vec![first];
-                collect_batch(&mut rx, &mut jobs, knobs, linger.now()).await;
-                let bytes = jobs.iter().map(|j| j.event.len()).sum();
+                let bytes = collect_batch(&mut rx, &mut jobs, knobs, linger.now()).await;
                 linger.after(jobs.len(), bytes, knobs);
                 process(&key, jobs, &engine, &mut limiter, channel, &mut acks).await;
                 if engine.services.streams.holds(key.as_str()) {
@@ -307,12 +306,13 @@ impl Linger {
 /// The first step of a quiet stream's linger when the configured one is zero.
 const MIN_ADAPTED_LINGER: Duration = Duration::from_millis(10);
 
+/// Add to `jobs` what arrives within `linger`, up to the batch caps; the batch's bytes.
 async fn collect_batch(
     rx: &mut mpsc::Receiver<Job>,
     jobs: &mut Vec<Job>,
     knobs: &EngineKnobs,
     linger: Duration,
-) {
+) -> usize {
     let deadline = tokio::time::Instant::now() + linger;
     let mut bytes: usize = jobs.iter().map(|j| j.event.len()).sum();
     while jobs.len() < knobs.batch_max_events && bytes < knobs.batch_max_bytes {
@@ -328,6 +328,7 @@ async fn collect_batch(
         bytes += job.event.len();
         jobs.push(job);
     }
+    bytes
 }
 
 async fn process(
@@ -530,22 +531,14 @@ pub(super) async fn exhausted(
     runtime: &Arc<OrgRuntime>,
     engine: &Engine,
 ) -> bool {
-    let streams = &engine.services.streams;
     let window_is_retry_time =
-        engine.services.engine.retry.max_elapsed <= streams.knobs.pause_after;
-    if window_is_retry_time || streams.window_expired(key.as_str()) {
-        Box::pin(dead_letter(
-            engine,
-            batch,
-            Reason::RetriesExhausted,
-            attempts,
-            last,
-        ))
-        .await;
+        engine.services.engine.retry.max_elapsed <= engine.services.streams.knobs.pause_after;
+    if window_is_retry_time {
+        let reason = Reason::RetriesExhausted;
+        Box::pin(dead_letter(engine, batch, reason, attempts, last)).await;
         return false;
     }
-    pause(key, batch, last, runtime, engine);
-    true
+    pause_or_expire(key, batch, attempts, last, runtime, engine).await
 }
 
 /// Pause `org`'s stream because of `last` and hold `batch`.
