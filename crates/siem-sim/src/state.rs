@@ -348,10 +348,8 @@ impl Store {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        // No body: no records are kept (`max_stored` is 0).
         let Some(body) = event.body else { return };
-        if self.max_stored == 0 {
-            return;
-        }
         while self.records.len() >= self.max_stored {
             self.records.pop_front();
         }
