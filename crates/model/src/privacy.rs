@@ -52,42 +52,6 @@ pub fn is_hashed(value: &str) -> bool {
 /// refuses them). Members are copied as text (runs of kept members in one slice), not
 /// re-serialised.
 pub fn write_outbound(out: &mut Vec<u8>, event: &TopicEvent, custom_fields: &[CustomField]) {
-    match event.plain_layout() {
-        Some(layout) if custom_fields.is_empty() => write_plain(out, event, layout),
-        _ => write_member_by_member(out, event, custom_fields),
-    }
-}
-
-/// The common case (no custom fields, no key with escapes), with the same output as
-/// [`write_member_by_member`]: the text between the three private members is copied in at
-/// most four slices, without looking at any other member.
-fn write_plain(out: &mut Vec<u8>, event: &TopicEvent, (n, private): (usize, [usize; 3])) {
-    let text = event.json().as_bytes();
-    let [org, user, email] = private;
-    let email_hashed = is_hashed(event.user_email());
-    let mut cuts = [org, user, if email_hashed { n } else { email }, n];
-    cuts.sort_unstable();
-    let mut first = true;
-    let mut start = 0;
-    out.push(b'{');
-    for cut in cuts {
-        if start < cut && start < n {
-            comma(out, &mut first);
-            let (a, b) = (event.member_span(start).0, event.member_span(cut - 1).1);
-            out.extend_from_slice(&text[a..b]);
-        }
-        if cut < n && cut == email && !email_hashed {
-            comma(out, &mut first);
-            out.extend_from_slice(b"\"user_email\":");
-            write_json_str(out, &hash_email(event.user_email()));
-        }
-        start = start.max(cut + 1);
-    }
-    out.push(b'}');
-}
-
-/// Any event, any custom fields: member by member.
-fn write_member_by_member(out: &mut Vec<u8>, event: &TopicEvent, custom_fields: &[CustomField]) {
     let text = event.json();
     let replaced = |name: &str| {
         custom_fields
@@ -295,40 +259,6 @@ mod tests {
     }
 
     proptest! {
-        /// The fast path writes exactly the bytes of the member-by-member path, whatever the
-        /// order of members, the whitespace between them and the email's form.
-        #[test]
-        fn plain_path_writes_the_same_bytes(
-            order in Just((0..32usize).collect::<Vec<_>>()).prop_shuffle(),
-            pretty in any::<bool>(),
-            hashed in any::<bool>(),
-        ) {
-            let mut json = crate::event::tests::sample_json();
-            if hashed {
-                let email = json["user_email"].as_str().unwrap().to_owned();
-                json["user_email"] = serde_json::Value::String(hash_email(&email));
-            }
-            let members: Vec<(String, serde_json::Value)> =
-                json.as_object().unwrap().clone().into_iter().collect();
-            let mut ordered: Vec<&(String, serde_json::Value)> = order
-                .iter()
-                .filter_map(|&i| members.get(i))
-                .collect();
-            ordered.extend(members.iter().skip(32));
-            let sep = if pretty { ",\n  " } else { "," };
-            let body: Vec<String> = ordered
-                .iter()
-                .map(|(k, v)| format!("{}: {}", serde_json::to_string(k).unwrap(), v))
-                .collect();
-            let text = format!("{{ {} }}", body.join(sep));
-            let event = TopicEvent::parse(text.as_bytes()).unwrap();
-            prop_assert!(event.plain_layout().is_some());
-            let (mut fast, mut slow) = (Vec::new(), Vec::new());
-            write_outbound(&mut fast, &event, &[]);
-            write_member_by_member(&mut slow, &event, &[]);
-            prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(slow).unwrap());
-        }
-
         #[test]
         fn outbound_matches_the_reference(
             custom in prop::collection::vec(custom_field(), 0..5),

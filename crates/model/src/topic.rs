@@ -57,9 +57,6 @@ pub struct TopicEvent {
     members: Box<[Member]>,
     /// Keys that had escapes (almost never), unescaped.
     escaped_keys: Vec<Box<str>>,
-    /// Indexes into `members` of `org_id`, `user_id` and `user_email`: the members
-    /// [`crate::privacy::write_outbound`] drops or rewrites, found here once.
-    private: [u32; 3],
     pub event_id: Uuid,
     pub event_type: EventType,
     /// Event time, milliseconds since the epoch.
@@ -161,8 +158,7 @@ impl TopicEvent {
         let (members, escaped_keys) = scan(text)?;
         // Where each known field's value is, by index into FIELDS.
         let mut found: [Option<(u32, u32)>; FIELDS.len()] = [None; FIELDS.len()];
-        let mut private = [u32::MAX; 3];
-        for (at, member) in members.iter().enumerate() {
+        for member in &members {
             let name = match member.key {
                 (ESCAPED, i) => &*escaped_keys[i as usize],
                 (a, b) => &text[a as usize..b as usize],
@@ -172,13 +168,6 @@ impl TopicEvent {
                     return Err(NotAnEvent(format!("duplicate field `{name}`")));
                 }
                 found[i] = Some(member.value);
-                let slot = match i {
-                    ORG_ID => 0,
-                    USER_ID => 1,
-                    USER_EMAIL => 2,
-                    _ => continue,
-                };
-                private[slot] = at as u32;
             }
         }
         let raw = |i: usize| found[i].map(|(a, b)| &text[a as usize..b as usize]);
@@ -211,7 +200,6 @@ impl TopicEvent {
             timestamp_ms,
             members,
             escaped_keys,
-            private,
             text: text.into(),
         })
     }
@@ -266,22 +254,6 @@ impl TopicEvent {
     /// Event time as seconds since the epoch with millisecond precision (HEC's `time`).
     pub fn epoch_seconds(&self) -> f64 {
         self.timestamp_ms as f64 / 1000.0
-    }
-
-    /// When no key had escapes: the number of members, and the indexes of `org_id`,
-    /// `user_id` and `user_email` among them (all three are required, so present).
-    pub(crate) fn plain_layout(&self) -> Option<(usize, [usize; 3])> {
-        self.escaped_keys.is_empty().then(|| {
-            let [a, b, c] = self.private;
-            (self.members.len(), [a as usize, b as usize, c as usize])
-        })
-    }
-
-    /// Byte range of member `i`'s `"key":value` (keys without escapes only: see
-    /// [`TopicEvent::plain_layout`]).
-    pub(crate) fn member_span(&self, i: usize) -> (usize, usize) {
-        let m = &self.members[i];
-        (m.key.0 as usize - 1, m.value.1 as usize)
     }
 
     /// Top-level members in order: `(key, raw member text, raw value)`. The member text runs
