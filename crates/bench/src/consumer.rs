@@ -6,7 +6,7 @@
 //! loopback) the topic, a fresh group and a file-only settings store
 //! (`ELS_SETTINGS_TOPIC=""`, so no master key is needed).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
@@ -35,6 +35,14 @@ pub fn settings(url: &str, endpoint: Endpoint) -> serde_json::Value {
     json!({ "default": stream })
 }
 
+/// The consumer binary: `bin`, or the sibling `els-consumer`.
+pub fn bin(bin: Option<&Path>) -> PathBuf {
+    bin.map_or_else(
+        || els_testkit::built_bin_or_path("els-consumer"),
+        Path::to_path_buf,
+    )
+}
+
 /// Start a consumer (`bin`, default the sibling `els-consumer`) of `topic` in a new group,
 /// delivering to `url`. `extra_env` adds or overrides `ELS_*` variables.
 #[allow(clippy::too_many_arguments)]
@@ -48,10 +56,7 @@ pub fn start(
     endpoint: Endpoint,
     extra_env: &[(String, String)],
 ) -> Result<ConsumerProc> {
-    let bin = bin.map_or_else(
-        || els_testkit::built_bin_or_path("els-consumer"),
-        Path::to_path_buf,
-    );
+    let bin = self::bin(bin);
     let mut env: Vec<(String, String)> = vec![
         ("ELS_TOPIC".into(), topic.into()),
         (

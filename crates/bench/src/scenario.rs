@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use els_testkit::{Proc, Usage};
+use els_testkit::Usage;
 
 use crate::consumer::{self, histogram_mean, metric_total};
 use crate::error::{BenchError, Result};
@@ -375,7 +375,8 @@ impl Bench {
     }
 
     /// Start a consumer on the preloaded `topic` and time it until siem-sim has every event.
-    /// With `perf_out`, `perf record` samples the consumer meanwhile.
+    /// With `perf_out`, the consumer runs as the child of `perf record` (writing there), so
+    /// the CPU figures are perf's own: a profiling drain is not a measurement.
     pub(crate) async fn drain(
         &mut self,
         case: &Case,
@@ -387,8 +388,16 @@ impl Bench {
         self.sim.reset().await?;
         let url = self.sim.endpoint_url(case.endpoint);
         let name = format!("consumer-{}", case.name);
+        let wrapper = match perf_out {
+            Some(out) => Some(perf_wrapper(
+                &consumer::bin(self.opts.consumer_bin.as_deref()),
+                out,
+                &self.opts.dir,
+            )?),
+            None => None,
+        };
         let mut consumer = consumer::start(
-            self.opts.consumer_bin.as_deref(),
+            wrapper.as_deref().or(self.opts.consumer_bin.as_deref()),
             &self.opts.dir,
             &name,
             &self.broker.addr,
@@ -405,10 +414,6 @@ impl Bench {
             Usage::own().cpu_seconds,
         );
         let (m0, t0) = (machine::busy_seconds(), Instant::now());
-        let mut perf = match perf_out {
-            Some(out) => Some(perf_record(consumer.proc.pid(), out, &self.opts.dir)?),
-            None => None,
-        };
         let bound = Duration::from_secs(60) + Duration::from_millis(n);
         let mut peak_parked = 0f64;
         let mut polls = 0u32;
@@ -455,12 +460,15 @@ impl Bench {
             Usage::own().cpu_seconds,
         );
         let (m1, window) = (machine::busy_seconds(), t0.elapsed().as_secs_f64());
-        if let Some(p) = perf.as_mut() {
-            stop_perf(p);
-        }
         let (first, last) = self.sim.first_and_last().await?;
         let metrics = consumer.metrics().await?;
-        consumer.proc.terminate(CONSUMER_GRACE);
+        // perf passes the SIGTERM on to the consumer, then writes its file.
+        let grace = if perf_out.is_some() {
+            PERF_GRACE
+        } else {
+            CONSUMER_GRACE
+        };
+        consumer.proc.terminate(grace);
         let ours = (c1.cpu_seconds - c0.cpu_seconds) + (b1 - b0) + (s1 - s0) + (own1 - own0);
         Ok(Drain {
             events: n,
@@ -648,23 +656,69 @@ impl Bench {
     }
 }
 
-/// `perf record` (call graphs via DWARF) attached to `pid`.
-fn perf_record(pid: u32, out: &PathBuf, dir: &std::path::Path) -> Result<Proc> {
-    let mut cmd = std::process::Command::new("perf");
-    cmd.args(["record", "-F", "499", "--call-graph", "dwarf,16384", "-p"])
-        .arg(pid.to_string())
-        .arg("-o")
-        .arg(out);
-    let p = Proc::spawn("perf", cmd, dir.join("perf.log"))?;
-    std::thread::sleep(Duration::from_millis(300));
-    Ok(p)
+/// How long `perf record` has to stop its consumer and write its file.
+const PERF_GRACE: Duration = Duration::from_secs(120);
+
+/// A script that runs `bin` as the child of `perf record` (call graphs via DWARF), writing
+/// to `out`. `perf record -p <pid>` (attaching to a running process) records no samples on
+/// machines that let perf sample only its own children; a child is sampled everywhere.
+fn perf_wrapper(
+    bin: &std::path::Path,
+    out: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("perf-consumer.sh");
+    let text = format!(
+        "#!/bin/sh\nexec perf record -F 499 --call-graph dwarf,16384 -o {} -- {} \"$@\"\n",
+        shell_quote(&out.display().to_string()),
+        shell_quote(&bin.display().to_string()),
+    );
+    let write = || -> std::io::Result<()> {
+        std::fs::write(&script, text)?;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+    };
+    write().map_err(|e| BenchError::io(format!("writing {}", script.display()), e))?;
+    Ok(script)
 }
 
-/// SIGINT makes `perf record` write its file and exit.
-fn stop_perf(perf: &mut Proc) {
-    let _ = std::process::Command::new("kill")
-        .arg("-INT")
-        .arg(perf.pid().to_string())
-        .status();
-    let _ = perf.wait(Duration::from_secs(120));
+/// `s` in single quotes for `sh`.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_perf_wrapper_runs_the_consumer_as_its_child() {
+        let dir = std::env::temp_dir().join(format!("els-bench-perf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = std::path::Path::new("/opt/it's here/els-consumer");
+        let out = dir.join("perf.data");
+        let script = perf_wrapper(bin, &out, &dir).unwrap();
+        let text = std::fs::read_to_string(&script).unwrap();
+        assert!(text.starts_with("#!/bin/sh\nexec perf record "), "{text}");
+        assert!(
+            text.contains(&format!(
+                "-o '{}' -- '/opt/it'\\''s here/els-consumer' \"$@\"",
+                out.display()
+            )),
+            "{text}"
+        );
+        // The quoting holds: sh reads the path back unchanged.
+        let echoed = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "printf %s {}",
+                shell_quote(&bin.display().to_string())
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(echoed.stdout).unwrap(),
+            bin.display().to_string()
+        );
+    }
 }
