@@ -272,14 +272,19 @@ async fn poll_acks(key: &StreamKey, acks: &mut Acks, engine: &Engine, channel: U
 }
 
 /// How long a worker's next batch waits for more events: the configured linger while its
-/// batches fill up (a busy stream), doubling up to `linger_max` while they close with fewer
-/// than a tenth of `batch_max_events` (a quiet stream: one request about every `linger_max`
-/// instead of one per few events), halving back as they fill; a full batch goes back to the
-/// configured linger at once, so busy streams keep their latency.
+/// batches carry a handful of events or more (a busy stream keeps its latency), doubling up
+/// to `linger_max` while they close with fewer than [`QUIET_BATCH`] (a quiet stream: one
+/// request about every `linger_max` instead of one per event or two), halving back once
+/// they carry four times that; a full batch goes back to the configured linger at once.
+/// Between the two thresholds the linger stays, so a stream settles instead of swinging.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Linger {
     now: Duration,
 }
+
+/// A batch closing with fewer events than this (or a quarter of `batch_max_events`, if that
+/// is less) makes the next one linger twice as long.
+pub(crate) const QUIET_BATCH: usize = 8;
 
 impl Linger {
     pub(crate) fn new(knobs: &EngineKnobs) -> Self {
@@ -293,11 +298,12 @@ impl Linger {
     /// Adapt to a batch of `events` events and `bytes` bytes that just closed.
     pub(crate) fn after(&mut self, events: usize, bytes: usize, knobs: &EngineKnobs) {
         let (base, max) = (knobs.linger, knobs.linger_max);
+        let quiet = QUIET_BATCH.min(knobs.batch_max_events / 4).max(2);
         if max <= base || events >= knobs.batch_max_events || bytes >= knobs.batch_max_bytes {
             self.now = base;
-        } else if events < (knobs.batch_max_events / 10).max(2) {
+        } else if events < quiet {
             self.now = (self.now * 2).max(MIN_ADAPTED_LINGER).min(max);
-        } else {
+        } else if events >= 4 * quiet {
             self.now = (self.now / 2).max(base);
         }
     }

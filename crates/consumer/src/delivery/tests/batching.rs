@@ -101,29 +101,58 @@ async fn a_quiet_stream_lingers_longer_and_a_full_batch_resets_it() {
     assert_eq!(&sizes[6..], [100, 1]);
 }
 
-#[tokio::test(start_paused = true)]
-async fn batches_that_fill_halfway_bring_the_linger_back_down() {
+#[test]
+fn a_stream_settles_where_its_batches_carry_a_handful_of_events() {
+    use crate::delivery::worker::{Linger, QUIET_BATCH};
     let knobs = EngineKnobs {
-        batch_max_events: 100,
+        batch_max_events: 500,
         linger: Duration::from_millis(50),
-        linger_max: Duration::from_millis(400),
+        linger_max: Duration::from_millis(1000),
         ..knobs()
     };
-    let mut linger = crate::delivery::worker::Linger::new(&knobs);
-    for _ in 0..5 {
+    // A stream of `rate` events a second: a batch carries its first event plus what
+    // arrives within the linger. Where does the linger settle, after enough batches?
+    let settle = |rate: f64| {
+        let mut linger = Linger::new(&knobs);
+        for _ in 0..20 {
+            let events = 1 + (rate * linger.now().as_secs_f64()) as usize;
+            linger.after(events.min(500), events.min(500) * 420, &knobs);
+        }
+        linger.now().as_millis()
+    };
+    assert_eq!(settle(1.0), 1000, "a quiet org: about one request a second");
+    assert_eq!(settle(10.0), 800);
+    assert_eq!(settle(100.0), 100);
+    // Busy orgs keep the configured linger: 12 and 38 events a batch.
+    assert_eq!(settle(235.0), 50);
+    assert_eq!(settle(740.0), 50);
+    assert_eq!(settle(20_000.0), 50, "full batches");
+
+    // Thresholds: fewer than QUIET_BATCH events doubles, 4 x QUIET_BATCH halves.
+    let mut linger = Linger::new(&knobs);
+    for _ in 0..4 {
         linger.after(1, 400, &knobs);
     }
+    assert_eq!(linger.now(), Duration::from_millis(800));
+    linger.after(QUIET_BATCH, 4000, &knobs);
+    linger.after(4 * QUIET_BATCH - 1, 12_000, &knobs);
+    assert_eq!(linger.now(), Duration::from_millis(800), "in between: kept");
+    linger.after(4 * QUIET_BATCH, 12_000, &knobs);
     assert_eq!(linger.now(), Duration::from_millis(400));
-    // 10 events or more (a tenth of a full batch): busy enough to halve.
-    linger.after(30, 12_000, &knobs);
-    assert_eq!(linger.now(), Duration::from_millis(200));
-    linger.after(30, 12_000, &knobs);
-    linger.after(30, 12_000, &knobs);
+    for _ in 0..5 {
+        linger.after(4 * QUIET_BATCH, 12_000, &knobs);
+    }
     assert_eq!(
         linger.now(),
         Duration::from_millis(50),
         "never below the configured linger"
     );
+    // A full batch (by bytes too) resets it at once.
+    for _ in 0..5 {
+        linger.after(1, 400, &knobs);
+    }
+    linger.after(3, knobs.batch_max_bytes, &knobs);
+    assert_eq!(linger.now(), Duration::from_millis(50));
     // Without a larger maximum the linger never moves.
     let fixed = EngineKnobs {
         linger_max: Duration::ZERO,
