@@ -126,6 +126,10 @@ pub struct Config {
     pub park_after_ms: u64,
     /// Longest a fetch may wait at the broker for data (latency when traffic is light).
     pub fetch_wait_max_ms: u64,
+    /// Most kilobytes of fetched messages the Kafka client keeps ahead of the consumer
+    /// (librdkafka's `queued.max.messages.kbytes`; its own default, 65,536, is up to 64 MiB
+    /// more memory in a backlog); the client fetches again within 10 ms of room.
+    pub fetch_queue_max_kbytes: u64,
     /// Per-org metric series (`els_org_events_total`) for at most this many orgs, the rest
     /// as `__other__`; 0 = off (org ids as labels are opt-in).
     pub metrics_org_labels: usize,
@@ -182,11 +186,15 @@ impl Default for Config {
             max_concurrent_requests: 256,
             park_after_ms: 100,
             fetch_wait_max_ms: 20,
+            fetch_queue_max_kbytes: 8192,
             metrics_org_labels: 0,
             worker_threads: 1,
         }
     }
 }
+
+/// librdkafka's upper bound for `queued.max.messages.kbytes`.
+const FETCH_QUEUE_MAX_KBYTES_LIMIT: u64 = 2_097_151;
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -238,6 +246,12 @@ impl Config {
         }
         if self.admin_listen.parse::<std::net::SocketAddr>().is_err() {
             return bad("admin_listen", "must be an address such as 127.0.0.1:9090");
+        }
+        if !(1..=FETCH_QUEUE_MAX_KBYTES_LIMIT).contains(&self.fetch_queue_max_kbytes) {
+            return bad(
+                "fetch_queue_max_kbytes",
+                "must be between 1 and 2097151 (the Kafka client's limit)",
+            );
         }
         if self.admin_header_read_timeout_ms == 0 {
             return bad("admin_header_read_timeout_ms", "must be positive");
@@ -367,5 +381,19 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("`ssrf_allow`"), "{err}");
+    }
+
+    #[test]
+    fn the_fetch_queue_is_bounded_within_the_clients_range() {
+        let off = ("ELS_SETTINGS_TOPIC", "");
+        assert_eq!(load(&[off]).unwrap().fetch_queue_max_kbytes, 8192);
+        let config = load(&[off, ("ELS_FETCH_QUEUE_MAX_KBYTES", "65536")]).unwrap();
+        assert_eq!(config.fetch_queue_max_kbytes, 65_536);
+        for bad in ["0", "2097152"] {
+            let err = load(&[off, ("ELS_FETCH_QUEUE_MAX_KBYTES", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("`fetch_queue_max_kbytes`"), "{bad}: {err}");
+        }
     }
 }

@@ -83,6 +83,14 @@ pub async fn run(
         )
         // Brokers may hold a fetch this long when there is no data; keep latency low.
         .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
+        // Bounded read-ahead: in a backlog the client holds this much, not its 64 MiB default;
+        // a full queue postpones the next fetch by `fetch.queue.backoff.ms` (default 1 s,
+        // which starves a small queue), so fetch again soon after the consumer makes room.
+        .set(
+            "queued.max.messages.kbytes",
+            config.fetch_queue_max_kbytes.to_string(),
+        )
+        .set("fetch.queue.backoff.ms", "10")
         .set_if(
             !config.instance_id.is_empty(),
             "group.instance.id",

@@ -154,7 +154,17 @@ pub async fn run(key: StreamKey, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine
                 let mut jobs = vec![first];
                 let bytes = collect_batch(&mut rx, &mut jobs, knobs, linger.now()).await;
                 linger.after(jobs.len(), bytes, knobs);
-                process(&key, jobs, &engine, &mut limiter, channel, &mut acks).await;
+                // Boxed: the delivery future is large (request, retries, acks), and an idle
+                // worker (10,000 orgs keep 10,000 of them) should not carry its space.
+                Box::pin(process(
+                    &key,
+                    jobs,
+                    &engine,
+                    &mut limiter,
+                    channel,
+                    &mut acks,
+                ))
+                .await;
                 if engine.services.streams.holds(key.as_str()) {
                     // Paused: what is still queued goes back to be held too.
                     let mut queued = Vec::new();
@@ -177,7 +187,7 @@ pub async fn run(key: StreamKey, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine
                 acks.schedule(knobs.ack.poll_interval.min(SHUTDOWN_POLL));
             }
             Step::PollAcks => {
-                poll_acks(&key, &mut acks, &engine, channel).await;
+                Box::pin(poll_acks(&key, &mut acks, &engine, channel)).await;
                 let next = if open {
                     knobs.ack.poll_interval
                 } else {

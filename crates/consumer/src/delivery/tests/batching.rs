@@ -161,3 +161,17 @@ fn a_stream_settles_where_its_batches_carry_a_handful_of_events() {
     linger.after(1, 400, &fixed);
     assert_eq!(linger.now(), Duration::from_millis(50));
 }
+
+/// The size of the future an async fn with three arguments returns.
+fn future_size<A, B, C, F>(_f: fn(A, B, C) -> F) -> usize {
+    std::mem::size_of::<F>()
+}
+
+#[test]
+fn a_waiting_worker_stays_small() {
+    // 10,000 orgs keep 10,000 workers: the delivery and ack-poll futures are boxed while
+    // they run, so a worker waiting for events holds well under a kilobyte (1,976 bytes
+    // before they were).
+    let size = future_size(crate::delivery::worker::run);
+    assert!(size <= 1024, "a worker's future is {size} bytes");
+}
