@@ -434,7 +434,7 @@ impl Loop {
                         tracing::error!(error = %e, org_id = job.stream.org(), stream = job.stream.stream(), partition, offset, "holding an event failed; offset held back");
                     }
                 }
-                Origin::Parked { key, .. } => self.park.give_back(job.stream.as_str(), key),
+                Origin::Parked(at) => self.park.give_back(job.stream.as_str(), at.key),
             }
         }
     }
@@ -465,12 +465,8 @@ impl Loop {
     fn on_done(&mut self, done: Done) {
         match done.origin {
             Origin::Kafka { partition, offset } => self.finish_offset(partition, offset),
-            Origin::Parked {
-                key,
-                partition,
-                offset,
-            } => {
-                if let Err(e) = self.park.complete(&key, partition, offset) {
+            Origin::Parked(at) => {
+                if let Err(e) = self.park.complete(&at.key, at.partition, at.offset) {
                     tracing::warn!(error = %e, "could not remove a finished parked record; it may be redelivered");
                 }
             }

@@ -23,7 +23,7 @@ use els_model::topic::TopicEvent;
 use futures::FutureExt;
 use rdkafka::producer::DeliveryFuture;
 
-use super::worker::{Done, Job, Origin};
+use super::worker::{Done, Job, Origin, ParkedAt};
 use crate::error::ConsumerError;
 use crate::metrics::ChangelogKind;
 use crate::state::changelog::{self, restore::Restored, Changelog, Key};
@@ -387,11 +387,11 @@ impl Park {
                 Ok(event) => jobs.push(Job {
                     event: Box::new(event),
                     stream: stream.clone(),
-                    origin: Origin::Parked {
+                    origin: Origin::Parked(Box::new(ParkedAt {
                         key: key.to_vec(),
                         partition,
                         offset,
-                    },
+                    })),
                 }),
                 // Written by us from a valid event; unreadable means corruption: keep it
                 // visible in the tree for an operator rather than dropping it.

@@ -47,27 +47,34 @@ pub struct Job {
 pub enum Origin {
     /// Straight from Kafka: finishing it advances the partition's watermark.
     Kafka { partition: i32, offset: i64 },
-    /// From the park store: finishing it removes the parked record. It was consumed at
-    /// (`partition`, `offset`) (-1 for records parked by older versions).
-    Parked {
-        key: Vec<u8>,
-        partition: i32,
-        offset: i64,
-    },
+    /// From the park store: finishing it removes the parked record (boxed: the rare case,
+    /// and jobs sit in per-stream queues whose memory is a multiple of a job's size).
+    Parked(Box<ParkedAt>),
+}
+
+/// A parked record: its key in the park store, and where it was consumed (-1, -1 for
+/// records parked by older versions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedAt {
+    pub key: Vec<u8>,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 impl Origin {
     /// The partition the event was consumed from.
     pub fn partition(&self) -> i32 {
         match self {
-            Origin::Kafka { partition, .. } | Origin::Parked { partition, .. } => *partition,
+            Origin::Kafka { partition, .. } => *partition,
+            Origin::Parked(at) => at.partition,
         }
     }
 
     /// The offset the event was consumed at.
     pub fn offset(&self) -> i64 {
         match self {
-            Origin::Kafka { offset, .. } | Origin::Parked { offset, .. } => *offset,
+            Origin::Kafka { offset, .. } => *offset,
+            Origin::Parked(at) => at.offset,
         }
     }
 }

@@ -27,9 +27,7 @@ fn open() -> (Park, std::path::PathBuf) {
 fn origins(jobs: &[Job]) -> Vec<(i32, i64)> {
     jobs.iter()
         .map(|j| match j.origin {
-            Origin::Parked {
-                partition, offset, ..
-            } => (partition, offset),
+            Origin::Parked(ref at) => (at.partition, at.offset),
             Origin::Kafka { .. } => panic!("not parked"),
         })
         .collect()
@@ -73,10 +71,10 @@ async fn taken_in_offset_order_with_their_origin() {
     let jobs = park.take("a", 2).unwrap();
     assert_eq!(origins(&jobs), [(2, 3), (2, 7)]);
     assert_eq!(park.waiting_total(), 1);
-    let Origin::Parked { key, .. } = &jobs[0].origin else {
+    let Origin::Parked(at) = &jobs[0].origin else {
         unreachable!()
     };
-    park.complete(key, 2, 3).unwrap();
+    park.complete(&at.key, 2, 3).unwrap();
     assert_eq!(park.stored(), 2);
     assert_eq!(origins(&park.take("a", 5).unwrap()), [(2, 12)]);
     let _ = std::fs::remove_dir_all(dir);

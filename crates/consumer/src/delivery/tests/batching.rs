@@ -175,3 +175,13 @@ fn a_waiting_worker_stays_small() {
     let size = future_size(crate::delivery::worker::run);
     assert!(size <= 1024, "a worker's future is {size} bytes");
 }
+
+#[test]
+fn a_job_is_small() {
+    // A stream's queue holds jobs in blocks of 32: 40-byte jobs keep a block at 1.3 KB.
+    assert!(
+        std::mem::size_of::<Job>() <= 40,
+        "{}",
+        std::mem::size_of::<Job>()
+    );
+}

@@ -46,13 +46,8 @@ async fn parked_events_go_back_in_offset_order_before_new_ones() {
         resume_parked(&mut dispatcher, &mut park, streams, settings).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         for done in h.finished_now() {
-            if let Origin::Parked {
-                key,
-                partition,
-                offset,
-            } = &done.origin
-            {
-                park.complete(key, *partition, *offset).unwrap();
+            if let Origin::Parked(at) = &done.origin {
+                park.complete(&at.key, at.partition, at.offset).unwrap();
             }
             finished.push(done);
         }
@@ -62,7 +57,7 @@ async fn parked_events_go_back_in_offset_order_before_new_ones() {
     assert_eq!(offsets(&finished), [0, 1, 2, 3, 4, 5, 6]);
     let parked: Vec<bool> = finished
         .iter()
-        .map(|d| matches!(d.origin, Origin::Parked { .. }))
+        .map(|d| matches!(d.origin, Origin::Parked(_)))
         .collect();
     assert_eq!(parked, [false, false, false, true, true, true, true]);
     assert_eq!((park.stored(), park.waiting_total()), (0, 0));
