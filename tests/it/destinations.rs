@@ -204,9 +204,13 @@ async fn hec_and_ndjson_streams_of_one_org_and_a_down_ndjson_siem_spares_the_hec
         took.as_secs(),
         noisy.len()
     );
+    // The floor covers the 50 ms linger plus the scheduling of two end-to-end tests sharing
+    // two cores: with busy streams keeping the 50 ms linger, a CI run measured 216 ms during
+    // the outage against 90 ms solo. A neighbour held up by the down stream's retries or
+    // pause would wait seconds.
     assert!(
-        p_noisy <= 2 * p_base.max(100),
-        "HEC p99 {p_noisy} ms > 2 x solo {p_base} ms"
+        p_noisy <= 2 * p_base.max(150),
+        "HEC p99 {p_noisy} ms > 2 x max(solo {p_base} ms, 150 ms)"
     );
 }
 
