@@ -250,7 +250,9 @@ impl Config {
         if !(1..=FETCH_QUEUE_MAX_KBYTES_LIMIT).contains(&self.fetch_queue_max_kbytes) {
             return bad(
                 "fetch_queue_max_kbytes",
-                "must be between 1 and 2097151 (the Kafka client's limit)",
+                &format!(
+                    "must be between 1 and {FETCH_QUEUE_MAX_KBYTES_LIMIT} (the Kafka client's limit)"
+                ),
             );
         }
         if self.admin_header_read_timeout_ms == 0 {
