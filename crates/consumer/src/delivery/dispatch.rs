@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::queue::{self, TrySendError};
 use super::worker::{self, Engine, Job};
 use crate::streams::StreamKey;
 
@@ -17,7 +17,7 @@ pub struct Dispatcher {
     engine: Arc<Engine>,
     capacity: usize,
     /// Queues by stream.
-    orgs: HashMap<StreamKey, mpsc::Sender<Job>>,
+    orgs: HashMap<StreamKey, queue::Sender<Job>>,
     tasks: JoinSet<()>,
 }
 
@@ -41,7 +41,7 @@ impl Dispatcher {
                 Some(tx) if !tx.is_closed() => tx,
                 _ => {
                     let key = job.stream.clone();
-                    let (tx, rx) = mpsc::channel(self.capacity);
+                    let (tx, rx) = queue::channel(self.capacity);
                     self.tasks
                         .spawn(worker::run(key.clone(), rx, self.engine.clone()));
                     self.orgs.entry(key).insert_entry(tx).into_mut()
@@ -49,9 +49,9 @@ impl Dispatcher {
             };
             match tx.try_send(job) {
                 Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(j)) => return Err(QueueFull(Box::new(j))),
+                Err(TrySendError::Full(j)) => return Err(QueueFull(Box::new(j))),
                 // The worker went idle between our check and the send: start a new one.
-                Err(mpsc::error::TrySendError::Closed(j)) => {
+                Err(TrySendError::Closed(j)) => {
                     self.orgs.remove(j.stream.as_str());
                     job = j;
                 }
@@ -73,11 +73,7 @@ impl Dispatcher {
         let Some(tx) = self.orgs.get(job.stream.as_str()).cloned() else {
             return Err(job);
         };
-        match tx.send_timeout(job, wait).await {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::SendTimeoutError::Timeout(job))
-            | Err(mpsc::error::SendTimeoutError::Closed(job)) => Err(job),
-        }
+        tx.send_timeout(job, wait).await
     }
 
     /// Queue `job`, waiting for room (used when resuming parked events).
@@ -90,7 +86,7 @@ impl Dispatcher {
                     let tx = self.orgs[j.stream.as_str()].clone();
                     match tx.send(*j).await {
                         Ok(()) => return,
-                        Err(mpsc::error::SendError(j)) => job = j,
+                        Err(queue::Closed(j)) => job = j,
                     }
                 }
             }

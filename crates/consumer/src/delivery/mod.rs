@@ -8,6 +8,7 @@
 //!   revokes ([`rebalance::Ownership`]), for the loop to apply.
 //! - `lag.rs`: consumer lag per owned partition, for its gauge.
 //! - `dispatch.rs`: per-org bounded queues and their workers; a full queue hands the job back.
+//! - `queue.rs`: a stream's bounded queue, whose memory follows what it holds.
 //! - `route.rs`: an event goes to its org's queue, or is parked (queue full, or the org has
 //!   parked events: new ones wait behind them); parked events go back as queues drain.
 //! - `park.rs`: a full org's events spill to sled (and the state changelog) and come back in
@@ -48,6 +49,7 @@ pub mod lag;
 pub mod limits;
 pub mod oauth;
 pub mod park;
+pub mod queue;
 pub mod rebalance;
 pub mod request;
 pub mod retry;

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::ack::{AckBudget, Acks, PollAnswer};
 use super::hec::{self, Decision};
 use super::limits::Limiter;
+use super::queue;
 use super::request;
 use super::retry::{self, Attempt, Outcome};
 use super::siem;
@@ -136,7 +137,7 @@ enum Step {
 }
 
 /// Run one org's worker until its queue closes (shutdown or idle) and no batch awaits an ack.
-pub async fn run(key: StreamKey, mut rx: mpsc::Receiver<Job>, engine: Arc<Engine>) {
+pub async fn run(key: StreamKey, mut rx: queue::Receiver<Job>, engine: Arc<Engine>) {
     let mut limiter = Limiter::default();
     // The org's HEC data channel, kept for the worker's life (see `hec::new_channel`).
     let channel = hec::new_channel();
@@ -331,7 +332,7 @@ const MIN_ADAPTED_LINGER: Duration = Duration::from_millis(10);
 
 /// Add to `jobs` what arrives within `linger`, up to the batch caps; the batch's bytes.
 async fn collect_batch(
-    rx: &mut mpsc::Receiver<Job>,
+    rx: &mut queue::Receiver<Job>,
     jobs: &mut Vec<Job>,
     knobs: &EngineKnobs,
     linger: Duration,
@@ -341,11 +342,11 @@ async fn collect_batch(
     while jobs.len() < knobs.batch_max_events && bytes < knobs.batch_max_bytes {
         let next = match rx.try_recv() {
             Ok(job) => Some(job),
-            Err(mpsc::error::TryRecvError::Empty) => tokio::time::timeout_at(deadline, rx.recv())
+            Err(queue::TryRecvError::Empty) => tokio::time::timeout_at(deadline, rx.recv())
                 .await
                 .ok()
                 .flatten(),
-            Err(mpsc::error::TryRecvError::Disconnected) => None,
+            Err(queue::TryRecvError::Disconnected) => None,
         };
         let Some(job) = next else { break };
         bytes += job.event.len();

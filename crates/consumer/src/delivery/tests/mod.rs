@@ -37,6 +37,7 @@ use els_model::topic::TopicEvent;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
+use super::queue;
 use super::retry::RetryPolicy;
 use super::siem::{Deliver, Exchange, Failure};
 use super::worker::{self, Done, Engine, Job, Origin};
@@ -352,9 +353,9 @@ impl Harness {
     }
 
     /// Start [`ORG`]'s worker with `jobs` already in its queue; the queue's sender.
-    pub fn worker(&self, jobs: impl IntoIterator<Item = Job>) -> mpsc::Sender<Job> {
+    pub fn worker(&self, jobs: impl IntoIterator<Item = Job>) -> queue::Sender<Job> {
         let jobs: Vec<Job> = jobs.into_iter().collect();
-        let (tx, rx) = mpsc::channel(jobs.len().max(64));
+        let (tx, rx) = queue::channel(jobs.len().max(64));
         for job in jobs {
             tx.try_send(job).unwrap();
         }
