@@ -72,19 +72,19 @@ struct OrgLabels {
 pub const OTHER_ORGS: &str = "__other__";
 
 impl OrgLabels {
-    fn label(&self, org: &str) -> Option<String> {
+    fn label<'a>(&self, org: &'a str) -> Option<&'a str> {
         if self.max == 0 {
             return None;
         }
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         if known.contains(org) {
-            return Some(org.to_string());
+            return Some(org);
         }
         if known.len() < self.max {
             known.insert(org.to_string());
-            return Some(org.to_string());
+            return Some(org);
         }
-        Some(OTHER_ORGS.to_string())
+        Some(OTHER_ORGS)
     }
 }
 
@@ -341,7 +341,7 @@ impl Metrics {
                 stream.stream()
             };
             self.org_events
-                .with_label_values(&[label.as_str(), stream, outcome.as_str()])
+                .with_label_values(&[label, stream, outcome.as_str()])
                 .inc_by(n);
         }
     }

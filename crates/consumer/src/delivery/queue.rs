@@ -10,7 +10,7 @@
 //! spurious or stale permit only costs one loop.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             senders_wait: 0,
         }),
         capacity: capacity.max(1),
+        closed: AtomicBool::new(false),
         senders: AtomicUsize::new(1),
         item_or_close: Notify::new(),
         room_or_close: Notify::new(),
@@ -41,6 +42,9 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 struct Shared<T> {
     state: Mutex<State<T>>,
     capacity: usize,
+    /// [`State::closed`], readable without the lock (the dispatcher looks at every queue
+    /// every tick).
+    closed: AtomicBool,
     /// Live [`Sender`]s; the receiver sees the end of the queue when none is left.
     senders: AtomicUsize,
     /// The receiver's wake-up: an item came, the queue closed, or the last sender left.
@@ -208,7 +212,7 @@ impl<T> Sender<T> {
 
     /// Whether the receiver closed the queue (idle) or is gone.
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().closed
+        self.shared.closed.load(Ordering::Acquire)
     }
 
     /// How many more items the queue takes now.
@@ -266,6 +270,7 @@ impl<T> Receiver<T> {
     pub fn close(&mut self) {
         let mut state = self.shared.lock();
         state.closed = true;
+        self.shared.closed.store(true, Ordering::Release);
         self.shared.room_or_close.notify_waiters();
         drop(state);
     }

@@ -153,6 +153,14 @@ pub struct Held {
     by_org: Mutex<HashMap<String, (u64, u64)>>,
 }
 
+/// `org`'s entry, made if missing (the key is copied only then: this runs per batch).
+fn stream_mut<'m>(streams: &'m mut HashMap<String, OrgStream>, org: &str) -> &'m mut OrgStream {
+    if !streams.contains_key(org) {
+        streams.insert(org.to_string(), OrgStream::new());
+    }
+    streams.get_mut(org).expect("inserted above")
+}
+
 impl Held {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, (u64, u64)>> {
         self.by_org.lock().unwrap_or_else(PoisonError::into_inner)
@@ -401,9 +409,7 @@ impl StreamStates {
     /// `n` events of `org` were delivered: the stream is active (resumed, if it was not).
     pub fn delivered(&self, org: &str, n: u64) {
         let mut streams = self.lock();
-        let stream = streams
-            .entry(org.to_string())
-            .or_insert_with(OrgStream::new);
+        let stream = stream_mut(&mut streams, org);
         stream.counts.add(n, 0);
         stream.last_success = Some(Utc::now());
         stream.failing_since = None;
@@ -420,9 +426,7 @@ impl StreamStates {
     /// An attempt at `n` events of `org` failed transiently (it will be retried): `failing`.
     pub fn failed(&self, org: &str, n: u64, reason: StatusReason) {
         let mut streams = self.lock();
-        let stream = streams
-            .entry(org.to_string())
-            .or_insert_with(OrgStream::new);
+        let stream = stream_mut(&mut streams, org);
         stream.counts.add(0, n);
         stream.failing_since.get_or_insert_with(Instant::now);
         if stream.state == StreamState::Active {
@@ -434,9 +438,7 @@ impl StreamStates {
     /// settings it failed with (new settings resume it).
     pub fn pause(&self, org: &str, n: u64, reason: StatusReason, settings: usize) {
         let mut streams = self.lock();
-        let stream = streams
-            .entry(org.to_string())
-            .or_insert_with(OrgStream::new);
+        let stream = stream_mut(&mut streams, org);
         stream.counts.add(0, n);
         stream.failing_since.get_or_insert_with(Instant::now);
         stream.next_probe = Some(Instant::now() + self.knobs.probe_interval);
