@@ -5,9 +5,9 @@
 //! when the queue empties. (A tokio channel keeps blocks of 32 slots per queue for as long
 //! as the queue lives: 2.5 KB for each of 10,000 orgs that ever queued 33 jobs.)
 //!
-//! Wake-ups go through two [`Notify`]s, whose stored permit means a wake-up sent before the
-//! waiter starts waiting is not lost; every wait re-checks the queue under its lock, so a
-//! spurious or stale permit only costs one loop.
+//! Wake-ups go through two [`Notify`]s. A waiter registers with its `Notify` before it looks
+//! at the queue under the lock, so a change between its look and its wait still wakes it;
+//! every wake-up is followed by another look, so a spurious or stale one only costs a loop.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -82,6 +82,20 @@ impl<T> Shared<T> {
             self.room_or_close.notify_one();
         }
         Some(item)
+    }
+
+    /// The receiver's look at the queue: the next item, or why there is none.
+    fn take(&self) -> Result<T, TryRecvError> {
+        let mut state = self.lock();
+        if let Some(item) = self.pop(&mut state) {
+            return Ok(item);
+        }
+        if state.closed || self.senders.load(Ordering::Acquire) == 0 {
+            return Err(TryRecvError::Disconnected);
+        }
+        // About to wait: the next send wakes the receiver.
+        state.receiver_waits = true;
+        Err(TryRecvError::Empty)
     }
 }
 
@@ -198,6 +212,10 @@ impl<T> Sender<T> {
     /// Wait until an item is taken or the queue closes (or a stale wake-up: callers look
     /// again).
     async fn wait_for_room(&self) {
+        // Registered before looking, so each taken item wakes a distinct waiting sender.
+        let woken = self.shared.room_or_close.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         {
             let mut state = self.shared.lock();
             if state.closed || state.items.len() < self.shared.capacity {
@@ -205,9 +223,8 @@ impl<T> Sender<T> {
             }
             state.senders_wait += 1;
         }
-        let waiting = WaitingSender(&self.shared);
-        self.shared.room_or_close.notified().await;
-        drop(waiting);
+        let _waiting = WaitingSender(&self.shared);
+        woken.await;
     }
 
     /// Whether the receiver closed the queue (idle) or is gone.
@@ -241,28 +258,22 @@ impl<T> Receiver<T> {
     /// The next item; `None` once the queue is closed (or has no sender left) and empty.
     pub async fn recv(&mut self) -> Option<T> {
         loop {
-            match self.try_recv() {
+            // Registered before looking, so a send between the look and the wait wakes it.
+            let woken = self.shared.item_or_close.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match self.shared.take() {
                 Ok(item) => return Some(item),
                 Err(TryRecvError::Disconnected) => return None,
                 Err(TryRecvError::Empty) => {}
             }
-            self.shared.item_or_close.notified().await;
+            woken.await;
         }
     }
 
     /// The next item if one is queued.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let mut state = self.shared.lock();
-        if let Some(item) = self.shared.pop(&mut state) {
-            return Ok(item);
-        }
-        if state.closed || self.shared.senders.load(Ordering::Acquire) == 0 {
-            return Err(TryRecvError::Disconnected);
-        }
-        // About to wait: the next send wakes us (its permit is kept if we are not yet
-        // waiting).
-        state.receiver_waits = true;
-        Err(TryRecvError::Empty)
+        self.shared.take()
     }
 
     /// Take no more items: senders get their items back; what is queued can still be
@@ -321,18 +332,25 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_receiver_wakes_for_a_send_and_for_the_last_sender_leaving() {
         let (tx, mut rx) = channel(4);
-        let tx2 = tx.clone();
-        let got = tokio::spawn(async move { (rx.recv().await, rx.recv().await) });
+        let waiting = tokio::spawn(async move { (rx.recv().await, rx) });
         tokio::task::yield_now().await;
         tx.try_send(7).ok();
+        let (first, mut rx) = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("woken by the send, its sender still there")
+            .unwrap();
+        assert_eq!(first, Some(7));
+        let tx2 = tx.clone();
+        let waiting = tokio::spawn(async move { rx.recv().await });
+        tokio::task::yield_now().await;
         drop(tx);
         tokio::task::yield_now().await;
         drop(tx2);
-        let (first, second) = tokio::time::timeout(Duration::from_secs(5), got)
+        let end = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
-            .expect("woken")
+            .expect("woken by the last sender leaving")
             .unwrap();
-        assert_eq!((first, second), (Some(7), None));
+        assert_eq!(end, None);
     }
 
     #[tokio::test(start_paused = true)]
@@ -374,6 +392,82 @@ mod tests {
                 assert_eq!(rx.recv().await, Some(round));
             }
         }
+    }
+
+    /// Two threads, a small queue, senders and a receiver that mix waiting, not waiting and
+    /// giving up (as the dispatcher and a lingering worker do): every item arrives once, in
+    /// each sender's order, and nobody sleeps through a wake-up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_two_threads_nothing_is_lost_or_stuck() {
+        const PER_SENDER: u32 = 20_000;
+        let (tx, mut rx) = channel::<(u8, u32)>(4);
+        let mut senders = Vec::new();
+        for id in 0..3u8 {
+            let tx = tx.clone();
+            senders.push(tokio::spawn(async move {
+                for n in 0..PER_SENDER {
+                    let mut item = (id, n);
+                    loop {
+                        match n % 3 {
+                            0 => match tx.try_send(item) {
+                                Ok(()) => break,
+                                Err(TrySendError::Full(i)) => {
+                                    item = i;
+                                    tokio::task::yield_now().await;
+                                }
+                                Err(TrySendError::Closed(_)) => panic!("closed"),
+                            },
+                            1 => match tx.send_timeout(item, Duration::from_micros(50)).await {
+                                Ok(()) => break,
+                                Err(i) => item = i,
+                            },
+                            _ => {
+                                tx.send(item).await.expect("open");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        // The first sender stays until everything arrived, so the end of the queue cannot
+        // stand in for a wake-up a send should have given.
+        let received = tokio::spawn(async move {
+            let mut next = [0u32; 3];
+            let mut total = 0u32;
+            while total < 3 * PER_SENDER {
+                let item = match total % 4 {
+                    0 => match rx.try_recv() {
+                        Ok(item) => Some(item),
+                        Err(TryRecvError::Empty) => {
+                            tokio::task::yield_now().await;
+                            continue;
+                        }
+                        Err(TryRecvError::Disconnected) => None,
+                    },
+                    1 => match tokio::time::timeout(Duration::from_micros(20), rx.recv()).await {
+                        Ok(item) => item,
+                        Err(_) => continue,
+                    },
+                    _ => rx.recv().await,
+                };
+                let Some((id, n)) = item else { break };
+                assert_eq!(n, next[id as usize], "sender {id}'s order");
+                next[id as usize] += 1;
+                total += 1;
+            }
+            total
+        });
+        let all = tokio::time::timeout(Duration::from_secs(60), async {
+            for s in senders {
+                s.await.unwrap();
+            }
+            received.await.unwrap()
+        })
+        .await
+        .expect("nothing stuck");
+        assert_eq!(all, 3 * PER_SENDER);
+        drop(tx);
     }
 
     #[test]
