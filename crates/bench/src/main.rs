@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use els_bench::machine::{load_average, Machine};
 use els_bench::report::{self, RunInfo};
-use els_bench::scenario::{Bench, Options};
+use els_bench::scenario::{self, Bench, Options};
 use els_bench::soak::{self, SoakOptions};
 use els_testkit::workspace_root;
 
@@ -69,6 +69,17 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let flags = scenario::check_flags(
+        cli.events,
+        cli.open_loop_seconds,
+        cli.open_loop_base,
+        &cli.only,
+        cli.consumer_bin.as_deref(),
+    );
+    if let Err(msg) = flags {
+        eprintln!("els-bench: {msg}");
+        std::process::exit(2);
+    }
     if let Some(minutes) = cli.soak_minutes {
         let checked = soak::check_minutes(minutes).and_then(|()| {
             cli.soak_rate

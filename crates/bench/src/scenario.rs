@@ -656,6 +656,62 @@ impl Bench {
     }
 }
 
+/// Fewest and most events of the main case (`--events`): the side cases take a fraction of
+/// it, at least 1,000 each; the topic and siem-sim's ids must fit the machine.
+pub const MIN_EVENTS: usize = 1_000;
+pub const MAX_EVENTS: usize = 10_000_000;
+/// Longest open-loop step (`--open-loop-seconds`).
+pub const MAX_OPEN_LOOP_SECONDS: f64 = 300.0;
+
+/// Check the run's flags before anything starts (a run of nothing would still rewrite the
+/// report): `--events` within bounds, open-loop seconds and base positive, every `--only`
+/// name a case, `--consumer-bin` a file.
+pub fn check_flags(
+    events: Option<usize>,
+    open_loop_seconds: Option<f64>,
+    open_loop_base: Option<f64>,
+    only: &[String],
+    consumer_bin: Option<&std::path::Path>,
+) -> std::result::Result<(), String> {
+    if let Some(n) = events {
+        if !(MIN_EVENTS..=MAX_EVENTS).contains(&n) {
+            return Err(format!(
+                "--events {n}: between {MIN_EVENTS} and {MAX_EVENTS} events"
+            ));
+        }
+    }
+    if let Some(s) = open_loop_seconds {
+        if !(s > 0.0 && s <= MAX_OPEN_LOOP_SECONDS) {
+            return Err(format!(
+                "--open-loop-seconds {s}: more than 0 and at most {MAX_OPEN_LOOP_SECONDS}"
+            ));
+        }
+    }
+    if let Some(base) = open_loop_base {
+        if !(base.is_finite() && base > 0.0) {
+            return Err(format!(
+                "--open-loop-base {base}: a rate in events/s, more than 0"
+            ));
+        }
+    }
+    let names: Vec<String> = workload::matrix(MIN_EVENTS, true)
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    if let Some(unknown) = only.iter().find(|o| !names.contains(o)) {
+        return Err(format!(
+            "--only {unknown}: no such case (cases: {})",
+            names.join(", ")
+        ));
+    }
+    if let Some(bin) = consumer_bin {
+        if !bin.is_file() {
+            return Err(format!("--consumer-bin {}: no such file", bin.display()));
+        }
+    }
+    Ok(())
+}
+
 /// How long `perf record` has to stop its consumer and write its file.
 const PERF_GRACE: Duration = Duration::from_secs(120);
 
@@ -690,6 +746,41 @@ fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flags_are_checked_before_a_run() {
+        let ok = |events, secs, base, only: &[&str], bin: Option<&str>| {
+            let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
+            check_flags(events, secs, base, &only, bin.map(std::path::Path::new))
+        };
+        assert_eq!(ok(None, None, None, &[], None), Ok(()));
+        assert_eq!(
+            ok(
+                Some(600_000),
+                Some(4.0),
+                Some(4000.0),
+                &["main", "org10k"],
+                None
+            ),
+            Ok(())
+        );
+        assert_eq!(ok(None, None, None, &["main-ack", "ndjson"], None), Ok(()));
+        let err = |r: std::result::Result<(), String>| r.unwrap_err();
+        assert!(err(ok(Some(0), None, None, &[], None)).starts_with("--events 0:"));
+        assert!(err(ok(Some(MAX_EVENTS + 1), None, None, &[], None)).starts_with("--events"));
+        assert!(err(ok(None, Some(0.0), None, &[], None)).starts_with("--open-loop-seconds"));
+        assert!(err(ok(None, Some(f64::NAN), None, &[], None)).starts_with("--open-loop-seconds"));
+        assert!(err(ok(None, None, Some(-5.0), &[], None)).starts_with("--open-loop-base -5"));
+        let unknown = err(ok(None, None, None, &["main", "bogus"], None));
+        assert!(
+            unknown.starts_with("--only bogus: no such case (cases: main, main-ack, org1"),
+            "{unknown}"
+        );
+        assert!(
+            err(ok(None, None, None, &[], Some("/nonexistent/els-consumer")))
+                .ends_with("no such file")
+        );
+    }
 
     #[test]
     fn the_perf_wrapper_runs_the_consumer_as_its_child() {
