@@ -153,7 +153,7 @@ pub struct Held {
     by_org: Mutex<HashMap<String, (u64, u64)>>,
 }
 
-/// `org`'s entry, made if missing (the key is copied only then: this runs per batch).
+/// `org`'s entry, made if missing (the key is copied only then: delivery runs this per batch).
 fn stream_mut<'m>(streams: &'m mut HashMap<String, OrgStream>, org: &str) -> &'m mut OrgStream {
     if !streams.contains_key(org) {
         streams.insert(org.to_string(), OrgStream::new());
@@ -236,9 +236,7 @@ impl StreamStates {
         let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
         for notice in notices {
             let key = StreamKey::new(&notice.org, &notice.stream);
-            let stream = streams
-                .entry(key.as_str().to_string())
-                .or_insert_with(OrgStream::new);
+            let stream = stream_mut(&mut streams, key.as_str());
             stream.state = match notice.to {
                 StreamState::Probing => StreamState::Paused,
                 StreamState::Failing => StreamState::Active,
@@ -300,9 +298,7 @@ impl StreamStates {
         to: StreamState,
         reason: Option<StatusReason>,
     ) {
-        let stream = streams
-            .entry(org.to_string())
-            .or_insert_with(OrgStream::new);
+        let stream = stream_mut(streams, org);
         let from = stream.state;
         if from == to {
             return;
