@@ -19,6 +19,14 @@ use els_consumer::streams::notices;
 use els_consumer::{Config, Services};
 use tokio_util::sync::CancellationToken;
 
+/// jemalloc, with its background thread returning freed pages to the system (within about
+/// 10 s): after a backlog drains (a SIEM outage, a restart), RSS goes back down instead of
+/// staying at the backlog's level, as it did with glibc's malloc; it also measured less CPU
+/// per event (BENCHMARKS.md, fifth session of issue 19).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "els-consumer",
