@@ -5,7 +5,9 @@
 //! not build an [`ExecutionEvent`] with a `String` per field only to serialise it again: it
 //! checks every known field's type (an event that would not parse as an `ExecutionEvent` is
 //! refused here too), keeps the text, and writes the outbound object by copying members.
-//! Two allocations per event (text and member list) instead of one per field.
+//! The text and, after it, the member index share one allocation: the index is written as
+//! ASCII (see the module `index`), so both are one `str` and reading either needs no check
+//! of the bytes. Only escapes (in keys, or in the few string fields kept) take another.
 //!
 //! One difference from `ExecutionEvent`: an unknown key that appears twice is forwarded twice
 //! (`ExecutionEvent` keeps the last). Ingest refuses repeated keys at any depth and the
@@ -26,12 +28,10 @@ use crate::event::{
     EventType, ExecutionEvent, FlowError, FlowPause, ThirdPartyLimit, ThrottleLimit,
 };
 
-/// A JSON string's value inside the event text, or unescaped when it had escapes.
-#[derive(Debug, Clone)]
-enum Text {
-    Span(u32, u32),
-    Owned(Box<str>),
-}
+/// A JSON string's value: a range of the event text, or (first [`ESCAPED`]) when it had
+/// escapes, the index of its unescaped text in [`Extra::texts`].
+#[derive(Debug, Clone, Copy)]
+struct Text(u32, u32);
 
 /// A member's key while scanning: a range of the text (no escapes) or unescaped.
 enum Key {
@@ -39,24 +39,32 @@ enum Key {
     Owned(String),
 }
 
-/// Marks a [`Member`] whose key had escapes: `key.1` indexes [`TopicEvent::escaped_keys`].
+/// Marks a [`Member`] whose key had escapes (`key.1` indexes [`Extra::keys`]), and a
+/// [`Text`] that had escapes.
 const ESCAPED: u32 = u32::MAX;
 
-/// One top-level member: the range of its key (or [`ESCAPED`]) and of its raw value. Kept
-/// small: an event in flight holds one per member.
+/// One top-level member while parsing: the range of its key (or [`ESCAPED`]) and of its raw
+/// value. Stored in the event as [`index`] encodes it.
 #[derive(Debug, Clone, Copy)]
 struct Member {
     key: (u32, u32),
     value: (u32, u32),
 }
 
+/// What had escapes, unescaped (almost never there).
+#[derive(Debug, Clone, Default)]
+struct Extra {
+    keys: Vec<Box<str>>,
+    texts: Vec<Box<str>>,
+}
+
 /// See the module docs.
 #[derive(Clone)]
 pub struct TopicEvent {
-    text: Box<str>,
-    members: Box<[Member]>,
-    /// Keys that had escapes (almost never), unescaped.
-    escaped_keys: Vec<Box<str>>,
+    /// The JSON text (`json_len` bytes), then the member index.
+    data: Box<str>,
+    json_len: u32,
+    extra: Option<Box<Extra>>,
     pub event_id: Uuid,
     pub event_type: EventType,
     /// Event time, milliseconds since the epoch.
@@ -75,7 +83,7 @@ impl fmt::Debug for TopicEvent {
             .field("event_type", &self.event_type)
             .field("org_id", &self.org_id())
             .field("flow_id", &self.flow_id())
-            .field("bytes", &self.text.len())
+            .field("bytes", &self.len())
             .finish()
     }
 }
@@ -155,12 +163,16 @@ impl TopicEvent {
     /// Check and index a payload from the topic.
     pub fn parse(payload: &[u8]) -> Result<Self, NotAnEvent> {
         let text = std::str::from_utf8(payload).map_err(|e| NotAnEvent(e.to_string()))?;
-        let (members, escaped_keys) = scan(text)?;
+        scan(text, |members, keys| Self::indexed(text, members, keys))
+    }
+
+    /// The event of `text`, its members and the keys of theirs that had escapes.
+    fn indexed(text: &str, members: &[Member], keys: Vec<Box<str>>) -> Result<Self, NotAnEvent> {
         // Where each known field's value is, by index into FIELDS.
         let mut found: [Option<(u32, u32)>; FIELDS.len()] = [None; FIELDS.len()];
-        for member in &members {
+        for member in members {
             let name = match member.key {
-                (ESCAPED, i) => &*escaped_keys[i as usize],
+                (ESCAPED, i) => &*keys[i as usize],
                 (a, b) => &text[a as usize..b as usize],
             };
             if let Some(i) = field_index(name) {
@@ -182,26 +194,46 @@ impl TopicEvent {
         let timestamp_ms = DateTime::parse_from_rfc3339(&timestamp)
             .map_err(|e| NotAnEvent(format!("not an RFC 3339 timestamp: {e}")))?
             .timestamp_millis();
-        let text_of = |i: usize| -> Result<Text, NotAnEvent> {
+        let mut texts = Vec::new();
+        let mut text_of = |i: usize| -> Result<Text, NotAnEvent> {
             let (a, b) = found[i].ok_or_else(|| missing(FIELDS[i].0))?;
             Ok(match json_str(&text[a as usize..b as usize])? {
-                Cow::Borrowed(_) => Text::Span(a + 1, b - 1),
-                Cow::Owned(s) => Text::Owned(s.into()),
+                Cow::Borrowed(_) => Text(a + 1, b - 1),
+                Cow::Owned(s) => {
+                    texts.push(s.into_boxed_str());
+                    Text(ESCAPED, texts.len() as u32 - 1)
+                }
             })
         };
+        let org_id = text_of(ORG_ID)?;
+        let flow_id = text_of(FLOW_ID)?;
+        let org_hostname = text_of(ORG_HOSTNAME)?;
+        let user_id = text_of(USER_ID)?;
+        let user_email = text_of(USER_EMAIL)?;
+        let extra =
+            (!keys.is_empty() || !texts.is_empty()).then(|| Box::new(Extra { keys, texts }));
         Ok(Self {
-            org_id: text_of(ORG_ID)?,
-            flow_id: text_of(FLOW_ID)?,
-            org_hostname: text_of(ORG_HOSTNAME)?,
-            user_id: text_of(USER_ID)?,
-            user_email: text_of(USER_EMAIL)?,
+            data: index::append(text, members),
+            json_len: text.len() as u32,
+            extra,
+            org_id,
+            flow_id,
+            org_hostname,
+            user_id,
+            user_email,
             event_id,
             event_type,
             timestamp_ms,
-            members,
-            escaped_keys,
-            text: text.into(),
         })
+    }
+
+    /// What had escapes, unescaped (only ever read for an event that had some).
+    fn extra(&self) -> &Extra {
+        const NONE: &Extra = &Extra {
+            keys: Vec::new(),
+            texts: Vec::new(),
+        };
+        self.extra.as_deref().unwrap_or(NONE)
     }
 
     /// The event as the producer wrote it.
@@ -210,10 +242,10 @@ impl TopicEvent {
         Self::parse(&bytes)
     }
 
-    fn text<'a>(&'a self, t: &'a Text) -> &'a str {
-        match t {
-            Text::Span(a, b) => &self.text[*a as usize..*b as usize],
-            Text::Owned(s) => s,
+    fn text(&self, t: &Text) -> &str {
+        match *t {
+            Text(ESCAPED, i) => &self.extra().texts[i as usize],
+            Text(a, b) => &self.data[a as usize..b as usize],
         }
     }
 
@@ -239,16 +271,16 @@ impl TopicEvent {
 
     /// The JSON text as read from the topic.
     pub fn json(&self) -> &str {
-        &self.text
+        &self.data[..self.json_len as usize]
     }
 
     /// Size of the JSON text in bytes.
     pub fn len(&self) -> usize {
-        self.text.len()
+        self.json_len as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.text.is_empty()
+        self.json_len == 0
     }
 
     /// Event time as seconds since the epoch with millisecond precision (HEC's `time`).
@@ -260,16 +292,17 @@ impl TopicEvent {
     /// from the key's opening quote to the value's end when the key needs no escaping, so runs
     /// of members can be copied as one slice (see [`crate::privacy::write_outbound`]).
     pub(crate) fn members(&self) -> impl Iterator<Item = MemberRef<'_>> {
-        self.members.iter().map(|m| {
-            let value = &self.text[m.value.0 as usize..m.value.1 as usize];
+        let text = self.json();
+        index::Members::new(&self.data.as_bytes()[text.len()..]).map(move |m| {
+            let value = &text[m.value.0 as usize..m.value.1 as usize];
             match m.key {
                 (ESCAPED, i) => MemberRef {
-                    key: &self.escaped_keys[i as usize],
+                    key: &self.extra().keys[i as usize],
                     span: None,
                     value,
                 },
                 (a, b) => MemberRef {
-                    key: &self.text[a as usize..b as usize],
+                    key: &text[a as usize..b as usize],
                     span: Some((a as usize - 1, m.value.1 as usize)),
                     value,
                 },
@@ -379,18 +412,19 @@ fn check(name: &str, kind: Kind, raw: Option<&str>) -> Result<(), NotAnEvent> {
     .map_err(in_field)
 }
 
-/// Members of an event and the keys that had escapes (see [`ESCAPED`]).
-type Scanned = (Box<[Member]>, Vec<Box<str>>);
-
-/// The top-level members of a JSON object, with ranges into `text`, and the keys that had
-/// escapes.
-fn scan(text: &str) -> Result<Scanned, NotAnEvent> {
+/// `then` of the top-level members of a JSON object, with ranges into `text`, and the keys
+/// that had escapes.
+fn scan<T>(
+    text: &str,
+    then: impl FnOnce(&[Member], Vec<Box<str>>) -> Result<T, NotAnEvent>,
+) -> Result<T, NotAnEvent> {
     thread_local! {
-        /// Reused for every event, so the member list is allocated once, at its exact size.
+        /// Reused for every event: the members are only read while the event is indexed.
         static SCRATCH: RefCell<Vec<Member>> = const { RefCell::new(Vec::new()) };
     }
-    if u32::try_from(text.len()).is_err() {
-        return Err(NotAnEvent("event larger than 4 GiB".into()));
+    // (The index shifts offsets left by one.)
+    if text.len() > (u32::MAX >> 1) as usize {
+        return Err(NotAnEvent("event larger than 2 GiB".into()));
     }
     let base = text.as_ptr() as usize;
     SCRATCH.with_borrow_mut(|members| {
@@ -400,8 +434,120 @@ fn scan(text: &str) -> Result<Scanned, NotAnEvent> {
             .deserialize_map(ObjectVisitor { base, members })
             .map_err(|e| NotAnEvent(e.to_string()))?;
         de.end().map_err(|e| NotAnEvent(e.to_string()))?;
-        Ok((Box::from(&members[..]), escaped_keys))
+        then(members, escaped_keys)
     })
+}
+
+/// The member index kept after an event's text. Each member is a few numbers, each written
+/// as base-64 digits in ASCII (low digit first; a byte holds 6 bits, and 0x40 when more
+/// follow), so the index is valid UTF-8 and shares the text's one allocation:
+///
+/// - a key without escapes: `(key start - prev) << 1`, `key end - key start`,
+///   `value start - key end`, `value end - value start`;
+/// - a key with escapes: `index in Extra::keys << 1 | 1`, `value start - prev`,
+///   `value end - value start`;
+///
+/// where `prev` is the end of the previous member's value (0 for the first). Compact JSON
+/// takes about 5 bytes a member (16 as `Member`).
+mod index {
+    use super::{Member, ESCAPED};
+
+    /// The numbers of `m`, `prev` being the end of the previous member's value.
+    fn numbers(m: &Member, prev: u32) -> impl Iterator<Item = u32> {
+        let (vs, ve) = m.value;
+        let n = match m.key {
+            (ESCAPED, i) => [(i << 1) | 1, vs - prev, ve - vs, 0],
+            (ks, ke) => [(ks - prev) << 1, ke - ks, vs - ke, ve - vs],
+        };
+        let len = if m.key.0 == ESCAPED { 3 } else { 4 };
+        n.into_iter().take(len)
+    }
+
+    fn digits(mut n: u32) -> usize {
+        let mut len = 1;
+        while n >= 0x40 {
+            n >>= 6;
+            len += 1;
+        }
+        len
+    }
+
+    /// `text` followed by the index of `members`, in one allocation of the exact size.
+    pub(super) fn append(text: &str, members: &[Member]) -> Box<str> {
+        let mut size = text.len();
+        let mut prev = 0;
+        for m in members {
+            size += numbers(m, prev).map(digits).sum::<usize>();
+            prev = m.value.1;
+        }
+        let mut out = String::with_capacity(size);
+        out.push_str(text);
+        let mut prev = 0;
+        for m in members {
+            for mut n in numbers(m, prev) {
+                while n >= 0x40 {
+                    out.push(char::from((n & 0x3f) as u8 | 0x40));
+                    n >>= 6;
+                }
+                out.push(char::from(n as u8));
+            }
+            prev = m.value.1;
+        }
+        debug_assert_eq!(out.len(), size);
+        out.into_boxed_str()
+    }
+
+    /// The members an index holds, in order.
+    pub(super) struct Members<'a> {
+        bytes: &'a [u8],
+        prev: u32,
+    }
+
+    impl<'a> Members<'a> {
+        pub(super) fn new(bytes: &'a [u8]) -> Self {
+            Self { bytes, prev: 0 }
+        }
+
+        fn number(&mut self) -> u32 {
+            let mut n = 0;
+            let mut shift = 0;
+            loop {
+                let (&b, rest) = self.bytes.split_first().expect("a complete index");
+                self.bytes = rest;
+                n |= u32::from(b & 0x3f) << shift;
+                if b & 0x40 == 0 {
+                    return n;
+                }
+                shift += 6;
+            }
+        }
+    }
+
+    impl Iterator for Members<'_> {
+        type Item = Member;
+
+        fn next(&mut self) -> Option<Member> {
+            if self.bytes.is_empty() {
+                return None;
+            }
+            let first = self.number();
+            let key = if first & 1 == 1 {
+                let vs = self.prev + self.number();
+                (ESCAPED, first >> 1, vs)
+            } else {
+                let ks = self.prev + (first >> 1);
+                let ke = ks + self.number();
+                (ks, ke, ke + self.number())
+            };
+            let (ks, ke, vs) = key;
+            let ve = vs + self.number();
+            self.prev = ve;
+            Some(Member {
+                key: (ks, ke),
+                value: (vs, ve),
+            })
+        }
+    }
 }
 
 /// Offset of `part` (a slice of the text) from the text's start.

@@ -141,3 +141,60 @@ fn unknown_types_are_read_by_name_and_malformed_ones_refused() {
         assert!(err.starts_with("event_type: "), "{bad:?}: {err}");
     }
 }
+
+proptest! {
+    /// The member index gives back every member, in order, with the key unescaped and the
+    /// value and member text exactly as written, for compact and indented JSON, keys with
+    /// and without escapes, and values long enough to need several digits an offset.
+    #[test]
+    fn members_come_back_from_the_index(
+        extra in prop::collection::vec(
+            ("[a-z\"\\\\\n\u{e9}]{0,10}", prop_oneof![
+                "[ -~]{0,300}".prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                Just(json!({"nested": [1, 2, {"k": "v"}]})),
+            ]),
+            0..12,
+        ),
+        pretty in any::<bool>(),
+    ) {
+        let mut v = sample_json();
+        for (key, value) in extra {
+            v[format!("x_{key}")] = value;
+        }
+        let text = if pretty {
+            serde_json::to_string_pretty(&v).unwrap()
+        } else {
+            v.to_string()
+        };
+        let e = TopicEvent::parse(text.as_bytes()).unwrap();
+        prop_assert_eq!(e.json(), text.as_str());
+        prop_assert_eq!(e.len(), text.len());
+        let object = v.as_object().unwrap();
+        let members: Vec<_> = e.members().collect();
+        prop_assert_eq!(members.len(), object.len());
+        for (m, (key, value)) in members.iter().zip(object) {
+            prop_assert_eq!(m.key, key.as_str());
+            prop_assert_eq!(&serde_json::from_str::<Value>(m.value).unwrap(), value);
+            match m.span {
+                Some((a, b)) => {
+                    let one: Value = serde_json::from_str(&format!("{{{}}}", &text[a..b])).unwrap();
+                    prop_assert_eq!(&one[key.as_str()], value);
+                }
+                None => prop_assert!(serde_json::to_string(key).unwrap().contains('\\')),
+            }
+        }
+    }
+}
+
+#[test]
+fn one_allocation_holds_text_and_index() {
+    let text = sample_json().to_string();
+    let e = TopicEvent::parse(text.as_bytes()).unwrap();
+    assert!(e.extra.is_none());
+    let index = e.data.len() - text.len();
+    assert!(index > 0);
+    assert!(e.data.as_bytes()[text.len()..].is_ascii());
+    // About 5 bytes a member for compact JSON (16 as a member list).
+    assert!(index <= 6 * e.members().count(), "{index} bytes");
+}
