@@ -19,9 +19,9 @@ use els_consumer::streams::notices;
 use els_consumer::{Config, Services};
 use tokio_util::sync::CancellationToken;
 
-/// jemalloc, with its background thread returning freed pages to the system (within about
-/// 10 s): after a backlog drains (a SIEM outage, a restart), RSS goes back down instead of
-/// staying at the backlog's level, as it did with glibc's malloc; it also measured less CPU
+/// jemalloc, with its background thread returning freed pages to the system: after a
+/// backlog drains (a SIEM outage), most of what it took is given back within a minute, where
+/// glibc's malloc kept all of it until a restart; with many orgs it also measured less CPU
 /// per event (BENCHMARKS.md, fifth session of issue 19).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
