@@ -450,6 +450,8 @@ fn scan<T>(
 /// where `prev` is the end of the previous member's value (0 for the first). Compact JSON
 /// takes about 5 bytes a member (16 as `Member`).
 mod index {
+    use std::cell::RefCell;
+
     use super::{Member, ESCAPED};
 
     /// The numbers of `m`, `prev` being the end of the previous member's value.
@@ -463,38 +465,30 @@ mod index {
         n.into_iter().take(len)
     }
 
-    fn digits(mut n: u32) -> usize {
-        let mut len = 1;
-        while n >= 0x40 {
-            n >>= 6;
-            len += 1;
-        }
-        len
-    }
-
-    /// `text` followed by the index of `members`, in one allocation of the exact size.
+    /// `text` followed by the index of `members`, in one allocation of the exact size (the
+    /// index is written to a reused buffer first, then both are copied in).
     pub(super) fn append(text: &str, members: &[Member]) -> Box<str> {
-        let mut size = text.len();
-        let mut prev = 0;
-        for m in members {
-            size += numbers(m, prev).map(digits).sum::<usize>();
-            prev = m.value.1;
+        thread_local! {
+            static INDEX: RefCell<String> = const { RefCell::new(String::new()) };
         }
-        let mut out = String::with_capacity(size);
-        out.push_str(text);
-        let mut prev = 0;
-        for m in members {
-            for mut n in numbers(m, prev) {
-                while n >= 0x40 {
-                    out.push(char::from((n & 0x3f) as u8 | 0x40));
-                    n >>= 6;
+        INDEX.with_borrow_mut(|index| {
+            index.clear();
+            let mut prev = 0;
+            for m in members {
+                for mut n in numbers(m, prev) {
+                    while n >= 0x40 {
+                        index.push(char::from((n & 0x3f) as u8 | 0x40));
+                        n >>= 6;
+                    }
+                    index.push(char::from(n as u8));
                 }
-                out.push(char::from(n as u8));
+                prev = m.value.1;
             }
-            prev = m.value.1;
-        }
-        debug_assert_eq!(out.len(), size);
-        out.into_boxed_str()
+            let mut out = String::with_capacity(text.len() + index.len());
+            out.push_str(text);
+            out.push_str(index);
+            out.into_boxed_str()
+        })
     }
 
     /// The members an index holds, in order.
