@@ -158,6 +158,10 @@ pub struct Sample {
     /// Seconds since the producer started.
     pub t: f64,
     pub rss_mib: Option<f64>,
+    /// `els_heap_bytes{kind="allocated"}` (live heap) and `{kind="resident"}` (pages the
+    /// allocator keeps), in MiB; `None` when the consumer does not report them.
+    pub heap_allocated_mib: Option<f64>,
+    pub heap_resident_mib: Option<f64>,
     /// Consumer CPU since the previous sample, in cores.
     pub cpu_cores: Option<f64>,
     /// Sum of `els_consumer_lag_messages` (high watermark − committed, per owned partition,
@@ -261,16 +265,19 @@ pub fn steady_threshold(rate: f64) -> f64 {
 /// The samples as CSV (empty fields for missing values).
 pub fn csv(samples: &[Sample]) -> String {
     let mut s = String::from(
-        "t_s,rss_mib,cpu_cores,consumer_lag,parked,pending_ack_events,acked,at_sim,backlog\n",
+        "t_s,rss_mib,heap_allocated_mib,heap_resident_mib,cpu_cores,consumer_lag,parked,\
+         pending_ack_events,acked,at_sim,backlog\n",
     );
     let f = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
     let n = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
     for x in samples {
         let _ = writeln!(
             s,
-            "{:.1},{},{},{},{},{},{},{},{}",
+            "{:.1},{},{},{},{},{},{},{},{},{},{}",
             x.t,
             f(x.rss_mib),
+            f(x.heap_allocated_mib),
+            f(x.heap_resident_mib),
             f(x.cpu_cores),
             f(x.lag),
             f(x.parked),
@@ -427,7 +434,9 @@ impl Probe {
         let stats = self.sim_stats().await;
         Sample {
             t: (now - self.start).as_secs_f64(),
-            rss_mib: usage.map(|u| u.rss as f64 / (1024.0 * 1024.0)),
+            rss_mib: usage.map(|u| u.rss as f64 / MIB),
+            heap_allocated_mib: metrics.as_ref().and_then(|m| heap_mib(m, "allocated")),
+            heap_resident_mib: metrics.as_ref().and_then(|m| heap_mib(m, "resident")),
             cpu_cores,
             lag: metrics.as_ref().and_then(lag_of),
             parked: metrics
@@ -439,6 +448,35 @@ impl Probe {
             acked: self.acked.load(Ordering::Relaxed),
             at_sim: stats.map(|s| s.distinct_event_ids),
         }
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// `els_heap_bytes{kind}` in MiB, `None` when the consumer does not report it.
+fn heap_mib(m: &std::collections::BTreeMap<String, f64>, kind: &str) -> Option<f64> {
+    m.get(&format!("els_heap_bytes{{kind=\"{kind}\"}}"))
+        .map(|b| b / MIB)
+}
+
+/// The allocator's figures beside the RSS verdict: whether what RSS kept is live data or
+/// pages the allocator holds.
+pub fn heap_line(samples: &[Sample], t_ref: f64) -> String {
+    let with_heap = || {
+        samples
+            .iter()
+            .filter_map(|s| Some((s.t, s.heap_allocated_mib?, s.heap_resident_mib?, s.rss_mib?)))
+    };
+    let near_ref = with_heap().min_by(|a, b| (a.0 - t_ref).abs().total_cmp(&(b.0 - t_ref).abs()));
+    match (near_ref, with_heap().next_back()) {
+        (Some(r), Some(e)) => format!(
+            "Heap as jemalloc reports it (`els_heap_bytes`: every allocation of the consumer, \
+             librdkafka's included), at {:.0} s → at {:.0} s: allocated {:.0} → {:.0} MiB, \
+             resident {:.0} → {:.0} MiB (an upper bound: pages never touched count too); \
+             RSS {:.0} → {:.0} MiB.",
+            r.0, e.0, r.1, e.1, r.2, e.2, r.3, e.3
+        ),
+        _ => "The consumer did not report `els_heap_bytes` (not built with jemalloc).".into(),
     }
 }
 
@@ -918,7 +956,15 @@ fn panels() -> [(&'static str, Vec<Series>); 4] {
     [
         (
             "consumer RSS (MiB)",
-            vec![("VmRSS", RGBColor(30, 90, 200), |s| s.rss_mib)],
+            vec![
+                ("VmRSS", RGBColor(30, 90, 200), |s| s.rss_mib),
+                ("heap resident", RGBColor(120, 170, 240), |s| {
+                    s.heap_resident_mib
+                }),
+                ("heap allocated", RGBColor(0, 160, 160), |s| {
+                    s.heap_allocated_mib
+                }),
+            ],
         ),
         (
             "consumer CPU (cores)",
@@ -1153,6 +1199,11 @@ pub fn render(r: &SoakResult, run: &str) -> String {
     let cpu: Vec<f64> = r.samples.iter().filter_map(|s| s.cpu_cores).collect();
     let _ = writeln!(
         s,
+        "\n{}",
+        heap_line(&r.samples, rss_reference_time(r.minutes))
+    );
+    let _ = writeln!(
+        s,
         "\nProduced {} ({} failed sends or deliveries), acknowledged {}, at siem-sim {} distinct ({} duplicates, \
          at-least-once after restarts; {} ids not of this run) in {} requests ({:.1} events/request). \
          Over the samples: RSS max {:.0} MiB, consumer CPU mean {:.2} cores (max {:.2}), lag max {}, \
@@ -1183,8 +1234,9 @@ pub fn render(r: &SoakResult, run: &str) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         s,
-        "\nSamples: `{}`. Plot: `{png}` — panels top to bottom: consumer RSS (blue), consumer CPU in cores \
-         (green), consumer lag (black) and acknowledged-not-yet-at-siem-sim (grey), parked (brown) and \
+        "\nSamples: `{}`. Plot: `{png}` — panels top to bottom: consumer RSS (blue; jemalloc's heap \
+         resident light blue, allocated teal), consumer CPU in cores (green), consumer lag (black) \
+         and acknowledged-not-yet-at-siem-sim (grey), parked (brown) and \
          pending ack events (magenta); faults shaded from injection to lift with a line at the injection: \
          {}.{}",
         r.csv.display(),
@@ -1360,8 +1412,36 @@ mod tests {
         let text = csv(&[s, unknown]);
         let mut lines = text.lines();
         assert!(lines.next().unwrap().starts_with("t_s,rss_mib"));
-        assert_eq!(lines.next().unwrap(), "10.0,100.500,,,,,10,7,3");
-        assert_eq!(lines.next().unwrap(), "20.0,,,,,,12,,");
+        assert_eq!(lines.next().unwrap(), "10.0,100.500,,,,,,,10,7,3");
+        assert_eq!(lines.next().unwrap(), "20.0,,,,,,,,12,,");
+    }
+
+    #[test]
+    fn heap_line_compares_the_reference_sample_with_the_last() {
+        let at = |t: f64, allocated: f64| Sample {
+            t,
+            rss_mib: Some(allocated + 40.0),
+            heap_allocated_mib: Some(allocated),
+            heap_resident_mib: Some(allocated + 10.0),
+            ..Sample::default()
+        };
+        let samples = [
+            at(290.0, 20.0),
+            at(310.0, 21.0),
+            at(600.0, 30.0),
+            Sample::default(),
+        ];
+        let line = heap_line(&samples, 300.0);
+        assert!(
+            line.contains("at 290 s → at 600 s: allocated 20 → 30 MiB")
+                && line.contains("RSS 60 → 70 MiB."),
+            "{line}"
+        );
+        assert!(
+            line.contains("resident 30 → 40 MiB (an upper bound"),
+            "{line}"
+        );
+        assert!(heap_line(&[Sample::default()], 300.0).contains("did not report"));
     }
 
     #[test]
@@ -1373,6 +1453,8 @@ mod tests {
             .map(|i| Sample {
                 t: i as f64 * 10.0,
                 rss_mib: Some(100.0 + i as f64),
+                heap_allocated_mib: Some(40.0),
+                heap_resident_mib: (i != 3).then_some(60.0),
                 cpu_cores: Some(0.5),
                 lag: (i != 5).then_some(1000.0),
                 parked: Some(0.0),

@@ -22,10 +22,25 @@ use tokio_util::sync::CancellationToken;
 /// jemalloc, with its background thread returning freed pages to the system: after a
 /// backlog drains (a SIEM outage), most of what it took is given back within a minute, where
 /// glibc's malloc kept all of it until a restart; with many orgs it also measured less CPU
-/// per event (BENCHMARKS.md, fifth session of issue 19).
+/// per event (BENCHMARKS.md, fifth session of issue 19). It serves the C code too (its
+/// `malloc` replaces glibc's, the `unprefixed_malloc_on_supported_platforms` feature): what
+/// librdkafka took in a backlog is given back the same way, and `els_heap_bytes` counts it.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's own figures for `els_heap_bytes`: they tell live data from pages the allocator
+/// keeps, which RSS alone cannot.
+#[cfg(not(target_env = "msvc"))]
+fn heap_stats() -> Option<els_consumer::metrics::HeapStats> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    // The figures are a snapshot taken at the last epoch: advance it to refresh them.
+    epoch::advance().ok()?;
+    Some(els_consumer::metrics::HeapStats {
+        allocated: stats::allocated::read().ok()? as u64,
+        resident: stats::resident::read().ok()? as u64,
+    })
+}
 
 #[derive(Parser)]
 #[command(
@@ -83,6 +98,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut store =
         StateStore::open(Path::new(&config.data_dir)).context("opening the dead-letter store")?;
     let metrics = Metrics::new().with_org_labels(config.metrics_org_labels);
+    #[cfg(not(target_env = "msvc"))]
+    let metrics = metrics.with_heap_stats(heap_stats);
     metrics.init_known_series(&Reason::ALL.map(|r| r.as_str()));
     if config.state_topic.trim().is_empty() {
         tracing::warn!("state topic disabled: parked events and dead letters live only on this instance's disk");

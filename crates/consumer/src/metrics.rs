@@ -58,6 +58,21 @@ pub struct Metrics {
     /// Per-org outcomes (`els_org_events_total{org, outcome}`), only when enabled.
     org_events: IntCounterVec,
     org_labels: Arc<OrgLabels>,
+    /// The allocator's own figures (`els_heap_bytes{kind}`), read at each render when the
+    /// binary provides a reader (the release consumer's jemalloc); absent otherwise.
+    heap: IntGaugeVec,
+    heap_stats: Option<fn() -> Option<HeapStats>>,
+}
+
+/// What the allocator reports about the heap, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapStats {
+    /// Held by live allocations: what the program's data takes.
+    pub allocated: u64,
+    /// In pages the allocator keeps: live data, metadata, and freed pages not yet given back.
+    /// An upper bound of what is in RAM (pages allocated but never touched count too), so it
+    /// can exceed RSS; `resident - allocated` is the allocator's overhead and its cache.
+    pub resident: u64,
 }
 
 /// The bounded set of org label values: the first `max` orgs seen get their own value, every
@@ -313,8 +328,29 @@ impl Metrics {
                 .expect("valid metric"),
             ),
             org_labels: Arc::new(OrgLabels::default()),
+            heap: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "els_heap_bytes",
+                        "Heap as the allocator reports it: allocated (live data) and resident \
+                         (pages it keeps, freed ones not yet given back included; an upper \
+                         bound, untouched pages count too)",
+                    ),
+                    &["kind"],
+                )
+                .expect("valid metric"),
+            ),
+            heap_stats: None,
             registry: r,
         }
+    }
+
+    /// Report the heap's figures from `read` at each render (`None` from it leaves the last
+    /// figures in place).
+    pub fn with_heap_stats(mut self, read: fn() -> Option<HeapStats>) -> Self {
+        self.heap_stats = Some(read);
+        self
     }
 
     /// Turn on per-org series for at most `max` orgs (plus `__other__`).
@@ -384,6 +420,14 @@ impl Metrics {
 
     /// Text exposition format.
     pub fn render(&self) -> String {
+        if let Some(stats) = self.heap_stats.and_then(|read| read()) {
+            let set = |kind: &str, bytes: u64| {
+                let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+                self.heap.with_label_values(&[kind]).set(bytes);
+            };
+            set("allocated", stats.allocated);
+            set("resident", stats.resident);
+        }
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
@@ -440,5 +484,33 @@ mod tests {
         assert!(text.contains(r#"els_changelog_writes_total{kind="tombstone",outcome="error"} 0"#));
         assert!(text.contains(r#"els_changelog_restored_total{kind="dead"} 1"#));
         assert!(text.contains(r#"els_changelog_restored_total{kind="park"} 0"#));
+    }
+
+    #[test]
+    fn heap_figures_are_read_at_each_render_and_absent_without_a_reader() {
+        assert!(!Metrics::new().render().contains("els_heap_bytes{"));
+
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static LIVE: AtomicU64 = AtomicU64::new(1000);
+        let m = Metrics::new().with_heap_stats(|| {
+            let allocated = LIVE.load(Ordering::Relaxed);
+            Some(HeapStats {
+                allocated,
+                resident: allocated * 2,
+            })
+        });
+        assert!(m
+            .render()
+            .contains(r#"els_heap_bytes{kind="allocated"} 1000"#));
+        LIVE.store(7000, Ordering::Relaxed);
+        let text = m.render();
+        assert!(
+            text.contains(r#"els_heap_bytes{kind="allocated"} 7000"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"els_heap_bytes{kind="resident"} 14000"#),
+            "{text}"
+        );
     }
 }
