@@ -11,6 +11,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
+/// Entries of `pending` that stay allocated however far it drains (64 KiB a partition).
+const KEPT_CAPACITY: usize = 4096;
+
 /// One partition's consumed-but-unfinished offsets.
 #[derive(Debug, Default)]
 pub struct PartitionWatermark {
@@ -90,8 +93,22 @@ impl PartitionWatermark {
         }
         if advanced.is_some() {
             self.committable = advanced;
+            self.give_back_room();
         }
         advanced
+    }
+
+    /// After a backlog `pending` can have grown to hundreds of thousands of entries (finished
+    /// offsets wait behind an unfinished one, e.g. a stream retrying through a SIEM outage);
+    /// once it has drained to a quarter of that, the room is given back (a heap profile of a
+    /// soak found 2.7 MiB kept after one 20 s 503 burst). Halving at a quarter keeps the cost
+    /// amortized constant per offset.
+    fn give_back_room(&mut self) {
+        let capacity = self.pending.capacity();
+        if capacity > KEPT_CAPACITY && self.pending.len() < capacity / 4 {
+            self.pending
+                .shrink_to((self.pending.len() * 2).max(KEPT_CAPACITY));
+        }
     }
 
     /// Offsets consumed and not yet finished.
@@ -165,6 +182,44 @@ impl Watermarks {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn room_of_a_drained_backlog_is_given_back() {
+        let mut w = PartitionWatermark::default();
+        // A backlog behind one unfinished offset: 100,000 finished ones wait behind 0.
+        for o in 0..100_000 {
+            w.track(o);
+        }
+        for o in 1..100_000 {
+            assert_eq!(w.finish(o), None);
+        }
+        assert!(w.pending.capacity() >= 100_000);
+        assert_eq!(w.finish(0), Some(100_000));
+        assert!(
+            w.pending.capacity() <= KEPT_CAPACITY * 2,
+            "{}",
+            w.pending.capacity()
+        );
+        // Steady traffic after it: room stays small, order and commits stay right.
+        for o in 100_000..110_000 {
+            w.track(o);
+            assert_eq!(w.finish(o), Some(o + 1));
+        }
+        assert!(w.pending.capacity() <= KEPT_CAPACITY * 2);
+        // Partly drained: entries left are kept, in order.
+        for o in 110_000..130_000 {
+            w.track(o);
+        }
+        for o in 110_000..125_000 {
+            assert_eq!(w.finish(o), Some(o + 1));
+        }
+        assert!(w.pending.capacity() < 20_000, "{}", w.pending.capacity());
+        assert_eq!(w.in_flight(), 5_000);
+        assert_eq!(w.lowest_pending(), Some(125_000));
+        for o in 125_000..130_000 {
+            assert_eq!(w.finish(o), Some(o + 1));
+        }
+    }
 
     #[test]
     fn out_of_order_never_passes_unfinished() {
