@@ -26,7 +26,7 @@ pub struct RunInfo {
     pub seconds: f64,
 }
 
-const MIB: f64 = 1024.0 * 1024.0;
+pub(crate) const MIB: f64 = 1024.0 * 1024.0;
 
 /// Issue 19's floor-ratio targets: consumer CPU per event ≤ this multiple of the no-work
 /// floor, per case (with HEC indexer acks on, and off).

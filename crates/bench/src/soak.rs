@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::consumer;
 use crate::error::{BenchError, Result};
+use crate::report::MIB;
 use crate::scenario::{log, Bench, CONSUMER_GRACE};
 use crate::sim::Stats;
 use crate::stats::rate;
@@ -450,8 +451,6 @@ impl Probe {
         }
     }
 }
-
-const MIB: f64 = 1024.0 * 1024.0;
 
 /// `els_heap_bytes{kind}` in MiB, `None` when the consumer does not report it.
 fn heap_mib(m: &std::collections::BTreeMap<String, f64>, kind: &str) -> Option<f64> {
